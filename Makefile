@@ -1,0 +1,187 @@
+# Rapport — a Kubernetes operator for customer-experience experiment rollouts.
+# Run `make help` for the targets.
+
+IMG ?= rapport-controller:dev
+GO ?= go
+SHELL := /usr/bin/env bash -o pipefail
+.SHELLFLAGS := -ec
+
+# Pinned tools, installed into ./bin with `go install` (see docs/development.md).
+LOCALBIN ?= $(CURDIR)/bin
+CONTROLLER_GEN_VERSION ?= v0.23.0
+KUSTOMIZE_VERSION ?= v5.8.2
+GOLANGCI_LINT_VERSION ?= v2.15.0
+CRD_REF_DOCS_VERSION ?= v0.2.0
+HELM_VERSION ?= v3.22.0
+BENCHSTAT_VERSION ?= v0.0.0-20260908200009-22c9c6c9d4da
+# The envtest control plane (kube-apiserver, etcd, kubectl) is built from Go
+# modules by hack/envtest-assets.sh into ./bin/k8s/$(K8S_VERSION).
+K8S_VERSION ?= 1.37.2
+ETCD_VERSION ?= 3.6.16
+GATEWAY_API_VERSION ?= v1.6.3
+
+CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
+KUSTOMIZE ?= $(LOCALBIN)/kustomize-$(KUSTOMIZE_VERSION)
+GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
+CRD_REF_DOCS ?= $(LOCALBIN)/crd-ref-docs-$(CRD_REF_DOCS_VERSION)
+HELM ?= $(LOCALBIN)/helm-$(HELM_VERSION)
+BENCHSTAT ?= $(LOCALBIN)/benchstat
+
+export K8S_VERSION ETCD_VERSION
+
+# Go test flags; `make test TEST_FLAGS=-v` for verbose output.
+TEST_FLAGS ?=
+# Packages whose tests need no control plane.
+UNIT_PKGS = $(shell $(GO) list ./... | grep -v -e /test/e2e -e /internal/controller -e /test/reliability -e /cmd/kubectl-cx)
+
+.PHONY: all
+all: build
+
+##@ General
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "\nUsage:\n  make \033[36m<target>\033[0m\n"} /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) } ' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: manifests
+manifests: controller-gen ## Generate CRDs and RBAC from kubebuilder markers into config/.
+	$(CONTROLLER_GEN) rbac:roleName=rapport-manager-role crd paths="./api/..." paths="./internal/..." paths="./cmd/..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+
+.PHONY: generate
+generate: controller-gen ## Generate DeepCopy methods.
+	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
+
+.PHONY: api-docs
+api-docs: crd-ref-docs ## Generate the API reference docs/api.md from the Go types.
+	$(CRD_REF_DOCS) --source-path=./api --config=hack/crd-ref-docs/config.yaml --renderer=markdown --templates-dir=hack/crd-ref-docs/templates --output-path=docs/api.md
+
+.PHONY: fmt
+fmt: ## Run gofmt on the code.
+	$(GO) fmt ./...
+
+.PHONY: vet
+vet: ## Run go vet.
+	$(GO) vet ./...
+
+.PHONY: lint
+lint: golangci-lint ## Run golangci-lint (pinned) with .golangci.yml.
+	$(GOLANGCI_LINT) run ./...
+
+.PHONY: verify
+verify: manifests generate api-docs ## Fail if generated files are not up to date.
+	@if [ -n "$$(git status --porcelain -- api config docs/api.md charts)" ]; then \
+		echo "Generated files are out of date; run 'make manifests generate api-docs' and commit:"; \
+		git status --porcelain -- api config docs/api.md charts; git diff --stat -- api config docs/api.md charts; exit 1; fi
+
+.PHONY: envtest-assets
+envtest-assets: ## Build kube-apiserver, etcd and kubectl from Go modules into ./bin/k8s (cached).
+	@hack/envtest-assets.sh >/dev/null
+
+.PHONY: test
+test: manifests generate fmt vet envtest-assets prometheus-bin ## Run all tests: unit, envtest suites, Prometheus provider, reliability.
+	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh 2>/dev/null)" PROMETHEUS_BIN="$$(hack/prometheus-bin.sh)" \
+		$(GO) test ./... -coverprofile cover.out -timeout 30m $(TEST_FLAGS)
+
+.PHONY: test-unit
+test-unit: ## Run the tests that need no control plane.
+	$(GO) test $(UNIT_PKGS) $(TEST_FLAGS)
+
+.PHONY: prometheus-bin
+prometheus-bin: ## Install Debian's prometheus package when no prometheus binary is found.
+	@hack/prometheus-bin.sh >/dev/null
+
+##@ Build
+
+.PHONY: build
+build: manifests generate fmt vet ## Build the manager, kubectl-cx and rapport-sim into ./bin.
+	$(GO) build -o bin/manager ./cmd
+	$(GO) build -o bin/kubectl-cx ./cmd/kubectl-cx
+	$(GO) build -o bin/rapport-sim ./cmd/rapport-sim
+
+.PHONY: run
+run: manifests generate fmt vet ## Run the manager against the cluster of your kubeconfig.
+	$(GO) run ./cmd
+
+.PHONY: docker-build
+docker-build: ## Build the manager image (needs a Docker engine).
+	docker build -t ${IMG} .
+
+.PHONY: docker-push
+docker-push: ## Push the manager image.
+	docker push ${IMG}
+
+##@ Deployment
+
+ifndef ignore-not-found
+  ignore-not-found = false
+endif
+
+KUBECTL ?= kubectl
+
+.PHONY: install
+install: manifests kustomize ## Install the CRDs into the cluster of your kubeconfig.
+	$(KUSTOMIZE) build config/crd | $(KUBECTL) apply --server-side -f -
+
+.PHONY: uninstall
+uninstall: manifests kustomize ## Remove the CRDs (and every experiment) from the cluster.
+	$(KUSTOMIZE) build config/crd | $(KUBECTL) delete --ignore-not-found=$(ignore-not-found) -f -
+
+.PHONY: deploy
+deploy: manifests kustomize ## Deploy the controller with image $(IMG).
+	cd config/manager && $(KUSTOMIZE) edit set image controller=${IMG}
+	$(KUSTOMIZE) build config/default | $(KUBECTL) apply --server-side -f -
+
+.PHONY: undeploy
+undeploy: kustomize ## Remove the controller.
+	$(KUSTOMIZE) build config/default | $(KUBECTL) delete --ignore-not-found=$(ignore-not-found) -f -
+
+##@ Tools
+
+$(LOCALBIN):
+	mkdir -p $(LOCALBIN)
+
+.PHONY: controller-gen
+controller-gen: $(CONTROLLER_GEN) ## Install controller-gen.
+$(CONTROLLER_GEN): | $(LOCALBIN)
+	$(call go-install-tool,$(CONTROLLER_GEN),sigs.k8s.io/controller-tools/cmd/controller-gen,$(CONTROLLER_GEN_VERSION))
+
+.PHONY: kustomize
+kustomize: $(KUSTOMIZE) ## Install kustomize.
+$(KUSTOMIZE): | $(LOCALBIN)
+	$(call go-install-tool,$(KUSTOMIZE),sigs.k8s.io/kustomize/kustomize/v5,$(KUSTOMIZE_VERSION))
+
+.PHONY: golangci-lint
+golangci-lint: $(GOLANGCI_LINT) ## Install golangci-lint.
+$(GOLANGCI_LINT): | $(LOCALBIN)
+	$(call go-install-tool,$(GOLANGCI_LINT),github.com/golangci/golangci-lint/v2/cmd/golangci-lint,$(GOLANGCI_LINT_VERSION))
+
+.PHONY: crd-ref-docs
+crd-ref-docs: $(CRD_REF_DOCS) ## Install crd-ref-docs.
+$(CRD_REF_DOCS): | $(LOCALBIN)
+	$(call go-install-tool,$(CRD_REF_DOCS),github.com/elastic/crd-ref-docs,$(CRD_REF_DOCS_VERSION))
+
+.PHONY: helm
+helm: $(HELM) ## Install helm.
+$(HELM): | $(LOCALBIN)
+	$(call go-install-tool,$(HELM),helm.sh/helm/v3/cmd/helm,$(HELM_VERSION))
+
+.PHONY: benchstat
+benchstat: $(BENCHSTAT) ## Install benchstat.
+$(BENCHSTAT): | $(LOCALBIN)
+	GOBIN=$(LOCALBIN) $(GO) install golang.org/x/perf/cmd/benchstat@$(BENCHSTAT_VERSION)
+
+# go-install-tool installs a Go module binary into ./bin with its version in
+# the file name, so that a version bump reinstalls it.
+# $1 target path, $2 package, $3 version
+define go-install-tool
+@[ -f "$(1)" ] || { \
+set -e; \
+package=$(2)@$(3) ;\
+echo "Installing $${package}" ;\
+rm -f $(1) ;\
+GOBIN=$(LOCALBIN) $(GO) install $${package} ;\
+mv $(LOCALBIN)/$$(basename "$$(echo "$(2)" | sed "s/\/v[0-9]\+$$//")") $(1) ;\
+}
+endef

@@ -1,0 +1,89 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// TallyCount is the number of responses at each score for one variant in one segment.
+type TallyCount struct {
+	// segment name ("all" for experiments without segments).
+	// +required
+	Segment string `json:"segment"`
+
+	// variant name.
+	// +required
+	Variant string `json:"variant"`
+
+	// scores[i] is the number of responses with score scoreMin+i.
+	// +required
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=11
+	Scores []int64 `json:"scores"`
+}
+
+// ResponseTallySpec holds the counts of the responses accepted by the
+// collector for one run of an experiment. Raw answers are never stored.
+type ResponseTallySpec struct {
+	// experiment is the CXExperiment the responses belong to.
+	// +required
+	Experiment string `json:"experiment"`
+
+	// run is the experiment run the counts belong to (status.run).
+	// +required
+	Run int32 `json:"run"`
+
+	// scoreMin is the score counted at scores[0] (1 for CSAT, 0 for NPS).
+	// +required
+	ScoreMin int32 `json:"scoreMin"`
+
+	// total is the number of responses counted.
+	// +optional
+	Total int64 `json:"total,omitempty"`
+
+	// counts per segment and variant.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=200
+	Counts []TallyCount `json:"counts,omitempty"`
+
+	// recentKeys are digests of the most recent Idempotency-Key values (at
+	// most 1024), committed with the counts so a retried batch is never
+	// counted twice, even across restarts and replicas.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=1024
+	RecentKeys []string `json:"recentKeys,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+// +kubebuilder:resource:shortName=crt,categories=rapport
+// +kubebuilder:printcolumn:name="Experiment",type=string,JSONPath=`.spec.experiment`
+// +kubebuilder:printcolumn:name="Run",type=integer,JSONPath=`.spec.run`
+// +kubebuilder:printcolumn:name="Responses",type=integer,JSONPath=`.spec.total`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+
+// ResponseTally is written by Rapport's feedback collector: the durable counts
+// of accepted responses of one experiment, per segment, variant and score.
+// Users do not create it; it is owned by its CXExperiment.
+type ResponseTally struct {
+	metav1.TypeMeta `json:",inline"`
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec holds the counts.
+	// +required
+	Spec ResponseTallySpec `json:"spec"`
+}
+
+// +kubebuilder:object:root=true
+
+// ResponseTallyList is a list of ResponseTallies.
+type ResponseTallyList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []ResponseTally `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&ResponseTally{}, &ResponseTallyList{})
+}

@@ -1,0 +1,45 @@
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+)
+
+var (
+	// FeedbackResponses counts every response the collector accepted, so
+	// Prometheus sees the same data the decision engine judges.
+	FeedbackResponses = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "rapport_feedback_responses_total",
+		Help: "Satisfaction responses accepted by the feedback collector.",
+	}, []string{"namespace", "experiment", "variant", "segment", "score"})
+
+	// CollectorRequests counts collector HTTP requests by response code.
+	CollectorRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "rapport_collector_requests_total",
+		Help: "Feedback collector HTTP requests by status code.",
+	}, []string{"code"})
+
+	// CollectorCommitDuration times the durable commit of a group of batches.
+	CollectorCommitDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "rapport_collector_commit_duration_seconds",
+		Help:    "Time to commit a group of feedback batches to the Kubernetes API.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+	})
+
+	// CollectorCommitBatches counts the batches (requests) per commit.
+	CollectorCommitBatches = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "rapport_collector_commit_batches",
+		Help:    "Number of feedback requests committed together in one API write.",
+		Buckets: prometheus.ExponentialBuckets(1, 2, 10),
+	})
+)
+
+func init() {
+	ctrlmetrics.Registry.MustRegister(FeedbackResponses, CollectorRequests, CollectorCommitDuration, CollectorCommitBatches)
+}
+
+// ForgetExperiment removes the series of a deleted experiment.
+func ForgetExperiment(namespace, name string) {
+	labels := prometheus.Labels{"namespace": namespace, "experiment": name}
+	FeedbackResponses.DeletePartialMatch(labels)
+}
