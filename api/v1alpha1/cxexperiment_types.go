@@ -672,6 +672,11 @@ type CXExperimentStatus struct {
 	// +optional
 	StepStartedAt *metav1.Time `json:"stepStartedAt,omitempty"`
 
+	// pausedAt is when spec.paused took effect; the time paused does not
+	// count towards the step's durations.
+	// +optional
+	PausedAt *metav1.Time `json:"pausedAt,omitempty"`
+
 	// startedAt is when the current run began.
 	// +optional
 	StartedAt *metav1.Time `json:"startedAt,omitempty"`

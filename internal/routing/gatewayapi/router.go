@@ -1,0 +1,455 @@
+package gatewayapi
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
+	"github.com/rapport-dev/rapport/internal/routing"
+)
+
+// AnnotationRuleSegments lists, on a child route, the segment of each rule
+// in order, so that the applied split can be read back (Weights).
+const AnnotationRuleSegments = "cx.rapport.dev/rule-segments"
+
+// AnnotationParentRoute names the parent route on a child route.
+const AnnotationParentRoute = "cx.rapport.dev/parent-route"
+
+// Router implements routing.Router with Gateway API HTTPRoutes.
+type Router struct {
+	// Client reads (from the cache) and writes routes.
+	Client client.Client
+	Scheme *runtime.Scheme
+}
+
+var _ routing.Router = (*Router)(nil)
+
+func control(exp *cxv1.CXExperiment) (*cxv1.Variant, error) {
+	c := exp.Spec.ControlVariant()
+	if c == nil || c.Service == nil {
+		return nil, routing.Errorf(cxv1.ReasonInvalidSpec, "spec.variants: the control needs a service with spec.traffic.gatewayAPI")
+	}
+	return c, nil
+}
+
+func routeName(exp *cxv1.CXExperiment) string {
+	if exp.Spec.Traffic.GatewayAPI == nil {
+		return ""
+	}
+	return exp.Spec.Traffic.GatewayAPI.HTTPRoute
+}
+
+// Parent reads the user's HTTPRoute named by the experiment.
+func (r *Router) Parent(ctx context.Context, exp *cxv1.CXExperiment) (*gwv1.HTTPRoute, error) {
+	route := &gwv1.HTTPRoute{}
+	key := types.NamespacedName{Namespace: exp.Namespace, Name: routeName(exp)}
+	if err := r.Client.Get(ctx, key, route); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, routing.Errorf(cxv1.ReasonRouteNotFound,
+				"HTTPRoute %s not found in namespace %s; create it or fix spec.traffic.gatewayAPI.httpRoute", key.Name, key.Namespace)
+		}
+		return nil, fmt.Errorf("get HTTPRoute %s: %w", key, err)
+	}
+	return route, nil
+}
+
+// Record returns the original rules of the parent route (experiments without
+// segments) or the child route's name (with segments).
+func (r *Router) Record(ctx context.Context, exp *cxv1.CXExperiment) (cxv1.TrafficStatus, error) {
+	ts := *exp.Status.Traffic.DeepCopy()
+	if len(exp.Spec.Segments) > 0 {
+		ts.ChildRoute = ChildRouteName(exp.Name)
+		return ts, nil
+	}
+	if len(ts.OriginalRules) > 0 {
+		return ts, nil
+	}
+	c, err := control(exp)
+	if err != nil {
+		return ts, err
+	}
+	parent, err := r.Parent(ctx, exp)
+	if err != nil {
+		return ts, err
+	}
+	idx := ControlRules(parent, c.Service.Name)
+	if len(idx) == 0 {
+		return ts, routing.Errorf(cxv1.ReasonNoControlRule,
+			"HTTPRoute %s has no rule with a backendRef to the control Service %s; point a rule at it or fix spec.variants", parent.Name, c.Service.Name)
+	}
+	for _, i := range idx {
+		rule := parent.Spec.Rules[i]
+		if len(rule.BackendRefs) != 1 {
+			return ts, routing.Errorf(cxv1.ReasonNoControlRule,
+				"rule %d of HTTPRoute %s sends traffic to %d backends; without segments Rapport needs the rule to route only to the control Service %s (or use segments)",
+				i, parent.Name, len(rule.BackendRefs), c.Service.Name)
+		}
+		refs, err := json.Marshal(rule.BackendRefs)
+		if err != nil {
+			return ts, err
+		}
+		o := cxv1.OriginalRule{Index: int32(i), BackendRefs: string(refs)}
+		if rule.Name != nil {
+			o.Name = string(*rule.Name)
+		}
+		if rule.SessionPersistence != nil {
+			sp, err := json.Marshal(rule.SessionPersistence)
+			if err != nil {
+				return ts, err
+			}
+			o.SessionPersistence = string(sp)
+		}
+		ts.OriginalRules = append(ts.OriginalRules, o)
+	}
+	return ts, nil
+}
+
+// Apply routes traffic as planned.
+func (r *Router) Apply(ctx context.Context, exp *cxv1.CXExperiment, plan routing.Plan) (bool, error) {
+	c, err := control(exp)
+	if err != nil {
+		return false, err
+	}
+	parent, err := r.Parent(ctx, exp)
+	if err != nil {
+		return false, err
+	}
+	if len(exp.Spec.Segments) > 0 {
+		return r.applyChild(ctx, exp, parent, c.Service.Name, plan)
+	}
+	if len(plan.Segments) != 1 {
+		return false, fmt.Errorf("plan for an experiment without segments has %d segments", len(plan.Segments))
+	}
+	return r.applyParent(ctx, exp, parent, c.Service.Name, plan, plan.Segments[0].AllControl())
+}
+
+func (r *Router) applyChild(ctx context.Context, exp *cxv1.CXExperiment, parent *gwv1.HTTPRoute, controlService string, plan routing.Plan) (bool, error) {
+	rules, err := RenderChildRules(parent, controlService, plan)
+	if err != nil {
+		return false, err
+	}
+	name := ChildRouteName(exp.Name)
+	existing := &gwv1.HTTPRoute{}
+	err = r.Client.Get(ctx, types.NamespacedName{Namespace: exp.Namespace, Name: name}, existing)
+	if err != nil && !apierrors.IsNotFound(err) {
+		return false, fmt.Errorf("get child HTTPRoute %s: %w", name, err)
+	}
+	found := err == nil
+	if len(rules) == 0 {
+		if !found {
+			return false, nil
+		}
+		if err := r.Client.Delete(ctx, existing); err != nil && !apierrors.IsNotFound(err) {
+			return false, fmt.Errorf("delete child HTTPRoute %s: %w", name, err)
+		}
+		return true, nil
+	}
+	desired := &gwv1.HTTPRoute{
+		TypeMeta: metav1.TypeMeta{APIVersion: gwv1.GroupVersion.String(), Kind: "HTTPRoute"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name: name, Namespace: exp.Namespace,
+			Labels:      map[string]string{cxv1.LabelExperiment: exp.Name, cxv1.LabelManagedBy: "rapport"},
+			Annotations: map[string]string{AnnotationRuleSegments: ruleSegments(plan, len(ControlRules(parent, controlService))), AnnotationParentRoute: parent.Name},
+		},
+		Spec: gwv1.HTTPRouteSpec{
+			CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: parent.Spec.ParentRefs},
+			Hostnames:       parent.Spec.Hostnames,
+			Rules:           rules,
+		},
+	}
+	if err := controllerutil.SetControllerReference(exp, desired, r.Scheme); err != nil {
+		return false, err
+	}
+	if found && upToDate(existing, desired) {
+		return false, nil
+	}
+	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(desired)
+	if err != nil {
+		return false, err
+	}
+	delete(u, "status")
+	obj := &unstructured.Unstructured{Object: u}
+	if err := r.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(obj), client.FieldOwner(routing.FieldOwner), client.ForceOwnership); err != nil {
+		return false, fmt.Errorf("apply child HTTPRoute %s: %w", name, explainApplyError(err, plan))
+	}
+	return true, nil
+}
+
+// upToDate reports whether the existing child route already holds what
+// Rapport owns, so that an unchanged split costs no API write.
+func upToDate(existing, desired *gwv1.HTTPRoute) bool {
+	for k, v := range desired.Labels {
+		if existing.Labels[k] != v {
+			return false
+		}
+	}
+	for k, v := range desired.Annotations {
+		if existing.Annotations[k] != v {
+			return false
+		}
+	}
+	if !metav1.IsControlledBy(existing, &metav1.ObjectMeta{UID: desired.OwnerReferences[0].UID}) {
+		return false
+	}
+	return equality.Semantic.DeepEqual(existing.Spec.ParentRefs, desired.Spec.ParentRefs) &&
+		equality.Semantic.DeepEqual(existing.Spec.Hostnames, desired.Spec.Hostnames) &&
+		equality.Semantic.DeepEqual(existing.Spec.Rules, desired.Spec.Rules)
+}
+
+func ruleSegments(plan routing.Plan, rulesPerSegment int) string {
+	var out []string
+	for _, s := range plan.Segments {
+		if s.Segment == cxv1.AllSegment || s.Match == nil || s.AllControl() {
+			continue
+		}
+		for range rulesPerSegment {
+			out = append(out, s.Segment)
+		}
+	}
+	return strings.Join(out, ",")
+}
+
+// explainApplyError turns the API server's refusal of sessionPersistence on
+// standard-channel CRDs into an actionable message.
+func explainApplyError(err error, plan routing.Plan) error {
+	if plan.Stickiness != nil && strings.Contains(err.Error(), "sessionPersistence") {
+		return routing.Errorf(cxv1.ReasonStickinessUnsupported,
+			"the cluster's HTTPRoute CRD has no sessionPersistence (it is in the Gateway API experimental channel); install the experimental CRDs or remove spec.traffic.gatewayAPI.stickiness: %v", err)
+	}
+	return err
+}
+
+type jsonPatchOp struct {
+	Op    string          `json:"op"`
+	Path  string          `json:"path"`
+	Value json.RawMessage `json:"value,omitempty"`
+}
+
+// applyParent sets the backendRefs (and sessionPersistence) of the parent's
+// control rules, or restores the recorded originals when restore is true.
+func (r *Router) applyParent(ctx context.Context, exp *cxv1.CXExperiment, parent *gwv1.HTTPRoute, controlService string, plan routing.Plan, restore bool) (bool, error) {
+	originals := exp.Status.Traffic.OriginalRules
+	if len(originals) == 0 {
+		if restore {
+			return false, nil // nothing was ever changed
+		}
+		return false, fmt.Errorf("the original rules of HTTPRoute %s are not recorded yet", parent.Name)
+	}
+	idx := ControlRules(parent, controlService)
+	if len(idx) == 0 {
+		return false, routing.Errorf(cxv1.ReasonNoControlRule,
+			"HTTPRoute %s no longer has a rule routing to the control Service %s; restore the rule or delete the experiment", parent.Name, controlService)
+	}
+	ops := []jsonPatchOp{{Op: "test", Path: "/metadata/resourceVersion", Value: mustJSON(parent.ResourceVersion)}}
+	for k, i := range idx {
+		rule := parent.Spec.Rules[i]
+		orig, ok := matchOriginal(originals, rule, k)
+		if !ok {
+			return false, routing.Errorf(cxv1.ReasonNoControlRule,
+				"rule %d of HTTPRoute %s routes to the control but was not recorded when the experiment started; revert the route change", i, parent.Name)
+		}
+		var wantRefs, wantSP json.RawMessage
+		if restore {
+			wantRefs = json.RawMessage(orig.BackendRefs)
+			if orig.SessionPersistence != "" {
+				wantSP = json.RawMessage(orig.SessionPersistence)
+			}
+		} else {
+			var origRule gwv1.HTTPRouteRule
+			if err := json.Unmarshal([]byte(orig.BackendRefs), &origRule.BackendRefs); err != nil {
+				return false, fmt.Errorf("decode recorded backendRefs of rule %d: %w", i, err)
+			}
+			refs, err := RenderBackends(origRule, parent.Namespace, plan.Segments[0], plan.TagRequests)
+			if err != nil {
+				return false, err
+			}
+			wantRefs = mustJSON(refs)
+			if sp := SessionPersistence(plan.Stickiness); sp != nil {
+				wantSP = mustJSON(sp)
+			} else if orig.SessionPersistence != "" {
+				wantSP = json.RawMessage(orig.SessionPersistence)
+			}
+		}
+		base := fmt.Sprintf("/spec/rules/%d", i)
+		if !jsonEqual(mustJSON(rule.BackendRefs), wantRefs) {
+			ops = append(ops, jsonPatchOp{Op: "replace", Path: base + "/backendRefs", Value: wantRefs})
+		}
+		haveSP := rule.SessionPersistence != nil
+		switch {
+		case wantSP == nil && haveSP:
+			ops = append(ops, jsonPatchOp{Op: "remove", Path: base + "/sessionPersistence"})
+		case wantSP != nil && !haveSP:
+			ops = append(ops, jsonPatchOp{Op: "add", Path: base + "/sessionPersistence", Value: wantSP})
+		case wantSP != nil && !jsonEqual(mustJSON(rule.SessionPersistence), wantSP):
+			ops = append(ops, jsonPatchOp{Op: "replace", Path: base + "/sessionPersistence", Value: wantSP})
+		}
+	}
+	if len(ops) == 1 {
+		return false, nil
+	}
+	body, err := json.Marshal(ops)
+	if err != nil {
+		return false, err
+	}
+	if err := r.Client.Patch(ctx, parent, client.RawPatch(types.JSONPatchType, body), client.FieldOwner(routing.FieldOwner)); err != nil {
+		return false, fmt.Errorf("patch HTTPRoute %s rules: %w", parent.Name, explainApplyError(err, plan))
+	}
+	return true, nil
+}
+
+// matchOriginal finds the recorded original of a control rule: by rule
+// name when it has one, else by its position among the control rules.
+func matchOriginal(originals []cxv1.OriginalRule, rule gwv1.HTTPRouteRule, k int) (cxv1.OriginalRule, bool) {
+	if rule.Name != nil {
+		for _, o := range originals {
+			if o.Name == string(*rule.Name) {
+				return o, true
+			}
+		}
+		return cxv1.OriginalRule{}, false
+	}
+	if k < len(originals) && originals[k].Name == "" {
+		return originals[k], true
+	}
+	return cxv1.OriginalRule{}, false
+}
+
+func mustJSON(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("marshal %T: %v", v, err)) // only typed API values are marshalled
+	}
+	return b
+}
+
+func jsonEqual(a, b json.RawMessage) bool {
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	return equality.Semantic.DeepEqual(x, y)
+}
+
+// Weights reads the split currently applied: from the child route (segments)
+// or the parent's control rules (no segments). Segments without a child rule
+// route everything to the control.
+func (r *Router) Weights(ctx context.Context, exp *cxv1.CXExperiment) (map[string]map[string]int32, error) {
+	c, err := control(exp)
+	if err != nil {
+		return nil, err
+	}
+	byService := map[string]string{}
+	for _, v := range exp.Spec.Variants {
+		if v.Service != nil {
+			byService[v.Service.Name] = v.Name
+		}
+	}
+	out := map[string]map[string]int32{}
+	for _, s := range exp.Spec.SegmentNames() {
+		out[s] = map[string]int32{c.Name: 100}
+	}
+	read := func(segment string, refs []gwv1.HTTPBackendRef, ns string) {
+		w := map[string]int32{}
+		var sum int32
+		for _, b := range refs {
+			for svc, v := range byService {
+				if refersTo(b.BackendObjectReference, ns, svc) {
+					weight := int32(1)
+					if b.Weight != nil {
+						weight = *b.Weight
+					}
+					w[v] += weight
+					sum += weight
+				}
+			}
+		}
+		if sum > 0 && sum != 100 { // normalise to percentages
+			for v := range w {
+				w[v] = w[v] * 100 / sum
+			}
+		}
+		out[segment] = w
+	}
+	if len(exp.Spec.Segments) == 0 {
+		parent, err := r.Parent(ctx, exp)
+		if err != nil {
+			return nil, err
+		}
+		if idx := ControlRules(parent, c.Service.Name); len(idx) > 0 {
+			read(cxv1.AllSegment, parent.Spec.Rules[idx[0]].BackendRefs, parent.Namespace)
+		}
+		return out, nil
+	}
+	child := &gwv1.HTTPRoute{}
+	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: exp.Namespace, Name: ChildRouteName(exp.Name)}, child); err != nil {
+		if apierrors.IsNotFound(err) {
+			return out, nil
+		}
+		return nil, err
+	}
+	segs := strings.Split(child.Annotations[AnnotationRuleSegments], ",")
+	for i, rule := range child.Spec.Rules {
+		if i < len(segs) && segs[i] != "" {
+			read(segs[i], rule.BackendRefs, child.Namespace)
+		}
+	}
+	return out, nil
+}
+
+// Finalize removes the child route (or hands it over to the user when
+// keepPromoted), and restores the parent's recorded rules unless keepPromoted.
+func (r *Router) Finalize(ctx context.Context, exp *cxv1.CXExperiment, keepPromoted bool) error {
+	if len(exp.Spec.Segments) > 0 {
+		child := &gwv1.HTTPRoute{}
+		err := r.Client.Get(ctx, types.NamespacedName{Namespace: exp.Namespace, Name: ChildRouteName(exp.Name)}, child)
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("get child HTTPRoute: %w", err)
+		}
+		if keepPromoted {
+			// The promoted split outlives the experiment: drop the owner
+			// reference so garbage collection keeps the route.
+			patch := client.MergeFrom(child.DeepCopy())
+			child.OwnerReferences = nil
+			child.Labels[cxv1.LabelManagedBy] = "rapport-promoted"
+			if err := r.Client.Patch(ctx, child, patch); err != nil {
+				return fmt.Errorf("release child HTTPRoute %s: %w", child.Name, err)
+			}
+			return nil
+		}
+		if err := r.Client.Delete(ctx, child); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("delete child HTTPRoute %s: %w", child.Name, err)
+		}
+		return nil
+	}
+	if keepPromoted || len(exp.Status.Traffic.OriginalRules) == 0 {
+		return nil
+	}
+	c, err := control(exp)
+	if err != nil {
+		return err
+	}
+	parent, err := r.Parent(ctx, exp)
+	if err != nil {
+		if routing.ReasonOf(err, "") == cxv1.ReasonRouteNotFound {
+			return nil // nothing left to restore
+		}
+		return err
+	}
+	_, err = r.applyParent(ctx, exp, parent, c.Service.Name, routing.Plan{}, true)
+	return err
+}
