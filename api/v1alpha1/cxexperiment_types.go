@@ -564,6 +564,17 @@ type Rollback struct {
 	// evidence says what decided it, with the numbers.
 	// +optional
 	Evidence string `json:"evidence,omitempty"`
+
+	// decisiveResponseAt is when the collector committed the newest response
+	// counted when the rollback was decided (collector source only).
+	// +optional
+	DecisiveResponseAt *metav1.MicroTime `json:"decisiveResponseAt,omitempty"`
+
+	// trafficRestoredAt is when the route (or Deployments) stopped sending
+	// the segment's customers to the variant. trafficRestoredAt minus
+	// decisiveResponseAt is the rollback latency.
+	// +optional
+	TrafficRestoredAt *metav1.MicroTime `json:"trafficRestoredAt,omitempty"`
 }
 
 // OriginalRule records a rule of the user's HTTPRoute as it was before

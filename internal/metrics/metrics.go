@@ -42,4 +42,7 @@ func init() {
 func ForgetExperiment(namespace, name string) {
 	labels := prometheus.Labels{"namespace": namespace, "experiment": name}
 	FeedbackResponses.DeletePartialMatch(labels)
+	for _, v := range perExperiment {
+		v.DeletePartialMatch(labels)
+	}
 }
