@@ -120,3 +120,7 @@ func ShortName(s string) string {
 	}
 	return strings.Trim(b.String(), "-")
 }
+
+// InCI reports whether the tests run in CI (CI=true), where a missing
+// dependency must fail a test rather than skip it.
+func InCI() bool { return os.Getenv("CI") == "true" }
