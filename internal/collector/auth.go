@@ -1,0 +1,149 @@
+package collector
+
+import (
+	"container/list"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
+)
+
+// maxTokenBytes bounds the bearer token read from a request.
+const maxTokenBytes = 4096
+
+// tokenDigest identifies a presented token without keeping it.
+type tokenDigest [sha256.Size]byte
+
+// short is the digest prefix written to audit logs: enough to tell tokens
+// apart, useless to an attacker.
+func (d tokenDigest) short() string { return hex.EncodeToString(d[:4]) }
+
+// bearer extracts the token from an Authorization header.
+func bearer(header string) (string, bool) {
+	scheme, token, ok := strings.Cut(header, " ")
+	token = strings.TrimSpace(token)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" || len(token) > maxTokenBytes {
+		return "", false
+	}
+	return token, true
+}
+
+// authenticate checks the request's token against the feedback-token Secrets
+// of namespace: nil when it is one of them, 401 when it is no token at all,
+// 403 when it is a token of another namespace. Digests are compared in
+// constant time, so timing says nothing about how much of a token matched.
+func authenticate(ctx context.Context, c client.Reader, namespace, header string) (tokenDigest, *Error) {
+	token, ok := bearer(header)
+	if !ok {
+		return tokenDigest{}, errorf(http.StatusUnauthorized, "missing or malformed Authorization header; send Authorization: Bearer <token> with the token of a Secret labelled %s=true in namespace %s", cxv1.LabelFeedbackToken, namespace)
+	}
+	d := tokenDigest(sha256.Sum256([]byte(token)))
+	found, err := matchToken(ctx, c, d, client.InNamespace(namespace))
+	if err != nil {
+		return d, errorf(http.StatusServiceUnavailable, "could not read the feedback tokens of namespace %s; retry", namespace)
+	}
+	if found != "" {
+		return d, nil
+	}
+	// Tell a token of the wrong namespace from a bad token: a client that
+	// posts to the wrong namespace needs to hear that, not "unauthorized".
+	if found, err = matchToken(ctx, c, d); err == nil && found != "" {
+		return d, errorf(http.StatusForbidden, "the token belongs to another namespace; use a token of a Secret labelled %s=true in namespace %s", cxv1.LabelFeedbackToken, namespace)
+	}
+	return d, errorf(http.StatusUnauthorized, "the token is not valid; use the value of key %q of a Secret labelled %s=true in namespace %s", cxv1.FeedbackTokenKey, cxv1.LabelFeedbackToken, namespace)
+}
+
+// matchToken returns the namespace of a feedback-token Secret whose token has
+// digest d, or "". Every Secret is compared, so the time taken does not
+// depend on where (or whether) a match is.
+func matchToken(ctx context.Context, c client.Reader, d tokenDigest, opts ...client.ListOption) (string, error) {
+	var secrets corev1.SecretList
+	opts = append(opts, client.MatchingLabels{cxv1.LabelFeedbackToken: "true"})
+	if err := c.List(ctx, &secrets, opts...); err != nil {
+		return "", err
+	}
+	found := ""
+	for i := range secrets.Items {
+		s := &secrets.Items[i]
+		v, ok := s.Data[cxv1.FeedbackTokenKey]
+		// Secrets made from files often end in a newline; it is not part of the token.
+		v = []byte(strings.TrimSpace(string(v)))
+		if !ok || len(v) == 0 {
+			continue
+		}
+		sd := sha256.Sum256(v)
+		if subtle.ConstantTimeCompare(d[:], sd[:]) == 1 {
+			found = s.Namespace
+		}
+	}
+	return found, nil
+}
+
+// limiters holds a token bucket per authenticated token. It is a bounded
+// LRU: the least recently used bucket is dropped past max entries, so many
+// tokens cannot grow memory (a dropped token restarts with a full burst).
+type limiters struct {
+	rate  rate.Limit
+	burst int
+	max   int
+
+	mu    sync.Mutex
+	order *list.List // front: most recently used; values are *limiterEntry
+	byKey map[tokenDigest]*list.Element
+}
+
+type limiterEntry struct {
+	key tokenDigest
+	lim *rate.Limiter
+}
+
+func newLimiters(r rate.Limit, burst, max int) *limiters {
+	return &limiters{rate: r, burst: burst, max: max, order: list.New(), byKey: map[tokenDigest]*list.Element{}}
+}
+
+// allow takes one request from key's bucket, or says how long to wait.
+func (l *limiters) allow(key tokenDigest, now time.Time) (bool, time.Duration) {
+	if l.rate == rate.Inf {
+		return true, 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var lim *rate.Limiter
+	if e, ok := l.byKey[key]; ok {
+		l.order.MoveToFront(e)
+		lim = e.Value.(*limiterEntry).lim
+	} else {
+		lim = rate.NewLimiter(l.rate, l.burst)
+		l.byKey[key] = l.order.PushFront(&limiterEntry{key: key, lim: lim})
+		if l.order.Len() > l.max {
+			oldest := l.order.Back()
+			l.order.Remove(oldest)
+			delete(l.byKey, oldest.Value.(*limiterEntry).key)
+		}
+	}
+	if lim.AllowN(now, 1) {
+		return true, 0
+	}
+	r := lim.ReserveN(now, 1)
+	defer r.CancelAt(now)
+	if !r.OK() {
+		return false, time.Second
+	}
+	return false, r.DelayFrom(now)
+}
+
+func (l *limiters) len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.order.Len()
+}

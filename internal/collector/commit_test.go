@@ -1,0 +1,297 @@
+package collector
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	clocktesting "k8s.io/utils/clock/testing"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+
+	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
+)
+
+func testScheme(t testing.TB) *runtime.Scheme {
+	s := runtime.NewScheme()
+	if err := cxv1.AddToScheme(s); err != nil {
+		t.Fatal(err)
+	}
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+var testNow = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+
+// eventually polls cond until it holds or the deadline passes; tests never
+// sleep to synchronise.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// gatedClient is a fake API whose first tally write blocks until the gate
+// is opened, so the test can make requests pile up behind a write in flight.
+type gatedClient struct {
+	client.WithWatch
+	gate   chan struct{}
+	writes atomic.Int32
+}
+
+func newGatedClient(t *testing.T, objs ...client.Object) *gatedClient {
+	g := &gatedClient{gate: make(chan struct{})}
+	wait := func(obj client.Object) {
+		if _, ok := obj.(*cxv1.ResponseTally); ok && g.writes.Add(1) == 1 {
+			<-g.gate
+		}
+	}
+	g.WithWatch = fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(objs...).
+		WithInterceptorFuncs(interceptor.Funcs{
+			Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+				wait(obj)
+				return c.Create(ctx, obj, opts...)
+			},
+			Update: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.UpdateOption) error {
+				wait(obj)
+				return c.Update(ctx, obj, opts...)
+			},
+		}).Build()
+	return g
+}
+
+func (c *committer) pending(nn types.NamespacedName) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if q := c.queues[nn]; q != nil && q.next != nil {
+		return len(q.next.batches)
+	}
+	return 0
+}
+
+func runningExperiment() *cxv1.CXExperiment {
+	exp := testExperiment(cxv1.MetricCSAT)
+	exp.UID = "uid-1"
+	return exp
+}
+
+func TestGroupCommit(t *testing.T) {
+	exp := runningExperiment()
+	nn := client.ObjectKeyFromObject(exp)
+	c := newGatedClient(t, exp)
+	cm := newCommitter(c, c, clocktesting.NewFakePassiveClock(testNow), logr.Discard(), 8, 10000)
+	one := []Response{resp("all", "control", 5)}
+
+	// The leader's write blocks at the gate.
+	leader := &batch{run: 1, key: "lead", responses: one}
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = cm.submit(nn, leader) })
+	eventually(t, "the first write to start", func() bool { return c.writes.Load() == 1 })
+
+	// Twenty requests arrive meanwhile; two share a key.
+	var followers []*batch
+	for i := range 20 {
+		b := &batch{run: 1, responses: one}
+		if i == 3 || i == 7 {
+			b.key = "same"
+		}
+		followers = append(followers, b)
+	}
+	for _, b := range followers {
+		wg.Go(func() { _ = cm.submit(nn, b) })
+	}
+	eventually(t, "twenty requests queued for the next write", func() bool { return cm.pending(nn) == 20 })
+	if c.writes.Load() != 1 {
+		t.Fatalf("%d writes started while one was in flight, want 1", c.writes.Load())
+	}
+	close(c.gate)
+	wg.Wait()
+
+	if got := c.writes.Load(); got != 2 {
+		t.Fatalf("%d tally writes for 21 requests, want 2 (one per group)", got)
+	}
+	dups := 0
+	for _, b := range append(followers, leader) {
+		if b.err != nil {
+			t.Fatalf("batch error: %v", b.err)
+		}
+		if b.duplicate {
+			dups++
+		}
+	}
+	if dups != 1 {
+		t.Fatalf("%d duplicates, want 1 (two requests with one key in a group count once)", dups)
+	}
+	tally := &cxv1.ResponseTally{}
+	if err := c.Get(context.Background(), nn, tally); err != nil {
+		t.Fatal(err)
+	}
+	if tally.Spec.Total != 20 || tally.Spec.Counts[0].Scores[4] != 20 {
+		t.Fatalf("tally total %d counts %+v, want 20", tally.Spec.Total, tally.Spec.Counts)
+	}
+	if owner := metav1.GetControllerOf(tally); owner == nil || owner.UID != exp.UID || owner.Kind != "CXExperiment" {
+		t.Fatalf("owner = %+v", owner)
+	}
+	if tally.Labels[cxv1.LabelExperiment] != exp.Name || tally.Labels[cxv1.LabelManagedBy] != ManagedBy {
+		t.Fatalf("labels = %v", tally.Labels)
+	}
+	if tally.Annotations[AnnotationLastCommitAt] != testNow.Format(time.RFC3339Nano) {
+		t.Fatalf("annotations = %v", tally.Annotations)
+	}
+	if cm.pending(nn) != 0 || len(cm.queues) != 0 {
+		t.Fatalf("queues left behind: %v", cm.queues)
+	}
+}
+
+func TestCommitPendingCap(t *testing.T) {
+	exp := runningExperiment()
+	nn := client.ObjectKeyFromObject(exp)
+	c := newGatedClient(t, exp)
+	cm := newCommitter(c, c, clocktesting.NewFakePassiveClock(testNow), logr.Discard(), 8, 3)
+	two := []Response{resp("all", "control", 5), resp("all", "control", 4)}
+
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = cm.submit(nn, &batch{run: 1, responses: two}) })
+	eventually(t, "the first write to start", func() bool { return c.writes.Load() == 1 })
+	queued := &batch{run: 1, responses: two}
+	wg.Go(func() { _ = cm.submit(nn, queued) })
+	eventually(t, "a request queued", func() bool { return cm.pending(nn) == 1 })
+
+	err := cm.submit(nn, &batch{run: 1, responses: two}) // 2 waiting + 2 > 3
+	if e, ok := err.(*Error); !ok || e.Code != http.StatusServiceUnavailable {
+		t.Fatalf("over the pending cap: %v, want 503", err)
+	}
+	close(c.gate)
+	wg.Wait()
+	if queued.err != nil {
+		t.Fatalf("queued batch: %v", queued.err)
+	}
+}
+
+func TestCommitConflictRereadsUncached(t *testing.T) {
+	exp := runningExperiment()
+	nn := client.ObjectKeyFromObject(exp)
+	base := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(exp).Build()
+	var conflicts, uncachedReads atomic.Int32
+	c := interceptor.NewClient(base, interceptor.Funcs{
+		Update: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.UpdateOption) error {
+			if conflicts.Add(1) <= 2 {
+				return apierrors.NewConflict(schema.GroupResource{Resource: "responsetallies"}, obj.GetName(), nil)
+			}
+			return c.Update(ctx, obj, opts...)
+		},
+	})
+	reader := interceptor.NewClient(base, interceptor.Funcs{
+		Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+			uncachedReads.Add(1)
+			return c.Get(ctx, key, obj, opts...)
+		},
+	})
+	cm := newCommitter(c, reader, clocktesting.NewFakePassiveClock(testNow), logr.Discard(), 8, 10000)
+	one := []Response{resp("all", "control", 5)}
+
+	if err := cm.submit(nn, &batch{run: 1, responses: one}); err != nil { // creates
+		t.Fatal(err)
+	}
+	b := &batch{run: 1, key: "k", responses: one}
+	if err := cm.submit(nn, b); err != nil { // two conflicts, then succeeds
+		t.Fatal(err)
+	}
+	if uncachedReads.Load() != 2 {
+		t.Fatalf("%d uncached reads, want one per conflict (2)", uncachedReads.Load())
+	}
+	tally := &cxv1.ResponseTally{}
+	if err := base.Get(context.Background(), nn, tally); err != nil {
+		t.Fatal(err)
+	}
+	if tally.Spec.Total != 2 || len(tally.Spec.RecentKeys) != 1 {
+		t.Fatalf("after retries: total %d keys %v, want 2 and one key", tally.Spec.Total, tally.Spec.RecentKeys)
+	}
+}
+
+func TestCommitRefusesStaleBatches(t *testing.T) {
+	exp := runningExperiment()
+	exp.Status.Run = 2
+	nn := client.ObjectKeyFromObject(exp)
+	c := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(exp).Build()
+	cm := newCommitter(c, c, clocktesting.NewFakePassiveClock(testNow), logr.Discard(), 8, 10000)
+
+	oldRun := &batch{run: 1, responses: []Response{resp("all", "control", 5)}}
+	if e, ok := cm.submit(nn, oldRun).(*Error); !ok || e.Code != http.StatusConflict {
+		t.Fatalf("batch of run 1 on run 2: %v, want 409", e)
+	}
+	offScale := &batch{run: 2, responses: []Response{resp("all", "control", 9)}}
+	if e, ok := cm.submit(nn, offScale).(*Error); !ok || e.Code != http.StatusConflict {
+		t.Fatalf("batch off the scale: %v, want 409", e)
+	}
+	err := c.Get(context.Background(), nn, &cxv1.ResponseTally{})
+	if !apierrors.IsNotFound(err) {
+		t.Fatalf("a tally was written for refused batches: %v", err)
+	}
+}
+
+func TestCommitResetsTallyOfDeletedExperiment(t *testing.T) {
+	exp := runningExperiment()
+	old := &cxv1.ResponseTally{
+		ObjectMeta: metav1.ObjectMeta{Namespace: exp.Namespace, Name: exp.Name, OwnerReferences: []metav1.OwnerReference{{
+			APIVersion: cxv1.GroupVersion.String(), Kind: "CXExperiment", Name: exp.Name, UID: "uid-old", Controller: new(true),
+		}}},
+		Spec: cxv1.ResponseTallySpec{Experiment: exp.Name, Run: 1, ScoreMin: 1, Total: 50,
+			Counts: []cxv1.TallyCount{{Segment: "all", Variant: "control", Scores: []int64{50, 0, 0, 0, 0}}}},
+	}
+	c := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(exp, old).Build()
+	cm := newCommitter(c, c, clocktesting.NewFakePassiveClock(testNow), logr.Discard(), 8, 10000)
+	if err := cm.submit(client.ObjectKeyFromObject(exp), &batch{run: 1, responses: []Response{resp("all", "one-page", 2)}}); err != nil {
+		t.Fatal(err)
+	}
+	tally := &cxv1.ResponseTally{}
+	if err := c.Get(context.Background(), client.ObjectKeyFromObject(exp), tally); err != nil {
+		t.Fatal(err)
+	}
+	if tally.Spec.Total != 1 || len(tally.OwnerReferences) != 1 || tally.OwnerReferences[0].UID != exp.UID {
+		t.Fatalf("tally of a deleted experiment was not reset: total %d owners %+v", tally.Spec.Total, tally.OwnerReferences)
+	}
+}
+
+func TestCommitPanicReleasesTheQueue(t *testing.T) {
+	exp := runningExperiment()
+	nn := client.ObjectKeyFromObject(exp)
+	var calls atomic.Int32
+	c := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(exp).WithInterceptorFuncs(interceptor.Funcs{
+		Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+			if calls.Add(1) == 1 {
+				panic("boom")
+			}
+			return c.Create(ctx, obj, opts...)
+		},
+	}).Build()
+	cm := newCommitter(c, c, clocktesting.NewFakePassiveClock(testNow), logr.Discard(), 8, 10000)
+	one := []Response{resp("all", "control", 5)}
+	if e, ok := cm.submit(nn, &batch{run: 1, responses: one}).(*Error); !ok || e.Code != http.StatusInternalServerError {
+		t.Fatalf("panicking write: %v, want 500", e)
+	}
+	if err := cm.submit(nn, &batch{run: 1, responses: one}); err != nil {
+		t.Fatalf("the next request after a panic: %v", err)
+	}
+	if len(cm.queues) != 0 {
+		t.Fatal("queue left behind")
+	}
+}

@@ -1,0 +1,479 @@
+package collector
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"golang.org/x/time/rate"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
+	"github.com/rapport-dev/rapport/internal/metrics"
+)
+
+// RBAC the collector needs; `make manifests` collects these markers.
+// cxexperiments/finalizers: update lets the tally's ownerReference set
+// blockOwnerDeletion where the OwnerReferencesPermissionEnforcement plugin runs.
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+// +kubebuilder:rbac:groups=cx.rapport.dev,resources=cxexperiments,verbs=get;list;watch
+// +kubebuilder:rbac:groups=cx.rapport.dev,resources=cxexperiments/finalizers,verbs=update
+// +kubebuilder:rbac:groups=cx.rapport.dev,resources=responsetallies,verbs=get;list;watch;create;update
+
+// Defaults of Options.
+const (
+	DefaultAddr         = ":8082"
+	DefaultMaxBatch     = 1000
+	DefaultMaxBodyBytes = 1 << 20
+	DefaultRateLimit    = 200
+	DefaultRateBurst    = 400
+	// DefaultMaxPending is how many responses may wait per experiment for
+	// the next write; past it requests get 503 until the write lands.
+	DefaultMaxPending = 10000
+	// DefaultWriteSlots bounds concurrent tally writes across experiments,
+	// which bounds the collector's load on the API server.
+	DefaultWriteSlots = 8
+)
+
+const (
+	// maxLimiters bounds the per-token rate-limiter state.
+	maxLimiters = 10000
+	// maxKeyLen bounds the Idempotency-Key header.
+	maxKeyLen       = 128
+	shutdownTimeout = 30 * time.Second
+)
+
+// Options configures the collector. Zero values take the defaults above.
+type Options struct {
+	// Addr is the listen address, e.g. ":8090".
+	Addr string
+	// Client reads CXExperiments and feedback-token Secrets (cached in a
+	// manager) and writes ResponseTallies.
+	Client client.Client
+	// APIReader reads ResponseTallies uncached after a write conflict.
+	// Defaults to Client.
+	APIReader client.Reader
+	// MaxBatch is the most responses one request may carry.
+	MaxBatch int
+	// MaxBodyBytes is the largest request body.
+	MaxBodyBytes int64
+	// RateLimit is the sustained requests per second per token (negative:
+	// unlimited); RateBurst the bucket size.
+	RateLimit float64
+	RateBurst int
+	// MaxPending is the most responses waiting per experiment for a write.
+	MaxPending int
+	// TLSCertFile and TLSKeyFile turn on TLS. The files are re-read when
+	// they change (checked at most every 10s), so rotated certificates apply
+	// without a restart.
+	TLSCertFile, TLSKeyFile string
+	// Clock stamps commits; defaults to the real clock.
+	Clock clock.PassiveClock
+	// Log receives the audit lines of rejected batches and commit errors.
+	Log logr.Logger
+}
+
+// Server is the feedback collector: an HTTP API that validates batches of
+// satisfaction responses and group-commits their counts into ResponseTally
+// objects. It is a manager.Runnable that runs on every replica.
+type Server struct {
+	opts     Options
+	commit   *committer
+	limits   *limiters
+	certs    *certReloader
+	handler  http.Handler
+	clock    clock.PassiveClock
+	log      logr.Logger
+	maxBatch int
+	maxBody  int64
+}
+
+// New checks opts, applies defaults and returns a Server.
+func New(opts Options) (*Server, error) {
+	if opts.Client == nil {
+		return nil, errors.New("collector: Options.Client is required")
+	}
+	if opts.APIReader == nil {
+		opts.APIReader = opts.Client
+	}
+	if opts.Addr == "" {
+		opts.Addr = DefaultAddr
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = DefaultMaxBatch
+	}
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if opts.RateLimit == 0 {
+		opts.RateLimit = DefaultRateLimit
+	}
+	if opts.RateBurst <= 0 {
+		opts.RateBurst = DefaultRateBurst
+	}
+	if opts.MaxPending <= 0 {
+		opts.MaxPending = DefaultMaxPending
+	}
+	if opts.MaxPending < opts.MaxBatch {
+		return nil, fmt.Errorf("collector: MaxPending (%d) must be at least MaxBatch (%d)", opts.MaxPending, opts.MaxBatch)
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
+	}
+	if opts.Log.GetSink() == nil {
+		opts.Log = logr.Discard()
+	}
+	lim := rate.Limit(opts.RateLimit)
+	if opts.RateLimit < 0 {
+		lim = rate.Inf
+	}
+	s := &Server{
+		opts:     opts,
+		commit:   newCommitter(opts.Client, opts.APIReader, opts.Clock, opts.Log, DefaultWriteSlots, opts.MaxPending),
+		limits:   newLimiters(lim, opts.RateBurst, maxLimiters),
+		clock:    opts.Clock,
+		log:      opts.Log,
+		maxBatch: opts.MaxBatch,
+		maxBody:  opts.MaxBodyBytes,
+	}
+	if (opts.TLSCertFile == "") != (opts.TLSKeyFile == "") {
+		return nil, errors.New("collector: set both TLSCertFile and TLSKeyFile, or neither")
+	}
+	if opts.TLSCertFile != "" {
+		c, err := newCertReloader(opts.TLSCertFile, opts.TLSKeyFile, opts.Log)
+		if err != nil {
+			return nil, err
+		}
+		s.certs = c
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/v1/namespaces/{namespace}/experiments/{name}/responses", s.responses)
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, errorf(http.StatusNotFound, "no such endpoint %s; post responses to /v1/namespaces/{namespace}/experiments/{name}/responses", clip(r.URL.Path)))
+	})
+	s.handler = countRequests(mux)
+	return s, nil
+}
+
+// Handler returns the collector's HTTP handler (for tests and embedding).
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// NeedLeaderElection is false: every replica accepts feedback; optimistic
+// concurrency on the tally keeps replicas from losing or doubling counts.
+func (s *Server) NeedLeaderElection() bool { return false }
+
+// Start listens on Options.Addr and serves until ctx is done.
+func (s *Server) Start(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.opts.Addr)
+	if err != nil {
+		return fmt.Errorf("collector: listen on %s: %w", s.opts.Addr, err)
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve serves on ln until ctx is done, then shuts down gracefully: requests
+// in flight finish, including their commits, within 30 seconds.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		// A request waits for the write in flight and its own write.
+		WriteTimeout:   2*commitTimeout + 30*time.Second,
+		IdleTimeout:    120 * time.Second,
+		MaxHeaderBytes: 16 << 10,
+	}
+	if s.certs != nil {
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: s.certs.get}
+		ln = tls.NewListener(ln, srv.TLSConfig)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	s.log.Info("feedback collector listening", "addr", ln.Addr().String(), "tls", s.certs != nil)
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) && err == nil {
+		err = serr
+	}
+	return err
+}
+
+// accepted is the 202 body.
+type accepted struct {
+	Accepted   int `json:"accepted"`
+	Duplicates int `json:"duplicates"`
+}
+
+// responses handles POST .../experiments/{name}/responses. Checks run from
+// cheapest and least revealing to most expensive: nothing about an
+// experiment is revealed before the token is known good for its namespace.
+func (s *Server) responses(w http.ResponseWriter, r *http.Request) {
+	ns, name := r.PathValue("namespace"), r.PathValue("name")
+	var digest tokenDigest
+	reject := func(reason string, e *Error) {
+		if e.Code == http.StatusServiceUnavailable || e.Code == http.StatusTooManyRequests {
+			if w.Header().Get("Retry-After") == "" {
+				w.Header().Set("Retry-After", "1")
+			}
+		}
+		token := "none" // no token presented
+		if digest != (tokenDigest{}) {
+			token = digest.short()
+		}
+		s.log.Info("feedback batch rejected", "namespace", clip(ns), "experiment", clip(name),
+			"code", e.Code, "reason", reason, "message", e.Message, "remote", r.RemoteAddr, "token", token)
+		writeError(w, e)
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		reject("MethodNotAllowed", errorf(http.StatusMethodNotAllowed, "method %s is not allowed; POST the responses", r.Method))
+		return
+	}
+	ctx := r.Context()
+	digest, aerr := authenticate(ctx, s.opts.Client, ns, r.Header.Get("Authorization"))
+	if aerr != nil {
+		reason := map[int]string{http.StatusUnauthorized: "Unauthorized", http.StatusForbidden: "WrongNamespace"}[aerr.Code]
+		if reason == "" {
+			reason = "TokensUnavailable"
+		}
+		reject(reason, aerr)
+		return
+	}
+	if ok, wait := s.limits.allow(digest, s.clock.Now()); !ok {
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(max(wait.Seconds(), 1)))))
+		reject("RateLimited", errorf(http.StatusTooManyRequests, "more than %g requests per second with this token; retry after the Retry-After delay, or send larger batches", s.opts.RateLimit))
+		return
+	}
+	if _, err := parseContentType(r.Header.Get("Content-Type")); err != nil {
+		reject("UnsupportedMediaType", err)
+		return
+	}
+	keys := r.Header.Values("Idempotency-Key")
+	if msg := checkKey(keys); msg != "" {
+		reject("InvalidIdempotencyKey", errorf(http.StatusBadRequest, "%s", msg))
+		return
+	}
+	exp, eerr := s.experiment(ctx, ns, name)
+	if eerr != nil {
+		reject(reasonFor(eerr.Code, "ExperimentUnavailable"), eerr)
+		return
+	}
+	if r.ContentLength > s.maxBody {
+		reject("TooLarge", errorf(http.StatusRequestEntityTooLarge, "the body is %d bytes, at most %d are accepted; split the batch", r.ContentLength, s.maxBody))
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			reject("TooLarge", errorf(http.StatusRequestEntityTooLarge, "the body is larger than %d bytes; split the batch", s.maxBody))
+		} else {
+			reject("ReadFailed", errorf(http.StatusBadRequest, "could not read the body: %v", err))
+		}
+		return
+	}
+	resp, err := Decode(r.Header.Get("Content-Type"), body, exp, s.maxBatch)
+	if err != nil {
+		var e *Error
+		if !errors.As(err, &e) {
+			e = errorf(http.StatusBadRequest, "%v", err)
+		}
+		reject(reasonFor(e.Code, "Invalid"), e)
+		return
+	}
+	b := &batch{run: exp.Status.Run, responses: resp}
+	if len(keys) == 1 {
+		b.key = KeyDigest(ns, name, exp.Status.Run, keys[0])
+	}
+	if err := s.commit.submit(types.NamespacedName{Namespace: ns, Name: name}, b); err != nil {
+		var e *Error
+		if !errors.As(err, &e) {
+			e = errorf(http.StatusServiceUnavailable, "%v", err)
+		}
+		reject(reasonFor(e.Code, "CommitFailed"), e)
+		return
+	}
+	out := accepted{Accepted: len(resp)}
+	if b.duplicate {
+		out = accepted{Duplicates: len(resp)}
+	}
+	writeJSON(w, http.StatusAccepted, out)
+}
+
+// experiment returns the experiment if it takes collector responses now.
+func (s *Server) experiment(ctx context.Context, ns, name string) (*cxv1.CXExperiment, *Error) {
+	notFound := errorf(http.StatusNotFound, "experiment %s not found in namespace %s; check the name in the URL", clip(name), clip(ns))
+	// Names that cannot exist are answered without a lookup.
+	if len(validation.IsDNS1123Label(ns)) > 0 || len(validation.IsDNS1123Subdomain(name)) > 0 {
+		return nil, notFound
+	}
+	exp := &cxv1.CXExperiment{}
+	if err := s.opts.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, exp); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, notFound
+		}
+		s.log.Error(err, "reading experiment", "namespace", ns, "experiment", name)
+		return nil, errorf(http.StatusServiceUnavailable, "could not read experiment %s; retry", name)
+	}
+	if exp.Spec.Satisfaction.Source.Collector == nil {
+		return nil, errorf(http.StatusConflict, "experiment %s reads satisfaction from a SatisfactionMetric, not from the collector; set spec.satisfaction.source to collector: {} to post responses", name)
+	}
+	switch exp.Status.Phase {
+	case cxv1.PhaseProgressing, cxv1.PhasePaused:
+		return exp, nil
+	case "":
+		return nil, errorf(http.StatusConflict, "experiment %s has not started yet (no phase); responses are accepted while it is Progressing or Paused", name)
+	}
+	return nil, errorf(http.StatusConflict, "experiment %s is %s; responses are accepted while it is Progressing or Paused", name, exp.Status.Phase)
+}
+
+// reasonFor names a rejection for the audit log by its status code;
+// fallback names the others (400, 503).
+func reasonFor(code int, fallback string) string {
+	switch code {
+	case http.StatusNotFound:
+		return "ExperimentNotFound"
+	case http.StatusConflict:
+		return "ExperimentNotAccepting" // not running, not on the collector, or its run moved on
+	case http.StatusRequestEntityTooLarge:
+		return "TooLarge"
+	case http.StatusUnsupportedMediaType:
+		return "UnsupportedMediaType"
+	}
+	return fallback
+}
+
+// checkKey validates the Idempotency-Key header values.
+func checkKey(values []string) string {
+	switch {
+	case len(values) == 0:
+		return ""
+	case len(values) > 1:
+		return "Idempotency-Key is sent more than once; send one key per batch"
+	case values[0] == "" || len(values[0]) > maxKeyLen:
+		return fmt.Sprintf("Idempotency-Key must be 1..%d characters; a UUID works", maxKeyLen)
+	}
+	for _, c := range []byte(values[0]) {
+		if c < 0x20 || c > 0x7e {
+			return "Idempotency-Key must be printable ASCII; a UUID works"
+		}
+	}
+	return ""
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, e *Error) {
+	writeJSON(w, e.Code, map[string]string{"error": e.Message})
+}
+
+// countRequests counts every request by status code (a bounded label).
+func countRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		metrics.CollectorRequests.WithLabelValues(strconv.Itoa(rec.code)).Inc()
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	code  int
+	wrote bool
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if !s.wrote {
+		s.code, s.wrote = code, true
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// certReloader serves the certificate in the TLS files, re-reading them
+// when their modification time changes.
+type certReloader struct {
+	certFile, keyFile string
+	log               logr.Logger
+	// every is how often the files' modification times are checked.
+	every time.Duration
+
+	mu      sync.Mutex
+	cert    *tls.Certificate
+	checked time.Time
+	certMod time.Time
+	keyMod  time.Time
+}
+
+func newCertReloader(certFile, keyFile string, log logr.Logger) (*certReloader, error) {
+	c := &certReloader{certFile: certFile, keyFile: keyFile, log: log, every: 10 * time.Second}
+	if err := c.load(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *certReloader) load() error {
+	ci, err := os.Stat(c.certFile)
+	if err != nil {
+		return fmt.Errorf("collector: TLS certificate: %w", err)
+	}
+	ki, err := os.Stat(c.keyFile)
+	if err != nil {
+		return fmt.Errorf("collector: TLS key: %w", err)
+	}
+	if c.cert != nil && ci.ModTime().Equal(c.certMod) && ki.ModTime().Equal(c.keyMod) {
+		return nil
+	}
+	pair, err := tls.LoadX509KeyPair(c.certFile, c.keyFile)
+	if err != nil {
+		return fmt.Errorf("collector: TLS key pair: %w", err)
+	}
+	c.cert, c.certMod, c.keyMod = &pair, ci.ModTime(), ki.ModTime()
+	return nil
+}
+
+func (c *certReloader) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if now := time.Now(); now.Sub(c.checked) >= c.every {
+		c.checked = now
+		if err := c.load(); err != nil {
+			// Keep serving the last good pair; a half-written rotation
+			// settles by the next check.
+			c.log.Error(err, "reloading the collector's TLS certificate; keeping the previous one")
+		}
+	}
+	return c.cert, nil
+}

@@ -1,0 +1,334 @@
+package collector
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	"golang.org/x/time/rate"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	clocktesting "k8s.io/utils/clock/testing"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
+	"github.com/rapport-dev/rapport/internal/metrics"
+)
+
+func tokenSecret(ns, name, token string, labelled bool) *corev1.Secret {
+	s := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Data:       map[string][]byte{cxv1.FeedbackTokenKey: []byte(token)},
+	}
+	if labelled {
+		s.Labels = map[string]string{cxv1.LabelFeedbackToken: "true"}
+	}
+	return s
+}
+
+func TestAuthenticate(t *testing.T) {
+	c := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(
+		tokenSecret("shop", "feedback", "s3cret\n", true), // a trailing newline from a file
+		tokenSecret("shop", "unlabelled", "not-a-feedback-token", false),
+		tokenSecret("other", "feedback", "other-token", true),
+	).Build()
+	for _, tc := range []struct {
+		header string
+		code   int // 0: authenticated
+	}{
+		{"Bearer s3cret", 0},
+		{"bearer s3cret", 0},
+		{"", http.StatusUnauthorized},
+		{"Bearer ", http.StatusUnauthorized},
+		{"Basic s3cret", http.StatusUnauthorized},
+		{"s3cret", http.StatusUnauthorized},
+		{"Bearer s3cre", http.StatusUnauthorized},
+		{"Bearer not-a-feedback-token", http.StatusUnauthorized},
+		{"Bearer other-token", http.StatusForbidden},
+		{"Bearer " + strings.Repeat("x", maxTokenBytes+1), http.StatusUnauthorized},
+	} {
+		d, err := authenticate(context.Background(), c, "shop", tc.header)
+		code := 0
+		if err != nil {
+			code = err.Code
+		}
+		if code != tc.code {
+			t.Errorf("authenticate(%.20q) = %d (%v), want %d", tc.header, code, err, tc.code)
+		}
+		if tc.code == 0 && d.short() == "" {
+			t.Errorf("no digest for an authenticated token")
+		}
+	}
+}
+
+func TestLimiters(t *testing.T) {
+	l := newLimiters(1, 2, 3)
+	now := testNow
+	key := tokenDigest{1}
+	for i := range 2 {
+		if ok, _ := l.allow(key, now); !ok {
+			t.Fatalf("request %d within the burst was limited", i+1)
+		}
+	}
+	ok, wait := l.allow(key, now)
+	if ok || wait <= 0 || wait > time.Second {
+		t.Fatalf("third request: ok %v wait %v, want limited for at most 1s", ok, wait)
+	}
+	if ok, _ := l.allow(key, now.Add(time.Second)); !ok {
+		t.Fatal("a token refilled after 1s is still limited")
+	}
+	// Ten thousand other tokens cannot grow the state past the bound.
+	for i := range 10000 {
+		l.allow(tokenDigest{byte(i), byte(i >> 8), 7}, now)
+	}
+	if n := l.len(); n != 3 {
+		t.Fatalf("%d limiters kept, want the bound 3", n)
+	}
+	if ok, _ := newLimiters(rate.Inf, 1, 1).allow(key, now); !ok {
+		t.Fatal("an unlimited limiter limited")
+	}
+}
+
+// newUnitServer is a Server over a fake API holding one running experiment
+// (CSAT, no segments) and the token "s3cret" for namespace shop.
+func newUnitServer(t *testing.T, opts Options) (*Server, client.Client) {
+	exp := runningExperiment()
+	c := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(exp, tokenSecret("shop", "feedback", "s3cret", true)).Build()
+	opts.Client = c
+	s, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, c
+}
+
+func post(t *testing.T, h http.Handler, path, body string, header map[string]string) *httptest.ResponseRecorder {
+	t.Helper()
+	r := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
+	r.Header.Set("Authorization", "Bearer s3cret")
+	r.Header.Set("Content-Type", ContentTypeJSON)
+	for k, v := range header {
+		r.Header.Set(k, v)
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	return w
+}
+
+func TestHandlerRateLimit(t *testing.T) {
+	clk := clocktesting.NewFakePassiveClock(testNow)
+	s, _ := newUnitServer(t, Options{RateLimit: 1, RateBurst: 2, Clock: clk})
+	path := "/v1/namespaces/shop/experiments/checkout/responses"
+	body := `{"responses":[{"variant":"control","score":5}]}`
+	limited := metricValue(t, metrics.CollectorRequests.WithLabelValues("429"))
+	for i := range 2 {
+		if w := post(t, s.Handler(), path, body, nil); w.Code != http.StatusAccepted {
+			t.Fatalf("request %d: %d %s", i+1, w.Code, w.Body)
+		}
+	}
+	w := post(t, s.Handler(), path, body, nil)
+	if w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") != "1" {
+		t.Fatalf("third request: %d Retry-After %q, want 429 with Retry-After 1", w.Code, w.Header().Get("Retry-After"))
+	}
+	if !strings.Contains(w.Body.String(), `"error":"more than 1 requests per second`) {
+		t.Fatalf("429 body: %s", w.Body)
+	}
+	if got := metricValue(t, metrics.CollectorRequests.WithLabelValues("429")) - limited; got != 1 {
+		t.Fatalf("collector requests{code=429} grew by %v, want 1", got)
+	}
+	clk.SetTime(testNow.Add(time.Second))
+	if w := post(t, s.Handler(), path, body, nil); w.Code != http.StatusAccepted {
+		t.Fatalf("after refill: %d %s", w.Code, w.Body)
+	}
+}
+
+func TestHandlerRoutes(t *testing.T) {
+	s, _ := newUnitServer(t, Options{})
+	for _, tc := range []struct {
+		method, path string
+		code         int
+		body         string
+	}{
+		{http.MethodGet, "/healthz", 200, "ok"},
+		{http.MethodGet, "/v1/namespaces/shop/experiments/checkout/responses", 405, `"error":"method GET is not allowed; POST the responses"`},
+		{http.MethodPost, "/v1/namespaces/shop/experiments/checkout/response", 404, `"error":"no such endpoint`},
+		{http.MethodPost, "/v1/namespaces/shop/experiments/Not_A_Name/responses", 404, `"error":"experiment Not_A_Name not found in namespace shop`},
+		{http.MethodPost, "/v1/namespaces/shop/experiments/checkout/responses", 400, `"error":"responses: the batch is empty`},
+	} {
+		r := httptest.NewRequest(tc.method, tc.path, strings.NewReader(`{"responses":[]}`))
+		r.Header.Set("Authorization", "Bearer s3cret")
+		r.Header.Set("Content-Type", ContentTypeJSON)
+		w := httptest.NewRecorder()
+		s.Handler().ServeHTTP(w, r)
+		if w.Code != tc.code || !strings.Contains(w.Body.String(), tc.body) {
+			t.Errorf("%s %s = %d %s, want %d containing %s", tc.method, tc.path, w.Code, w.Body, tc.code, tc.body)
+		}
+		if tc.code >= 400 && w.Header().Get("Content-Type") != "application/json" {
+			t.Errorf("%s %s: error content type %q", tc.method, tc.path, w.Header().Get("Content-Type"))
+		}
+	}
+}
+
+func TestNewRejectsBadOptions(t *testing.T) {
+	c := fake.NewClientBuilder().WithScheme(testScheme(t)).Build()
+	for name, opts := range map[string]Options{
+		"no client":           {},
+		"cert without key":    {Client: c, TLSCertFile: "cert.pem"},
+		"missing cert files":  {Client: c, TLSCertFile: "/nonexistent/cert.pem", TLSKeyFile: "/nonexistent/key.pem"},
+		"pending below batch": {Client: c, MaxBatch: 100, MaxPending: 10},
+	} {
+		if _, err := New(opts); err == nil {
+			t.Errorf("%s: New accepted the options", name)
+		}
+	}
+}
+
+func TestServeTLSAndGracefulShutdown(t *testing.T) {
+	certFile, keyFile, pool := selfSignedCert(t, t.TempDir(), "collector.test")
+	s, _ := newUnitServer(t, Options{TLSCertFile: certFile, TLSKeyFile: keyFile})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, ln) }()
+
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: 10 * time.Second}
+	res, err := hc.Get("https://" + ln.Addr().String() + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || res.TLS == nil {
+		t.Fatalf("healthz over TLS: %d tls=%v", res.StatusCode, res.TLS != nil)
+	}
+	req, _ := http.NewRequest(http.MethodPost, "https://"+ln.Addr().String()+"/v1/namespaces/shop/experiments/checkout/responses",
+		strings.NewReader(`{"responses":[{"variant":"one-page","score":4}]}`))
+	req.Header.Set("Authorization", "Bearer s3cret")
+	req.Header.Set("Content-Type", ContentTypeJSON)
+	res, err = hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got accepted
+	_ = json.NewDecoder(res.Body).Decode(&got)
+	res.Body.Close()
+	if res.StatusCode != http.StatusAccepted || got.Accepted != 1 {
+		t.Fatalf("POST over TLS: %d %+v", res.StatusCode, got)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Serve after shutdown: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return after its context was cancelled")
+	}
+	if _, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second); err == nil {
+		t.Fatal("the listener still accepts connections after shutdown")
+	}
+}
+
+func selfSignedCert(t *testing.T, dir, cn string) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: cn},
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
+}
+
+func TestCertReloaderPicksUpRotation(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile, _ := selfSignedCert(t, dir, "first")
+	c, err := newCertReloader(certFile, keyFile, logr.Discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.every = 0 // check on every handshake
+	commonName := func() string {
+		t.Helper()
+		cert, err := c.get(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		leaf, err := x509.ParseCertificate(cert.Certificate[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return leaf.Subject.CommonName
+	}
+	if cn := commonName(); cn != "first" {
+		t.Fatalf("serving %q, want first", cn)
+	}
+	// Rotate; move the modification times on so the change is seen even on
+	// file systems with coarse timestamps.
+	selfSignedCert(t, dir, "second")
+	later := time.Now().Add(time.Hour)
+	for _, f := range []string{certFile, keyFile} {
+		if err := os.Chtimes(f, later, later); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if cn := commonName(); cn != "second" {
+		t.Fatalf("after rotation serving %q, want second", cn)
+	}
+	// A broken rotation keeps the last good pair.
+	if err := os.WriteFile(keyFile, []byte("not a key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	later = later.Add(time.Hour)
+	if err := os.Chtimes(keyFile, later, later); err != nil {
+		t.Fatal(err)
+	}
+	if cn := commonName(); cn != "second" {
+		t.Fatalf("after a broken rotation serving %q, want the previous pair", cn)
+	}
+}
