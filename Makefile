@@ -32,7 +32,7 @@ export K8S_VERSION ETCD_VERSION
 # Go test flags; `make test TEST_FLAGS=-v` for verbose output.
 TEST_FLAGS ?=
 # Packages whose tests need no control plane.
-UNIT_PKGS = $(shell $(GO) list ./... | grep -v -e /test/e2e -e /internal/controller -e /test/reliability -e /cmd/kubectl-cx)
+UNIT_PKGS = $(shell $(GO) list ./... | grep -v -e /test/e2e -e /internal/controller -e /test/reliability -e /test/manifests -e /test/validation -e /internal/cli -e /internal/collector/integration)
 
 .PHONY: all
 all: build
@@ -48,6 +48,11 @@ help: ## Show this help.
 .PHONY: manifests
 manifests: controller-gen ## Generate CRDs and RBAC from kubebuilder markers into config/.
 	$(CONTROLLER_GEN) rbac:roleName=rapport-manager-role crd paths="./api/..." paths="./internal/..." paths="./cmd/..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+	@# The Helm chart carries copies of the generated CRDs and RBAC and of the alerts and dashboard (test/manifests checks them).
+	cp config/crd/bases/*.yaml charts/rapport/crds/
+	cp config/rbac/role.yaml charts/rapport/files/role.yaml
+	cp config/prometheus/rules.yaml charts/rapport/files/rules.yaml
+	cp config/grafana/rapport-dashboard.json charts/rapport/files/rapport-dashboard.json
 
 .PHONY: generate
 generate: controller-gen ## Generate DeepCopy methods.
@@ -55,7 +60,11 @@ generate: controller-gen ## Generate DeepCopy methods.
 
 .PHONY: api-docs
 api-docs: crd-ref-docs ## Generate the API reference docs/api.md from the Go types.
-	$(CRD_REF_DOCS) --source-path=./api --config=hack/crd-ref-docs/config.yaml --renderer=markdown --templates-dir=hack/crd-ref-docs/templates --output-path=docs/api.md
+	$(CRD_REF_DOCS) --source-path=./api --config=hack/crd-ref-docs/config.yaml --renderer=markdown --output-path=docs/api.md
+
+.PHONY: helm-lint
+helm-lint: helm ## Lint the Helm chart.
+	$(HELM) lint --strict charts/rapport
 
 .PHONY: fmt
 fmt: ## Run gofmt on the code.
@@ -76,12 +85,16 @@ verify: manifests generate api-docs ## Fail if generated files are not up to dat
 		git status --porcelain -- api config docs/api.md charts; git diff --stat -- api config docs/api.md charts; exit 1; fi
 
 .PHONY: envtest-assets
-envtest-assets: ## Build kube-apiserver, etcd and kubectl from Go modules into ./bin/k8s (cached).
-	@hack/envtest-assets.sh >/dev/null
+envtest-assets: ## Build kube-apiserver and etcd (what the tests need) from Go modules into ./bin/k8s (cached).
+	@hack/envtest-assets.sh kube-apiserver etcd >/dev/null
+
+.PHONY: control-plane-assets
+control-plane-assets: ## Build kube-apiserver, etcd and kubectl (for the demo) into ./bin/k8s (cached).
+	@hack/envtest-assets.sh kube-apiserver etcd kubectl >/dev/null
 
 .PHONY: test
-test: manifests generate fmt vet envtest-assets prometheus-bin ## Run all tests: unit, envtest suites, Prometheus provider, reliability.
-	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh 2>/dev/null)" PROMETHEUS_BIN="$$(hack/prometheus-bin.sh)" \
+test: manifests generate fmt vet envtest-assets prometheus-bin helm kustomize ## Run all tests: unit, envtest suites, Prometheus provider, reliability.
+	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh kube-apiserver etcd 2>/dev/null)" PROMETHEUS_BIN="$$(hack/prometheus-bin.sh)" \
 		$(GO) test ./... -coverprofile cover.out -timeout 30m $(TEST_FLAGS)
 
 .PHONY: test-unit
@@ -185,3 +198,21 @@ GOBIN=$(LOCALBIN) $(GO) install $${package} ;\
 mv $(LOCALBIN)/$$(basename "$$(echo "$(2)" | sed "s/\/v[0-9]\+$$//")") $(1) ;\
 }
 endef
+
+##@ Demo and benchmarks
+
+.PHONY: demo
+demo: control-plane-assets ## Run Rapport on a local control plane with a shop and simulated customers (DEMO_CLUSTER=existing uses KUBECONFIG).
+	$(GO) build -o bin/manager ./cmd
+	$(GO) build -o bin/rapport-demo ./hack/demo
+	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh kube-apiserver etcd kubectl 2>/dev/null)" bin/rapport-demo
+
+BENCH_OUT ?= docs/benchmarks
+
+.PHONY: bench
+bench: envtest-assets benchstat ## Run every benchmark and write the figures to $(BENCH_OUT) (see docs/benchmarks.md).
+	$(GO) test ./internal/analysis/ ./internal/collector/... -run '^$$' -bench . -benchmem -count 6 | tee $(BENCH_OUT)/go-bench.txt
+	$(BENCHSTAT) $(BENCH_OUT)/go-bench.txt > $(BENCH_OUT)/go-bench-stat.txt
+	BENCH_OUT=$(BENCH_OUT)/statistics.md $(GO) test -tags bench ./test/bench/stats/ -run TestEfficiency -v -timeout 30m
+	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh kube-apiserver etcd 2>/dev/null)" BENCH_OUT=$(BENCH_OUT) \
+		$(GO) test -tags bench ./test/bench/cluster/ -run . -v -timeout 90m

@@ -9,15 +9,18 @@
 # Honours KUBEBUILDER_ASSETS: when it is set and holds kube-apiserver and etcd,
 # that folder is printed and nothing is built.
 #
-# Usage: hack/envtest-assets.sh [--with-controller-manager]
+# Usage: hack/envtest-assets.sh [binary...]
+#   binaries: kube-apiserver, etcd, kubectl, kube-controller-manager
+#   (default: kube-apiserver etcd kubectl). The tests need only the first two.
 set -euo pipefail
 
 K8S_VERSION="${K8S_VERSION:-1.37.2}"
 ETCD_VERSION="${ETCD_VERSION:-3.6.16}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DEST="${ENVTEST_ASSETS_DIR:-$ROOT/bin/k8s/$K8S_VERSION}"
-WITH_KCM=0
-[[ "${1:-}" == "--with-controller-manager" ]] && WITH_KCM=1
+WANT=("$@")
+(( ${#WANT[@]} > 0 )) || WANT=(kube-apiserver etcd kubectl)
+wants() { local b; for b in "${WANT[@]}"; do [[ "$b" == "$1" ]] && return 0; done; return 1; }
 
 log() { echo "envtest-assets: $*" >&2; }
 
@@ -32,12 +35,10 @@ minor="${K8S_VERSION#*.}"; minor="${minor%%.*}"
 staging_version="v0.${K8S_VERSION#*.}"
 
 need=()
-for b in kube-apiserver kubectl; do
+for b in kube-apiserver kubectl kube-controller-manager; do
+  wants "$b" || continue
   if [[ ! -x "$DEST/$b" || ! -f "$DEST/.$b.v$K8S_VERSION" ]]; then need+=("$b"); fi
 done
-if [[ $WITH_KCM == 1 && ( ! -x "$DEST/kube-controller-manager" || ! -f "$DEST/.kube-controller-manager.v$K8S_VERSION" ) ]]; then
-  need+=(kube-controller-manager)
-fi
 
 if (( ${#need[@]} > 0 )); then
   work="$(mktemp -d)"
@@ -77,7 +78,7 @@ if (( ${#need[@]} > 0 )); then
   rm -rf "$work"; trap - EXIT
 fi
 
-if [[ ! -x "$DEST/etcd" || ! -f "$DEST/.etcd.v$ETCD_VERSION" ]]; then
+if wants etcd && [[ ! -x "$DEST/etcd" || ! -f "$DEST/.etcd.v$ETCD_VERSION" ]]; then
   work="$(mktemp -d)"
   trap 'rm -rf "$work"' EXIT
   log "building etcd v$ETCD_VERSION from go.etcd.io/etcd/server/v3 (~1-2 min)"

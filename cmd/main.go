@@ -1,0 +1,178 @@
+// Command manager runs Rapport: the experiment controllers and the feedback
+// collector, in one process.
+package main
+
+import (
+	"crypto/tls"
+	"flag"
+	"os"
+	"time"
+
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	_ "k8s.io/client-go/plugin/pkg/client/auth"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	corev1 "k8s.io/api/core/v1"
+
+	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
+	"github.com/rapport-dev/rapport/internal/collector"
+	"github.com/rapport-dev/rapport/internal/controller"
+	"github.com/rapport-dev/rapport/internal/measure"
+	collectorsource "github.com/rapport-dev/rapport/internal/measure/collector"
+	promsource "github.com/rapport-dev/rapport/internal/measure/prometheus"
+)
+
+var (
+	scheme   = runtime.NewScheme()
+	setupLog = ctrl.Log.WithName("setup")
+)
+
+func init() {
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(cxv1.AddToScheme(scheme))
+	utilruntime.Must(gwv1.Install(scheme))
+}
+
+func main() {
+	var (
+		metricsAddr, probeAddr, collectorAddr string
+		collectorCert, collectorKey           string
+		collectorRate                         float64
+		collectorBurst, collectorMaxBatch     int
+		leaderElect, secureMetrics, http2     bool
+		leaseDuration, renewDeadline, retry   time.Duration
+		leaderElectionNamespace               string
+	)
+	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "Address of the metrics endpoint, e.g. :8443 (HTTPS) or :8080 (HTTP with --metrics-secure=false). 0 disables it.")
+	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz probes.")
+	flag.StringVar(&collectorAddr, "collector-bind-address", ":8082", "Address of the feedback collector. 0 disables it.")
+	flag.StringVar(&collectorCert, "collector-tls-cert-file", "", "TLS certificate of the collector (PEM); with --collector-tls-key-file turns on HTTPS.")
+	flag.StringVar(&collectorKey, "collector-tls-key-file", "", "TLS private key of the collector (PEM).")
+	flag.Float64Var(&collectorRate, "collector-rate-limit", 200, "Requests per second allowed per feedback token (negative: unlimited).")
+	flag.IntVar(&collectorBurst, "collector-rate-burst", 400, "Burst of requests allowed per feedback token.")
+	flag.IntVar(&collectorMaxBatch, "collector-max-batch", 1000, "Most responses one collector request may carry.")
+	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader so that only one replica runs the controllers (the collector runs on every replica).")
+	flag.StringVar(&leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader-election Lease (default: the pod's namespace; required outside a cluster).")
+	flag.DurationVar(&leaseDuration, "leader-elect-lease-duration", 15*time.Second, "How long a non-leader waits before taking over an expired lease.")
+	flag.DurationVar(&renewDeadline, "leader-elect-renew-deadline", 10*time.Second, "How long the leader keeps trying to renew before it gives up leadership.")
+	flag.DurationVar(&retry, "leader-elect-retry-period", 2*time.Second, "How often leader election is retried.")
+	flag.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS with authentication and authorisation.")
+	flag.BoolVar(&http2, "enable-http2", false, "Allow HTTP/2 on the metrics endpoint (off by default: CVE-2023-44487, CVE-2023-39325).")
+	opts := zap.Options{Development: false}
+	opts.BindFlags(flag.CommandLine)
+	flag.Parse()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
+
+	var tlsOpts []func(*tls.Config)
+	if !http2 {
+		tlsOpts = append(tlsOpts, func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} })
+	}
+	metricsOpts := metricsserver.Options{BindAddress: metricsAddr, SecureServing: secureMetrics, TLSOpts: tlsOpts}
+	if secureMetrics {
+		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+
+	tokenSelector := labels.SelectorFromSet(labels.Set{cxv1.LabelFeedbackToken: "true"})
+	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+		Scheme:                  scheme,
+		Metrics:                 metricsOpts,
+		WebhookServer:           webhook.NewServer(webhook.Options{TLSOpts: tlsOpts}),
+		HealthProbeBindAddress:  probeAddr,
+		LeaderElection:          leaderElect,
+		LeaderElectionID:        "rapport.cx.rapport.dev",
+		LeaderElectionNamespace: leaderElectionNamespace,
+		// The controllers stop at once when leadership is lost, so a new
+		// leader never races an old one on the same routes.
+		LeaderElectionReleaseOnCancel: true,
+		LeaseDuration:                 &leaseDuration,
+		RenewDeadline:                 &renewDeadline,
+		RetryPeriod:                   &retry,
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			// Only feedback-token Secrets are cached; Prometheus token
+			// Secrets are read on demand.
+			&corev1.Secret{}: {Label: tokenSelector},
+		}},
+	})
+	if err != nil {
+		setupLog.Error(err, "unable to create the manager")
+		os.Exit(1)
+	}
+
+	gatewayAPI := true
+	if _, err := mgr.GetRESTMapper().RESTMapping(schema.GroupKind{Group: gwv1.GroupName, Kind: "HTTPRoute"}, gwv1.GroupVersion.Version); err != nil {
+		gatewayAPI = false
+		setupLog.Info("the Gateway API HTTPRoute CRD (v1) is not installed: experiments with spec.traffic.gatewayAPI will wait with a condition until it is and Rapport restarts", "error", err.Error())
+	}
+
+	var collectorSource measure.Source
+	if collectorAddr != "0" && collectorAddr != "" {
+		srv, err := collector.New(collector.Options{
+			Addr: collectorAddr, Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(),
+			MaxBatch: collectorMaxBatch, RateLimit: collectorRate, RateBurst: collectorBurst,
+			TLSCertFile: collectorCert, TLSKeyFile: collectorKey,
+			Log: ctrl.Log.WithName("collector"),
+		})
+		if err != nil {
+			setupLog.Error(err, "unable to configure the feedback collector")
+			os.Exit(1)
+		}
+		if err := mgr.Add(srv); err != nil {
+			setupLog.Error(err, "unable to add the feedback collector")
+			os.Exit(1)
+		}
+		collectorSource = &collectorsource.Source{Reader: mgr.GetClient()}
+	}
+
+	if err := (&controller.CXExperimentReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Scheme:    mgr.GetScheme(),
+		Recorder:  mgr.GetEventRecorder("rapport"),
+		Clock:     clock.RealClock{},
+		Collector: collectorSource,
+		Prometheus: func(q cxv1.PrometheusQuery, token string) (measure.Source, error) {
+			return promsource.NewSource(q, token)
+		},
+		Guardrails: promsource.NewGuardrails(),
+		GatewayAPI: gatewayAPI,
+	}).SetupWithManager(mgr); err != nil {
+		setupLog.Error(err, "unable to create the controller", "controller", "CXExperiment")
+		os.Exit(1)
+	}
+	if err := (&controller.CustomerSegmentReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
+		setupLog.Error(err, "unable to create the controller", "controller", "CustomerSegment")
+		os.Exit(1)
+	}
+	if err := (&controller.SatisfactionMetricReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
+		setupLog.Error(err, "unable to create the controller", "controller", "SatisfactionMetric")
+		os.Exit(1)
+	}
+
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		setupLog.Error(err, "unable to set up the health check")
+		os.Exit(1)
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		setupLog.Error(err, "unable to set up the ready check")
+		os.Exit(1)
+	}
+
+	setupLog.Info("starting the manager", "collector", collectorAddr, "gatewayAPI", gatewayAPI, "leaderElection", leaderElect)
+	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
+		setupLog.Error(err, "problem running the manager")
+		os.Exit(1)
+	}
+}

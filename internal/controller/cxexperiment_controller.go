@@ -1,0 +1,214 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	kerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
+	"github.com/rapport-dev/rapport/internal/measure"
+	"github.com/rapport-dev/rapport/internal/metrics"
+	"github.com/rapport-dev/rapport/internal/rollout"
+	"github.com/rapport-dev/rapport/internal/routing"
+	"github.com/rapport-dev/rapport/internal/routing/gatewayapi"
+	"github.com/rapport-dev/rapport/internal/routing/replicas"
+)
+
+// CXExperimentReconciler runs experiments: it measures satisfaction, decides
+// the next step and routes traffic accordingly.
+type CXExperimentReconciler struct {
+	client.Client
+	// APIReader reads without the cache (Secrets for Prometheus tokens).
+	APIReader client.Reader
+	Scheme    *runtime.Scheme
+	Recorder  events.EventRecorder
+	Clock     clock.PassiveClock
+	// Collector reads the tallies of the built-in feedback collector.
+	Collector measure.Source
+	// Prometheus builds a source for a SatisfactionMetric.
+	Prometheus func(q cxv1.PrometheusQuery, bearerToken string) (measure.Source, error)
+	// Guardrails reads guardrail values.
+	Guardrails measure.GuardrailReader
+	// GatewayAPI is false when the cluster has no HTTPRoute CRD; experiments
+	// that need it then get a clear condition.
+	GatewayAPI bool
+}
+
+// +kubebuilder:rbac:groups=cx.rapport.dev,resources=cxexperiments,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=cx.rapport.dev,resources=cxexperiments/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=cx.rapport.dev,resources=cxexperiments/finalizers,verbs=update
+// +kubebuilder:rbac:groups=cx.rapport.dev,resources=responsetallies,verbs=get;list;watch;create;update;delete
+// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch
+// +kubebuilder:rbac:groups=apps,resources=deployments/scale,verbs=get;update;patch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile moves one experiment forward. It reads like a table of contents:
+// the work is in the phases (cxexperiment_phases.go).
+func (r *CXExperimentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	exp := &cxv1.CXExperiment{}
+	if err := r.Get(ctx, req.NamespacedName, exp); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	sc := newScope(exp, r.Clock.Now())
+
+	if !exp.DeletionTimestamp.IsZero() {
+		return r.finalize(ctx, sc)
+	}
+	if !controllerutil.ContainsFinalizer(exp, cxv1.Finalizer) {
+		patch := client.MergeFrom(exp.DeepCopy())
+		controllerutil.AddFinalizer(exp, cxv1.Finalizer)
+		if err := r.Patch(ctx, exp, patch); err != nil {
+			return ctrl.Result{}, fmt.Errorf("add finalizer: %w", err)
+		}
+		sc.orig = exp.DeepCopy() // the patch moved resourceVersion; status diffs from here
+	}
+	defer func() {
+		if err := r.patchStatus(ctx, sc); err != nil {
+			retErr = kerrors.NewAggregate([]error{retErr, err})
+		}
+		metrics.ObserveExperiment(sc.exp)
+	}()
+
+	if exp.Status.Phase == "" {
+		exp.Status.Phase, exp.Status.Run = cxv1.PhasePending, 1
+	}
+	if err := sc.loadSettings(); err != nil {
+		r.fail(sc, cxv1.ReasonInvalidSpec, err.Error())
+		return ctrl.Result{}, reconcile.TerminalError(err)
+	}
+	return r.runPhases(ctx, sc, []phase{r.resolve, r.checkConflicts, r.measure, r.decide, r.route, r.report})
+}
+
+// phase is one stage of a reconcile. A phase that returns stop=true ends
+// the reconcile (after the status is written).
+type phase func(ctx context.Context, sc *scope) (result ctrl.Result, stop bool, err error)
+
+// runPhases runs phases in order and merges their results: the lowest
+// non-zero RequeueAfter wins.
+func (r *CXExperimentReconciler) runPhases(ctx context.Context, sc *scope, phases []phase) (ctrl.Result, error) {
+	var res ctrl.Result
+	for _, p := range phases {
+		pr, stop, err := p(ctx, sc)
+		res = lowestRequeue(res, pr)
+		if err != nil {
+			return res, err
+		}
+		if stop {
+			break
+		}
+	}
+	setConditions(sc)
+	return res, nil
+}
+
+func lowestRequeue(a, b ctrl.Result) ctrl.Result {
+	if b.RequeueAfter > 0 && (a.RequeueAfter == 0 || b.RequeueAfter < a.RequeueAfter) {
+		a.RequeueAfter = b.RequeueAfter
+	}
+	return a
+}
+
+// patchStatus writes the status once, as a merge patch of what changed.
+func (r *CXExperimentReconciler) patchStatus(ctx context.Context, sc *scope) error {
+	if sc.exp.DeletionTimestamp.IsZero() && sc.statusErr == nil {
+		sc.exp.Status.ObservedGeneration = sc.exp.Generation
+	}
+	if equality.Semantic.DeepEqual(sc.orig.Status, sc.exp.Status) {
+		return nil
+	}
+	if err := r.Status().Patch(ctx, sc.exp, client.MergeFrom(sc.orig)); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("patch status: %w", err)
+	}
+	sc.orig = sc.exp.DeepCopy()
+	return nil
+}
+
+// checkpoint writes the status now. Only used before a change that must be
+// undoable after a crash (write-ahead of the original routes or replicas).
+func (r *CXExperimentReconciler) checkpoint(ctx context.Context, sc *scope) error {
+	return r.patchStatus(ctx, sc)
+}
+
+// router returns the Router of the experiment's traffic mode.
+func (r *CXExperimentReconciler) router(exp *cxv1.CXExperiment) (routing.Router, error) {
+	switch {
+	case exp.Spec.Traffic.GatewayAPI != nil:
+		if !r.GatewayAPI {
+			return nil, routing.Errorf(cxv1.ReasonRouteNotFound,
+				"the cluster has no Gateway API HTTPRoute CRD; install Gateway API (v1.x) and restart Rapport, or use spec.traffic.replicas")
+		}
+		return &gatewayapi.Router{Client: r.Client, Scheme: r.Scheme}, nil
+	case exp.Spec.Traffic.Replicas != nil:
+		return &replicas.Router{Client: r.Client}, nil
+	default:
+		return nil, errors.New("spec.traffic: set exactly one of gatewayAPI or replicas")
+	}
+}
+
+// event records a Kubernetes Event on the experiment.
+func (r *CXExperimentReconciler) event(exp *cxv1.CXExperiment, e rollout.Event) {
+	if r.Recorder == nil {
+		return
+	}
+	kind := corev1.EventTypeNormal
+	if e.Warning {
+		kind = corev1.EventTypeWarning
+	}
+	note := e.Message
+	if len(note) > 1000 { // events.k8s.io notes are limited to 1 kB
+		note = note[:997] + "..."
+	}
+	r.Recorder.Eventf(exp, nil, kind, e.Reason, e.Reason, "%s", note)
+}
+
+// SetupWithManager registers the controller and its watches.
+func (r *CXExperimentReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if err := setupIndexes(context.Background(), mgr); err != nil {
+		return err
+	}
+	if r.Clock == nil {
+		r.Clock = clock.RealClock{}
+	}
+	b := ctrl.NewControllerManagedBy(mgr).
+		For(&cxv1.CXExperiment{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		// Each collector commit updates the tally and wakes the experiment at once.
+		Owns(&cxv1.ResponseTally{}).
+		Watches(&cxv1.CustomerSegment{}, handler.EnqueueRequestsFromMapFunc(r.byIndex(indexSegments, byName))).
+		Watches(&cxv1.SatisfactionMetric{}, handler.EnqueueRequestsFromMapFunc(r.byIndex(indexMetric, byName))).
+		WatchesMetadata(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.byIndex(indexServices, byName))).
+		WatchesMetadata(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(r.byIndex(indexDeployments, byName))).
+		Named("cxexperiment")
+	if r.GatewayAPI {
+		b = b.Owns(&gwv1.HTTPRoute{}).
+			Watches(&gwv1.HTTPRoute{}, handler.EnqueueRequestsFromMapFunc(r.byIndex(indexRoute, byName)))
+	}
+	return b.Complete(r)
+}
+
+// requeueMissing is how often an experiment waiting for a missing reference
+// looks again (watches usually wake it earlier).
+const requeueMissing = 30 * time.Second

@@ -1,0 +1,338 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
+	"github.com/rapport-dev/rapport/internal/analysis"
+	"github.com/rapport-dev/rapport/internal/measure"
+	"github.com/rapport-dev/rapport/internal/rollout"
+)
+
+// analysisConfig maps spec.satisfaction to the decision engine's config.
+func analysisConfig(s cxv1.SatisfactionSettings) analysis.Config {
+	return analysis.Config{
+		Metric:             analysis.Metric(s.Metric),
+		ScaleMin:           s.ScoreMin,
+		ScaleMax:           s.ScoreMax,
+		SatisfiedAtOrAbove: s.SatisfiedAtOrAbove,
+		Minimum:            s.Minimum,
+		MaxDrop:            s.MaxDrop,
+		Confidence:         s.Confidence,
+		MinResponses:       s.MinResponses,
+	}
+}
+
+func variantNames(spec *cxv1.CXExperimentSpec) (control string, others []string) {
+	for _, v := range spec.Variants {
+		if v.Control {
+			control = v.Name
+		} else {
+			others = append(others, v.Name)
+		}
+	}
+	return control, others
+}
+
+// measure reads satisfaction and judges every variant in every segment.
+// With the collector it runs at every reconcile (a cached read); a polled
+// source (Prometheus) runs once per spec.satisfaction.interval, and between
+// polls the verdicts in status stand.
+func (r *CXExperimentReconciler) measure(ctx context.Context, sc *scope) (ctrl.Result, bool, error) {
+	exp := sc.exp
+	if !sc.running() {
+		return ctrl.Result{}, false, nil
+	}
+	interval := sc.settings.Interval
+	due := exp.Status.MeasuredAt == nil || sc.now.Sub(exp.Status.MeasuredAt.Time) >= interval
+	polled := exp.Spec.Satisfaction.Source.MetricRef != nil
+	if polled && !due {
+		sc.judgements = judgementsFromStatus(&exp.Status)
+		sc.breaches = breachesFromStatus(&exp.Status)
+		return ctrl.Result{RequeueAfter: exp.Status.MeasuredAt.Add(interval).Sub(sc.now)}, false, nil
+	}
+	var res ctrl.Result
+	if polled || len(exp.Spec.Guardrails) > 0 {
+		res.RequeueAfter = interval
+	}
+	source, err := r.source(ctx, sc)
+	var result measure.Result
+	if err == nil {
+		result, err = source.Tallies(ctx, measure.Query{
+			Experiment: exp, Settings: sc.settings, Segments: exp.Spec.SegmentNames(),
+			Variants: allVariants(&exp.Spec), Window: window(exp, sc.now),
+		})
+	}
+	if err != nil {
+		// Missing data is never read as satisfied: every verdict becomes
+		// InsufficientData, which neither advances nor promotes.
+		sc.measured = failed(cxv1.ReasonMeasurementFailed, "%v", err)
+		sc.judgements = rollout.Judgements{}
+		markUnmeasured(&exp.Status, "measurement failed: "+err.Error())
+		now := metav1.NewTime(sc.now)
+		exp.Status.MeasuredAt = &now
+		if res.RequeueAfter == 0 {
+			res.RequeueAfter = requeueMissing
+		}
+		return res, false, nil
+	}
+	sc.lastResponseAt = result.LastResponseAt
+	judgements, fields, err := evaluate(sc.settings, &exp.Spec, result.Tallies)
+	if err != nil {
+		sc.measured = failed(cxv1.ReasonMeasurementFailed, "%v", err)
+		return res, false, nil
+	}
+	sc.judgements = judgements
+	if len(exp.Spec.Guardrails) > 0 && (due || sc.exp.Status.MeasuredAt == nil) {
+		sc.breaches = r.guardrails(ctx, sc, judgements)
+	} else {
+		sc.breaches = breachesFromStatus(&exp.Status)
+	}
+	changed := applyMeasurement(&exp.Status, fields)
+	if due || changed {
+		now := metav1.NewTime(sc.now)
+		exp.Status.MeasuredAt = &now
+		exp.Status.Summary = summarize(sc.settings, &exp.Spec, result.Tallies)
+	}
+	if len(result.Missing) > 0 && polled {
+		sc.measured = succeeded(cxv1.ReasonNoData, "no responses yet for %s (verdict InsufficientData until data arrives)", strings.Join(result.Missing, ", "))
+	} else {
+		sc.measured = succeeded(cxv1.ReasonMeasured, "measured %d responses", totalResponses(result.Tallies))
+	}
+	return res, false, nil
+}
+
+func allVariants(spec *cxv1.CXExperimentSpec) []string {
+	out := make([]string, len(spec.Variants))
+	for i, v := range spec.Variants {
+		out[i] = v.Name
+	}
+	return out
+}
+
+// window is the time since the run started, for Prometheus range functions.
+func window(exp *cxv1.CXExperiment, now time.Time) time.Duration {
+	if exp.Status.StartedAt == nil {
+		return time.Second
+	}
+	return max(now.Sub(exp.Status.StartedAt.Time), time.Second)
+}
+
+func totalResponses(t measure.Tallies) int64 {
+	var n int64
+	for _, vs := range t {
+		for _, c := range vs {
+			for _, x := range c {
+				n += x
+			}
+		}
+	}
+	return n
+}
+
+// source returns the measurement source of the experiment.
+func (r *CXExperimentReconciler) source(ctx context.Context, sc *scope) (measure.Source, error) {
+	if sc.metric == nil {
+		if r.Collector == nil {
+			return nil, fmt.Errorf("the feedback collector is disabled on this manager (--collector-bind-address=0); use spec.satisfaction.source.metricRef")
+		}
+		return r.Collector, nil
+	}
+	if r.Prometheus == nil {
+		return nil, fmt.Errorf("no Prometheus provider configured")
+	}
+	token, err := r.secretValue(ctx, sc.exp.Namespace, sc.metric.Spec.Prometheus.BearerTokenSecretRef)
+	if err != nil {
+		return nil, err
+	}
+	return r.Prometheus(sc.metric.Spec.Prometheus, token)
+}
+
+// variantFields are the measurement fields of one variant's status.
+type variantFields struct {
+	responses                                    int64
+	share, score, scoreIv, diff, diffIv, message string
+	verdict                                      cxv1.Verdict
+}
+
+func fmtPoints(x float64) string { return fmt.Sprintf("%.1f", x) }
+
+func fmtInterval(iv analysis.Interval) string {
+	return fmt.Sprintf("[%.1f, %.1f]", iv.Lower, iv.Upper)
+}
+
+// evaluate runs the decision engine on each segment's tallies. It returns
+// the judgements for rollout and the status fields per segment and variant.
+func evaluate(s cxv1.SatisfactionSettings, spec *cxv1.CXExperimentSpec, t measure.Tallies) (rollout.Judgements, map[string]map[string]variantFields, error) {
+	cfg := analysisConfig(s)
+	control, others := variantNames(spec)
+	counts := func(seg, v string) []int64 {
+		c := t.Get(seg, v)
+		if len(c) != s.Scores() {
+			return make([]int64, s.Scores())
+		}
+		return c
+	}
+	judgements := rollout.Judgements{}
+	fields := map[string]map[string]variantFields{}
+	for _, seg := range spec.SegmentNames() {
+		ctl := analysis.Arm{Name: control, Counts: counts(seg, control)}
+		arms := make([]analysis.Arm, len(others))
+		var total int64
+		for _, c := range ctl.Counts {
+			total += c
+		}
+		for i, v := range others {
+			arms[i] = analysis.Arm{Name: v, Counts: counts(seg, v)}
+			for _, c := range arms[i].Counts {
+				total += c
+			}
+		}
+		assessments, err := analysis.Evaluate(cfg, ctl, arms)
+		if err != nil {
+			return nil, nil, fmt.Errorf("evaluate segment %s: %w", seg, err)
+		}
+		judgements[seg] = map[string]rollout.Judgement{}
+		fields[seg] = map[string]variantFields{}
+		share := func(n int64) string {
+			if total == 0 {
+				return ""
+			}
+			return fmt.Sprintf("%.1f", 100*float64(n)/float64(total))
+		}
+		ctlEst, err := analysis.EstimateArm(cfg, ctl)
+		if err != nil {
+			return nil, nil, err
+		}
+		cf := variantFields{responses: ctlEst.Responses, share: share(ctlEst.Responses)}
+		if ctlEst.Responses > 0 {
+			cf.score = fmtPoints(ctlEst.Score)
+			if hw, err := analysis.HalfWidth(ctlEst.Variance, cfg.MixingVariance(), cfg.IntervalAlpha(len(others))); err == nil && ctlEst.Responses >= s.MinResponses {
+				lo := 0.0
+				if s.Metric == cxv1.MetricNPS {
+					lo = -100
+				}
+				cf.scoreIv = fmtInterval(analysis.Interval{Lower: max(ctlEst.Score-hw, lo), Upper: min(ctlEst.Score+hw, 100)})
+			}
+		}
+		fields[seg][control] = cf
+		for _, a := range assessments {
+			reason := cxv1.RollbackInferior
+			if s.Minimum != nil && a.ScoreInterval.Upper < *s.Minimum && a.Verdict == analysis.Inferior {
+				reason = cxv1.RollbackBelowMinimum
+			}
+			judgements[seg][a.Variant] = rollout.Judgement{
+				Verdict: cxv1.Verdict(a.Verdict), Reason: reason, Evidence: a.Explanation,
+				Responses: a.Responses, Score: a.Score,
+			}
+			f := variantFields{responses: a.Responses, share: share(a.Responses), verdict: cxv1.Verdict(a.Verdict), message: a.Explanation}
+			if a.Responses > 0 && a.ControlResponses > 0 && !math.IsNaN(a.Score) {
+				f.score, f.diff = fmtPoints(a.Score), fmtPoints(a.Difference)
+				if a.Verdict != analysis.InsufficientData {
+					f.scoreIv, f.diffIv = fmtInterval(a.ScoreInterval), fmtInterval(a.DifferenceInterval)
+				}
+			}
+			fields[seg][a.Variant] = f
+		}
+	}
+	return judgements, fields, nil
+}
+
+// applyMeasurement copies the fields into status. It reports whether a
+// verdict changed (so that status is written at once rather than at the
+// next interval).
+func applyMeasurement(st *cxv1.CXExperimentStatus, fields map[string]map[string]variantFields) bool {
+	changed := false
+	for i := range st.Segments {
+		seg := &st.Segments[i]
+		for j := range seg.Variants {
+			v := &seg.Variants[j]
+			f, ok := fields[seg.Name][v.Name]
+			if !ok {
+				continue
+			}
+			if v.Verdict != f.verdict {
+				changed = true
+			}
+			v.Responses, v.RealizedShare, v.Score, v.ScoreInterval = f.responses, f.share, f.score, f.scoreIv
+			v.Difference, v.DifferenceInterval, v.Verdict, v.Message = f.diff, f.diffIv, f.verdict, f.message
+		}
+	}
+	return changed
+}
+
+// markUnmeasured sets every variant's verdict to InsufficientData.
+func markUnmeasured(st *cxv1.CXExperimentStatus, why string) {
+	for i := range st.Segments {
+		for j := range st.Segments[i].Variants {
+			v := &st.Segments[i].Variants[j]
+			if v.State == cxv1.StateControl {
+				continue
+			}
+			v.Verdict, v.Message = cxv1.VerdictInsufficientData, why
+		}
+	}
+}
+
+// judgementsFromStatus rebuilds the judgements of the last measurement.
+func judgementsFromStatus(st *cxv1.CXExperimentStatus) rollout.Judgements {
+	out := rollout.Judgements{}
+	for _, seg := range st.Segments {
+		out[seg.Name] = map[string]rollout.Judgement{}
+		for _, v := range seg.Variants {
+			if v.Verdict == "" {
+				continue
+			}
+			var score float64
+			fmt.Sscanf(v.Score, "%g", &score)
+			out[seg.Name][v.Name] = rollout.Judgement{Verdict: v.Verdict, Evidence: v.Message, Responses: v.Responses, Score: score}
+		}
+	}
+	return out
+}
+
+// breachesFromStatus: guardrail breaches roll a variant back at once, so
+// none is pending between polls.
+func breachesFromStatus(*cxv1.CXExperimentStatus) map[string]map[string]string { return nil }
+
+// summarize pools each variant's responses across segments for kubectl get.
+func summarize(s cxv1.SatisfactionSettings, spec *cxv1.CXExperimentSpec, t measure.Tallies) cxv1.Summary {
+	cfg := analysisConfig(s)
+	pooled := func(v string) (analysis.Estimate, bool) {
+		sum := make([]int64, s.Scores())
+		for _, seg := range spec.SegmentNames() {
+			for i, c := range t.Get(seg, v) {
+				if i < len(sum) {
+					sum[i] += c
+				}
+			}
+		}
+		e, err := analysis.EstimateArm(cfg, analysis.Arm{Name: v, Counts: sum})
+		return e, err == nil && e.Responses > 0
+	}
+	control, others := variantNames(spec)
+	var out cxv1.Summary
+	ctl, ok := pooled(control)
+	if ok {
+		out.Control = fmtPoints(ctl.Score)
+	}
+	var parts []string
+	for _, v := range others {
+		e, vok := pooled(v)
+		switch {
+		case vok && ok:
+			parts = append(parts, fmt.Sprintf("%s %.1f (%+.1f)", v, e.Score, e.Score-ctl.Score))
+		case vok:
+			parts = append(parts, fmt.Sprintf("%s %.1f", v, e.Score))
+		}
+	}
+	out.Variants = strings.Join(parts, ", ")
+	return out
+}

@@ -1,0 +1,83 @@
+package controller
+
+import (
+	"time"
+
+	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
+	"github.com/rapport-dev/rapport/internal/rollout"
+	"github.com/rapport-dev/rapport/internal/routing"
+)
+
+// outcome is the result of one part of the work, for its condition.
+// evaluated is false when the part did not run this reconcile (its
+// condition then keeps its previous value).
+type outcome struct {
+	evaluated bool
+	ok        bool
+	reason    string
+	message   string
+}
+
+func succeeded(reason, format string, args ...any) outcome {
+	return outcome{evaluated: true, ok: true, reason: reason, message: sprintf(format, args...)}
+}
+
+func failed(reason, format string, args ...any) outcome {
+	return outcome{evaluated: true, reason: reason, message: sprintf(format, args...)}
+}
+
+// scope carries what one reconcile read and decided, from phase to phase.
+type scope struct {
+	// exp is the experiment being reconciled; its status is patched at the end.
+	exp *cxv1.CXExperiment
+	// orig is exp as read, the base of the status patch.
+	orig *cxv1.CXExperiment
+	// now is the reconcile's time (one clock reading for all decisions).
+	now time.Time
+
+	// settings is spec.satisfaction parsed.
+	settings cxv1.SatisfactionSettings
+	// router applies traffic for the experiment's traffic mode.
+	router routing.Router
+	// segments are the experiment's CustomerSegments by name.
+	segments map[string]*cxv1.CustomerSegment
+	// metric is the SatisfactionMetric of spec.satisfaction.source.metricRef.
+	metric *cxv1.SatisfactionMetric
+
+	// judgements and breaches are the measurement's verdicts for rollout.
+	judgements rollout.Judgements
+	breaches   map[string]map[string]string
+	// lastResponseAt is the commit time of the newest counted response.
+	lastResponseAt time.Time
+
+	// decision is rollout's output.
+	decision rollout.Output
+	// failedNow is set when this reconcile moved the experiment to Failed.
+	failedNow bool
+
+	// Outcomes for the domain conditions.
+	refs, measured, routed outcome
+	// routeErr is returned once events are recorded, so the reconcile is retried.
+	routeErr error
+	// statusErr keeps observedGeneration from advancing when set.
+	statusErr error
+}
+
+func newScope(exp *cxv1.CXExperiment, now time.Time) *scope {
+	return &scope{exp: exp, orig: exp.DeepCopy(), now: now}
+}
+
+// loadSettings parses spec.satisfaction.
+func (sc *scope) loadSettings() error {
+	s, err := sc.exp.Spec.Satisfaction.Settings()
+	if err != nil {
+		return err
+	}
+	sc.settings = s
+	return nil
+}
+
+func (sc *scope) running() bool {
+	p := sc.exp.Status.Phase
+	return p == cxv1.PhaseProgressing || p == cxv1.PhasePaused
+}
