@@ -1,0 +1,33 @@
+// Package cli implements kubectl-cx, the kubectl plugin of Rapport
+// (`kubectl cx <command>`).
+//
+// Commands:
+//
+//	list                 table of the experiments of a namespace (-A: all namespaces)
+//	status NAME          readable view of one experiment (--watch follows it)
+//	pause|resume NAME    set spec.paused
+//	promote|abort|retry NAME
+//	                     request a manual action (annotation with a fresh token)
+//	report NAME          final report, Markdown (default) or JSON
+//	analyze              run the decision engine offline on counts (no cluster)
+//
+// Every command that talks to a cluster takes the standard kubeconfig flags
+// (--kubeconfig, --context, -n/--namespace, ...) of
+// k8s.io/cli-runtime/pkg/genericclioptions.
+//
+// # Exit codes
+//
+//	0  success
+//	1  error, or an action refused because the phase makes it pointless (see --force)
+//	2  bad usage: unknown command or flag, wrong number of arguments, invalid flag value
+//	3  the experiment (or, for report/status, the object asked for) does not exist
+//
+// # Design
+//
+// Commands fetch objects and hand them to renderers (RenderList,
+// RenderStatus, RenderReportMarkdown, BuildReport, RenderAnalysis,
+// RenderPlan), which are pure functions of their inputs and of a
+// RenderOptions value (the clock and whether to use colour), so they are
+// tested with golden files. Colour is used only when stdout is a terminal and
+// NO_COLOR is unset.
+package cli
