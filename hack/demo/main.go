@@ -1,0 +1,468 @@
+// Command demo shows Rapport at work with no cluster: it starts a local
+// control plane (etcd and kube-apiserver built by hack/envtest-assets.sh),
+// installs the Gateway API and Rapport CRDs, runs the manager with its
+// feedback collector, applies a shop (hack/demo/shop.yaml) and simulated
+// customers (hack/demo/scenario.yaml), shows the rollout live and ends with
+// the story. Ctrl-C or the end stops everything it started.
+//
+// With DEMO_CLUSTER=existing it uses the cluster of KUBECONFIG instead (the
+// CRDs are installed when missing; the manager runs locally; the demo
+// namespace is deleted at the end).
+//
+// Run it with `make demo`.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/term"
+	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
+	"github.com/rapport-dev/rapport/internal/sim"
+	"github.com/rapport-dev/rapport/test/utils"
+)
+
+const (
+	demoNS  = "shop"
+	expName = "checkout-redesign"
+)
+
+func main() {
+	manager := flag.String("manager", "bin/manager", "Path of the manager binary (make build).")
+	shop := flag.String("shop", "hack/demo/shop.yaml", "Manifests of the demo shop.")
+	scenario := flag.String("scenario", "hack/demo/scenario.yaml", "Simulated customers.")
+	timeout := flag.Duration("timeout", 4*time.Minute, "Give up after this long.")
+	flag.Parse()
+	logf.SetLogger(zap.New(zap.WriteTo(io.Discard)))
+
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	ctx, cancelTimeout := context.WithTimeout(ctx, *timeout)
+	defer cancelTimeout()
+
+	d := &demo{manager: *manager, shopFile: *shop, scenarioFile: *scenario, out: os.Stdout}
+	err := d.run(ctx)
+	d.cleanup()
+	if err != nil && !errors.Is(err, context.Canceled) {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(1)
+	}
+}
+
+type demo struct {
+	manager, shopFile, scenarioFile string
+	out                             io.Writer
+
+	dir        string
+	env        *envtest.Environment
+	kubeconfig string
+	existing   bool
+	mgrCmd     *exec.Cmd
+	mgrLog     *os.File
+	c          client.Client
+	collector  string
+}
+
+func (d *demo) say(format string, args ...any) {
+	fmt.Fprintf(d.out, "\033[1m==>\033[0m "+format+"\n", args...)
+}
+
+func (d *demo) run(ctx context.Context) error {
+	var err error
+	if d.dir, err = os.MkdirTemp("", "rapport-demo-"); err != nil {
+		return err
+	}
+	start := time.Now()
+	cfg, err := d.controlPlane(ctx)
+	if err != nil {
+		return err
+	}
+	scheme := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(scheme)
+	_ = cxv1.AddToScheme(scheme)
+	_ = gwv1.Install(scheme)
+	_ = apiextensionsv1.AddToScheme(scheme)
+	if d.c, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
+		return err
+	}
+	if d.existing {
+		if err := d.installCRDs(ctx); err != nil {
+			return err
+		}
+	}
+	if err := d.startManager(ctx); err != nil {
+		return err
+	}
+	d.say("applying the shop (%s): HTTPRoute checkout -> checkout-v1, segments enterprise and new-customers, experiment %s", d.shopFile, expName)
+	if err := d.apply(ctx, d.shopFile); err != nil {
+		return err
+	}
+	d.say("ready in %s; try: kubectl --kubeconfig %s get cxe,cseg,httproute -n %s", time.Since(start).Round(100*time.Millisecond), d.kubeconfig, demoNS)
+	return d.simulate(ctx)
+}
+
+// controlPlane starts etcd and kube-apiserver with the CRDs, or connects to
+// the existing cluster.
+func (d *demo) controlPlane(ctx context.Context) (*rest.Config, error) {
+	if os.Getenv("DEMO_CLUSTER") == "existing" {
+		d.existing = true
+		d.kubeconfig = os.Getenv("KUBECONFIG")
+		if d.kubeconfig == "" {
+			d.kubeconfig = filepath.Join(os.Getenv("HOME"), ".kube", "config")
+		}
+		d.say("using the existing cluster of %s", d.kubeconfig)
+		return clientcmd.BuildConfigFromFlags("", d.kubeconfig)
+	}
+	d.say("starting a local control plane (etcd + kube-apiserver from ./bin/k8s) with the Gateway API and Rapport CRDs")
+	env, err := utils.NewEnvironment(utils.EnvironmentOptions{GatewayChannel: "standard"})
+	if err != nil {
+		return nil, err
+	}
+	d.env = env
+	if _, err := env.Start(); err != nil {
+		return nil, fmt.Errorf("start the control plane: %w", err)
+	}
+	user, err := env.AddUser(envtest.User{Name: "demo", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return nil, err
+	}
+	kc, err := user.KubeConfig()
+	if err != nil {
+		return nil, err
+	}
+	d.kubeconfig = filepath.Join(d.dir, "kubeconfig")
+	if err := os.WriteFile(d.kubeconfig, kc, 0o600); err != nil {
+		return nil, err
+	}
+	return user.Config(), nil
+}
+
+// installCRDs applies Rapport's CRDs, and the Gateway API standard CRDs when
+// the cluster has no HTTPRoute, to an existing cluster.
+func (d *demo) installCRDs(ctx context.Context) error {
+	dirs := []string{filepath.Join(utils.RepoRoot(), "config", "crd", "bases")}
+	if err := d.c.Get(ctx, types.NamespacedName{Name: "httproutes.gateway.networking.k8s.io"}, &apiextensionsv1.CustomResourceDefinition{}); apierrors.IsNotFound(err) {
+		gw, err := utils.GatewayAPICRDDir("standard")
+		if err != nil {
+			return err
+		}
+		dirs = append(dirs, gw)
+	}
+	d.say("installing CRDs from %s", strings.Join(dirs, ", "))
+	crds, err := envtest.InstallCRDs(restConfig(d.kubeconfig), envtest.CRDInstallOptions{Paths: dirs, ErrorIfPathMissing: true})
+	if err != nil {
+		return err
+	}
+	d.say("%d CRDs installed", len(crds))
+	return nil
+}
+
+func restConfig(kubeconfig string) *rest.Config {
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		panic(err)
+	}
+	return cfg
+}
+
+func freeAddr() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// startManager runs the real manager binary against the control plane.
+func (d *demo) startManager(ctx context.Context) error {
+	collectorAddr, metricsAddr, probeAddr := freeAddr(), freeAddr(), freeAddr()
+	d.collector = "http://" + collectorAddr
+	var err error
+	if d.mgrLog, err = os.Create(filepath.Join(d.dir, "manager.log")); err != nil {
+		return err
+	}
+	d.mgrCmd = exec.Command(d.manager,
+		"--collector-bind-address="+collectorAddr,
+		"--metrics-bind-address="+metricsAddr, "--metrics-secure=false",
+		"--health-probe-bind-address="+probeAddr)
+	d.mgrCmd.Env = append(os.Environ(), "KUBECONFIG="+d.kubeconfig)
+	d.mgrCmd.Stdout, d.mgrCmd.Stderr = d.mgrLog, d.mgrLog
+	if err := d.mgrCmd.Start(); err != nil {
+		return fmt.Errorf("start %s (run make build): %w", d.manager, err)
+	}
+	d.say("manager running (pid %d): collector %s, metrics http://%s/metrics, log %s", d.mgrCmd.Process.Pid, d.collector, metricsAddr, d.mgrLog.Name())
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + probeAddr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("the manager did not become ready; see %s", d.mgrLog.Name())
+		}
+		time.Sleep(100 * time.Millisecond) // polling a process we started; no event to wait on
+	}
+}
+
+// apply creates the objects of a manifest file with server-side apply.
+func (d *demo) apply(ctx context.Context, path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
+	for {
+		u := &unstructured.Unstructured{}
+		if err := dec.Decode(&u.Object); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return fmt.Errorf("decode %s: %w", path, err)
+		}
+		if len(u.Object) == 0 {
+			continue
+		}
+		if err := d.c.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner("rapport-demo"), client.ForceOwnership); err != nil {
+			return fmt.Errorf("apply %s %s: %w", u.GetKind(), u.GetName(), err)
+		}
+	}
+}
+
+func (d *demo) experiment(ctx context.Context) (*cxv1.CXExperiment, error) {
+	exp := &cxv1.CXExperiment{}
+	err := d.c.Get(ctx, types.NamespacedName{Namespace: demoNS, Name: expName}, exp)
+	return exp, err
+}
+
+// simulate runs the customers and the live view until the experiment ends.
+func (d *demo) simulate(ctx context.Context) error {
+	scenario, err := sim.LoadScenario(d.scenarioFile)
+	if err != nil {
+		return err
+	}
+	for {
+		exp, err := d.experiment(ctx)
+		if err == nil && exp.Status.Phase == cxv1.PhaseProgressing {
+			break
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		time.Sleep(100 * time.Millisecond) // waiting for the controller to start the experiment
+	}
+	secret := &corev1.Secret{}
+	if err := d.c.Get(ctx, types.NamespacedName{Namespace: demoNS, Name: "feedback-token"}, secret); err != nil {
+		return err
+	}
+	d.say("simulating customers (%s): %.0f answers/s; enterprise customers turn against the one-page checkout after their 150th answer", d.scenarioFile, scenario.Rate)
+	simCtx, stopSim := context.WithCancel(ctx)
+	defer stopSim()
+	simDone := make(chan sim.Stats, 1)
+	go func() {
+		stats, _ := sim.Run(simCtx, sim.Options{
+			Client: d.c, Namespace: demoNS, Experiment: expName, CollectorURL: d.collector,
+			Token: strings.TrimSpace(string(secret.Data["token"])), Scenario: scenario, Concurrency: 4,
+		})
+		simDone <- stats
+	}()
+
+	view := newLiveView(d.out)
+	ticker := time.NewTicker(500 * time.Millisecond)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ticker.C:
+		}
+		exp, err := d.experiment(ctx)
+		if err != nil {
+			continue
+		}
+		view.show(exp)
+		if exp.Status.Phase.Terminal() {
+			stopSim()
+			stats := <-simDone
+			view.done()
+			d.story(exp, stats)
+			return nil
+		}
+	}
+}
+
+// story prints how the experiment ended, segment by segment.
+func (d *demo) story(exp *cxv1.CXExperiment, stats sim.Stats) {
+	fmt.Fprintln(d.out)
+	d.say("%s ended: %s after %s", expName, exp.Status.Phase, exp.Status.CompletedAt.Sub(exp.Status.StartedAt.Time).Round(100*time.Millisecond))
+	maxDrop := exp.Spec.Satisfaction.MaxDrop
+	for _, seg := range exp.Status.Segments {
+		control := seg.Variants[0]
+		for _, v := range seg.Variants[1:] {
+			switch v.State {
+			case cxv1.StateRolledBack:
+				line := fmt.Sprintf("%s: %s rolled back", seg.Name, v.Name)
+				for _, rb := range exp.Status.Rollbacks {
+					if rb.Segment == seg.Name && rb.Variant == v.Name {
+						line = fmt.Sprintf("%s: %s rolled back after %d responses (CSAT %s vs %s, margin %s); %s",
+							seg.Name, v.Name, rb.Responses, v.Score, control.Score, maxDrop, latency(rb))
+					}
+				}
+				fmt.Fprintln(d.out, "   "+line)
+			case cxv1.StatePromoted:
+				fmt.Fprintf(d.out, "   %s: %s promoted (CSAT %s %s vs control %s %s, difference %s %s)\n",
+					seg.Name, v.Name, v.Score, v.ScoreInterval, control.Score, control.ScoreInterval, v.Difference, v.DifferenceInterval)
+			default:
+				fmt.Fprintf(d.out, "   %s: %s %s (%s)\n", seg.Name, v.Name, v.State, v.Verdict)
+			}
+		}
+	}
+	fmt.Fprintf(d.out, "   customers simulated: %d answers posted, %d accepted (ack p50 %s, p99 %s)\n",
+		stats.Sent, stats.Accepted, stats.Percentile(0.5).Round(time.Millisecond), stats.Percentile(0.99).Round(time.Millisecond))
+}
+
+func latency(rb cxv1.Rollback) string {
+	if rb.DecisiveResponseAt == nil || rb.TrafficRestoredAt == nil {
+		return "route restored"
+	}
+	return fmt.Sprintf("route restored %.2f s after the decisive response", rb.TrafficRestoredAt.Sub(rb.DecisiveResponseAt.Time).Seconds())
+}
+
+// cleanup stops everything the demo started.
+func (d *demo) cleanup() {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if d.existing && d.c != nil {
+		d.say("deleting namespace %s (the manager restores routes first)", demoNS)
+		_ = d.c.Delete(ctx, &corev1.Namespace{ObjectMeta: objectMeta(demoNS)})
+		for ctx.Err() == nil {
+			if err := d.c.Get(ctx, types.NamespacedName{Name: demoNS}, &corev1.Namespace{}); apierrors.IsNotFound(err) {
+				break
+			}
+			time.Sleep(250 * time.Millisecond) // waiting for namespace termination
+		}
+	}
+	if d.mgrCmd != nil && d.mgrCmd.Process != nil {
+		_ = d.mgrCmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = d.mgrCmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			_ = d.mgrCmd.Process.Kill()
+			<-done
+		}
+	}
+	if d.mgrLog != nil {
+		d.mgrLog.Close()
+	}
+	if d.env != nil {
+		_ = d.env.Stop()
+	}
+	if d.dir != "" {
+		_ = os.RemoveAll(d.dir)
+	}
+	d.say("stopped everything the demo started")
+}
+
+// liveView prints the experiment as it moves: redrawn in place on a
+// terminal, a new block on each change otherwise.
+type liveView struct {
+	out   io.Writer
+	tty   bool
+	last  string
+	lines int
+}
+
+func newLiveView(out io.Writer) *liveView {
+	tty := false
+	if f, ok := out.(*os.File); ok {
+		tty = term.IsTerminal(int(f.Fd()))
+	}
+	return &liveView{out: out, tty: tty}
+}
+
+func (v *liveView) show(exp *cxv1.CXExperiment) {
+	text := render(exp)
+	if text == v.last {
+		return
+	}
+	v.last = text
+	if v.tty && v.lines > 0 {
+		fmt.Fprintf(v.out, "\033[%dA\033[J", v.lines)
+	}
+	fmt.Fprint(v.out, text)
+	v.lines = strings.Count(text, "\n")
+}
+
+func (v *liveView) done() {}
+
+// render draws the experiment: step, weights and CSAT per segment and variant.
+func render(exp *cxv1.CXExperiment) string {
+	var b strings.Builder
+	st := exp.Status
+	fmt.Fprintf(&b, "%s  phase %-11s step %d/%d  (%s)\n", time.Now().Format("15:04:05"), st.Phase, st.CurrentStep, len(exp.Spec.Steps), progressReason(exp))
+	w := bufio.NewWriter(&b)
+	for _, seg := range st.Segments {
+		fmt.Fprintf(w, "  %-14s", seg.Name)
+		for _, v := range seg.Variants {
+			score := "   -"
+			if v.Score != "" {
+				score = v.Score
+			}
+			verdict := string(v.Verdict)
+			if v.State != cxv1.StateActive && v.State != cxv1.StateControl {
+				verdict = string(v.State)
+			}
+			fmt.Fprintf(w, " | %-8s %3d%%  n=%-5d CSAT %5s %-14s %s", v.Name, v.Weight, v.Responses, score, v.ScoreInterval, verdict)
+		}
+		fmt.Fprintln(w)
+	}
+	w.Flush()
+	return b.String()
+}
+
+func progressReason(exp *cxv1.CXExperiment) string {
+	for _, c := range exp.Status.Conditions {
+		if c.Type == cxv1.ConditionProgressing {
+			return c.Reason
+		}
+	}
+	return ""
+}
+
+func objectMeta(name string) metav1.ObjectMeta { return metav1.ObjectMeta{Name: name} }
