@@ -1,0 +1,276 @@
+package reliability
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
+	"github.com/rapport-dev/rapport/internal/sim"
+)
+
+func ptr[T any](v T) *T      { return &v }
+func pct(x float64) *float64 { return &x }
+
+// shop creates a namespace with the checkout Services, route, two segments
+// and a feedback token, and returns its name and token.
+func shop() (string, string) {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "shop-"}}
+	Expect(k8s.Create(ctx, ns)).To(Succeed())
+	for _, name := range []string{"checkout-v1", "checkout-v2"} {
+		Expect(k8s.Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns.Name},
+			Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 8080, TargetPort: intstr.FromInt32(8080)}}}})).To(Succeed())
+	}
+	Expect(k8s.Create(ctx, &gwv1.HTTPRoute{
+		ObjectMeta: metav1.ObjectMeta{Name: "checkout", Namespace: ns.Name},
+		Spec: gwv1.HTTPRouteSpec{
+			CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Name: "gw"}}},
+			Rules: []gwv1.HTTPRouteRule{{
+				Matches:     []gwv1.HTTPRouteMatch{{Path: &gwv1.HTTPPathMatch{Type: ptr(gwv1.PathMatchPathPrefix), Value: ptr("/checkout")}}},
+				BackendRefs: []gwv1.HTTPBackendRef{{BackendRef: gwv1.BackendRef{BackendObjectReference: gwv1.BackendObjectReference{Name: "checkout-v1", Port: ptr(gwv1.PortNumber(8080))}}}},
+			}},
+		},
+	})).To(Succeed())
+	for name, header := range map[string]string{"enterprise": "enterprise", "new-customers": "new"} {
+		Expect(k8s.Create(ctx, &cxv1.CustomerSegment{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns.Name},
+			Spec: cxv1.CustomerSegmentSpec{Match: cxv1.SegmentMatch{Headers: []cxv1.HeaderMatch{{Name: "x-tier", Value: header}}}}})).To(Succeed())
+	}
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	token := hex.EncodeToString(b)
+	Expect(k8s.Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "feedback-token", Namespace: ns.Name, Labels: map[string]string{cxv1.LabelFeedbackToken: "true"}},
+		Data:       map[string][]byte{"token": []byte(token)},
+	})).To(Succeed())
+	return ns.Name, token
+}
+
+// experiment is a three-step experiment on both segments.
+func experiment(ns string, minDuration time.Duration) *cxv1.CXExperiment {
+	steps := []cxv1.Step{}
+	for _, w := range []int32{10, 30, 50} {
+		steps = append(steps, cxv1.Step{Weight: w, MinDuration: metav1.Duration{Duration: minDuration}})
+	}
+	return &cxv1.CXExperiment{
+		ObjectMeta: metav1.ObjectMeta{Name: "checkout-redesign", Namespace: ns},
+		Spec: cxv1.CXExperimentSpec{
+			Variants: []cxv1.Variant{
+				{Name: "control", Control: true, Service: &cxv1.ServiceRef{Name: "checkout-v1", Port: 8080}},
+				{Name: "one-page", Service: &cxv1.ServiceRef{Name: "checkout-v2", Port: 8080}},
+			},
+			Segments:       []string{"enterprise", "new-customers"},
+			Traffic:        cxv1.Traffic{GatewayAPI: &cxv1.GatewayAPITraffic{HTTPRoute: "checkout"}},
+			Steps:          steps,
+			Promotion:      cxv1.PromotionAutomatic,
+			OnInconclusive: cxv1.InconclusiveRollback,
+			Satisfaction: cxv1.Satisfaction{Metric: cxv1.MetricCSAT, MaxDrop: "3", Confidence: "95", MinResponses: 100,
+				Source: cxv1.SatisfactionSource{Collector: &cxv1.CollectorSource{}}, Interval: metav1.Duration{Duration: time.Second}},
+		},
+	}
+}
+
+// scenario: enterprise customers turn against the one-page checkout after
+// their 300th answer (86 -> 70); new customers like both the same.
+func scenario(seed uint64) *sim.Scenario {
+	return &sim.Scenario{Rate: 1, Batch: 20, Seed: seed, Segments: map[string]sim.SegmentScenario{
+		"enterprise": {Share: 1, Variants: map[string]sim.Distribution{
+			"control":  {Satisfied: pct(86)},
+			"one-page": {Satisfied: pct(86), After: 300, Then: &sim.Distribution{Satisfied: pct(70)}},
+		}},
+		"new-customers": {Share: 1, Variants: map[string]sim.Distribution{
+			"control":  {Satisfied: pct(85)},
+			"one-page": {Satisfied: pct(86)},
+		}},
+	}}
+}
+
+func getExp(ns string) *cxv1.CXExperiment {
+	exp := &cxv1.CXExperiment{}
+	Expect(k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "checkout-redesign"}, exp)).To(Succeed())
+	return exp
+}
+
+// feeder posts simulated answers like a careful app: every batch has an
+// Idempotency-Key and is retried (on any collector) until acknowledged, so
+// the number of acknowledged responses is exact.
+type feeder struct {
+	ns, token string
+	urls      func() []string
+	drawer    *sim.Drawer
+	http      *http.Client
+
+	acked    atomic.Int64 // responses acknowledged with 202 (each batch once)
+	attempts atomic.Int64 // requests sent, retries included
+	retries  atomic.Int64
+	next     atomic.Uint64
+}
+
+func newFeeder(ns, token string, seed uint64, urls func() []string) *feeder {
+	exp := getExp(ns)
+	scale, control, err := sim.ScaleOf(exp)
+	Expect(err).NotTo(HaveOccurred())
+	return &feeder{ns: ns, token: token, urls: urls, drawer: sim.NewDrawer(scenario(seed), scale, control),
+		http: &http.Client{Timeout: 10 * time.Second}}
+}
+
+type wire struct {
+	Variant string `json:"variant"`
+	Segment string `json:"segment"`
+	Score   int    `json:"score"`
+}
+
+// send posts one batch until it is acknowledged; it returns false once the
+// experiment no longer takes feedback or ctx ends.
+func (f *feeder) send(ctx context.Context, batch []sim.Answer) bool {
+	rs := make([]wire, len(batch))
+	for i, a := range batch {
+		rs[i] = wire{a.Variant, a.Segment, a.Score}
+	}
+	body, _ := json.Marshal(map[string]any{"responses": rs})
+	key := fmt.Sprintf("batch-%d", f.next.Add(1))
+	for attempt := 0; ctx.Err() == nil; attempt++ {
+		urls := f.urls()
+		if len(urls) == 0 {
+			time.Sleep(50 * time.Millisecond) // no collector up: client-side retry backoff
+			continue
+		}
+		url := urls[attempt%len(urls)]
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost,
+			fmt.Sprintf("%s/v1/namespaces/%s/experiments/checkout-redesign/responses", url, f.ns), bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+f.token)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Idempotency-Key", key)
+		f.attempts.Add(1)
+		resp, err := f.http.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			switch resp.StatusCode {
+			case http.StatusAccepted:
+				f.acked.Add(int64(len(batch)))
+				return true
+			case http.StatusConflict, http.StatusNotFound:
+				return false
+			}
+		}
+		f.retries.Add(1)
+		time.Sleep(time.Duration(20*(attempt%10+1)) * time.Millisecond) // client-side retry backoff
+	}
+	return false
+}
+
+// run feeds batches drawn with the live weights until the experiment stops
+// taking feedback or ctx ends.
+func (f *feeder) run(ctx context.Context, weights func() map[string]map[string]int32) {
+	for ctx.Err() == nil {
+		w := weights()
+		batch := make([]sim.Answer, 20)
+		for i := range batch {
+			batch[i] = f.drawer.Draw(w)
+		}
+		if !f.send(ctx, batch) {
+			return
+		}
+	}
+}
+
+// monitor records every distinct split it sees, to check that weights never
+// jump backwards or forwards wrongly.
+type monitor struct {
+	mu      sync.Mutex
+	history []map[string]map[string]int32
+	last    atomic.Pointer[map[string]map[string]int32]
+}
+
+func (m *monitor) run(ctx context.Context, ns string) {
+	for ctx.Err() == nil {
+		exp := &cxv1.CXExperiment{}
+		if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "checkout-redesign"}, exp); err == nil {
+			if w, err := sim.Weights(ctx, k8s, exp); err == nil {
+				m.last.Store(&w)
+				m.mu.Lock()
+				if len(m.history) == 0 || fmt.Sprint(m.history[len(m.history)-1]) != fmt.Sprint(w) {
+					m.history = append(m.history, w)
+				}
+				m.mu.Unlock()
+			}
+		}
+		time.Sleep(20 * time.Millisecond) // sampling the route as a gateway would see it
+	}
+}
+
+func (m *monitor) weights() map[string]map[string]int32 {
+	if w := m.last.Load(); w != nil {
+		return *w
+	}
+	return map[string]map[string]int32{}
+}
+
+// checkMonotone checks, per segment, that the variant's weight only moves
+// forward through the step weights, except to 0 (a rollback, for good) or to
+// 100 (a promotion, for good).
+func (m *monitor) checkMonotone(steps []int32) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	allowed := append([]int32{0, 100}, steps...)
+	for _, seg := range []string{"enterprise", "new-customers"} {
+		var seq []int32
+		for _, h := range m.history {
+			w := h[seg]["one-page"]
+			Expect(allowed).To(ContainElement(w), "segment %s saw weight %d, not a step weight", seg, w)
+			if len(seq) == 0 || seq[len(seq)-1] != w {
+				seq = append(seq, w)
+			}
+		}
+		GinkgoWriter.Printf("segment %s weights over time: %v\n", seg, seq)
+		for i := 1; i < len(seq); i++ {
+			prev, cur := seq[i-1], seq[i]
+			switch {
+			case prev == 0 && i > 1:
+				Fail(fmt.Sprintf("segment %s: weight came back after a rollback: %v", seg, seq))
+			case prev == 100:
+				Fail(fmt.Sprintf("segment %s: weight changed after promotion: %v", seg, seq))
+			case cur != 0 && cur < prev:
+				Fail(fmt.Sprintf("segment %s: weight went backwards: %v", seg, seq))
+			case cur != 0 && cur != 100 && slices.Index(steps, cur) != slices.Index(steps, prev)+1:
+				Fail(fmt.Sprintf("segment %s: weight skipped a step: %v", seg, seq))
+			}
+		}
+	}
+}
+
+// outcome summarises how an experiment ended, per segment.
+func outcome(exp *cxv1.CXExperiment) string {
+	var parts []string
+	for _, s := range exp.Status.Segments {
+		for _, v := range s.Variants[1:] {
+			parts = append(parts, fmt.Sprintf("%s/%s=%s", s.Name, v.Name, v.State))
+		}
+	}
+	sort.Strings(parts)
+	return string(exp.Status.Phase) + " " + strings.Join(parts, " ")
+}
+
+// tallyTotal reads the collector's durable count of the current run.
+func tallyTotal(ns string) int64 {
+	t := &cxv1.ResponseTally{}
+	Expect(k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "checkout-redesign"}, t)).To(Succeed())
+	return t.Spec.Total
+}
