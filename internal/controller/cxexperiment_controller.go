@@ -52,15 +52,15 @@ type CXExperimentReconciler struct {
 	GatewayAPI bool
 }
 
-// +kubebuilder:rbac:groups=cx.rapport.dev,resources=cxexperiments,verbs=get;list;watch;update;patch
-// +kubebuilder:rbac:groups=cx.rapport.dev,resources=cxexperiments/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=cx.rapport.dev,resources=cxexperiments,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=cx.rapport.dev,resources=cxexperiments/status,verbs=get;patch
 // +kubebuilder:rbac:groups=cx.rapport.dev,resources=cxexperiments/finalizers,verbs=update
 // +kubebuilder:rbac:groups=cx.rapport.dev,resources=responsetallies,verbs=get;list;watch;create;update;delete
 // +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch
-// +kubebuilder:rbac:groups=apps,resources=deployments/scale,verbs=get;update;patch
+// +kubebuilder:rbac:groups=apps,resources=deployments/scale,verbs=get;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile moves one experiment forward. It reads like a table of contents:
@@ -84,9 +84,13 @@ func (r *CXExperimentReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		sc.orig = exp.DeepCopy() // the patch moved resourceVersion; status diffs from here
 	}
 	defer func() {
+		// Route first (in the phases), then status, then events and metrics:
+		// a transition is announced only once it is recorded.
 		if err := r.patchStatus(ctx, sc); err != nil {
 			retErr = kerrors.NewAggregate([]error{retErr, err})
+			return
 		}
+		r.announce(sc)
 		metrics.ObserveExperiment(sc.exp)
 	}()
 
@@ -97,7 +101,7 @@ func (r *CXExperimentReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		r.fail(sc, cxv1.ReasonInvalidSpec, err.Error())
 		return ctrl.Result{}, reconcile.TerminalError(err)
 	}
-	return r.runPhases(ctx, sc, []phase{r.resolve, r.checkConflicts, r.measure, r.decide, r.route, r.report})
+	return r.runPhases(ctx, sc, []phase{r.resolve, r.checkConflicts, r.measure, r.decide, r.route})
 }
 
 // phase is one stage of a reconcile. A phase that returns stop=true ends
@@ -119,6 +123,10 @@ func (r *CXExperimentReconciler) runPhases(ctx context.Context, sc *scope, phase
 		}
 	}
 	setConditions(sc)
+	if sc.routeErr != nil {
+		// A failed traffic change is retried with backoff once status is written.
+		return ctrl.Result{}, sc.routeErr
+	}
 	return res, nil
 }
 
@@ -137,9 +145,17 @@ func (r *CXExperimentReconciler) patchStatus(ctx context.Context, sc *scope) err
 	if equality.Semantic.DeepEqual(sc.orig.Status, sc.exp.Status) {
 		return nil
 	}
-	if err := r.Status().Patch(ctx, sc.exp, client.MergeFrom(sc.orig)); err != nil {
+	// The patch carries the resourceVersion it was computed from: a
+	// reconcile that started from a stale copy (the cache lagging behind our
+	// own last write, or a write whose answer was lost) gets a Conflict and
+	// runs again on fresh state, instead of splicing its decision into a
+	// newer one (a merge patch replaces whole lists such as segments).
+	if err := r.Status().Patch(ctx, sc.exp, client.MergeFromWithOptions(sc.orig, client.MergeFromWithOptimisticLock{})); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil
+		}
+		if apierrors.IsConflict(err) {
+			return fmt.Errorf("patch status: the experiment changed since it was read; reconciling again: %w", err)
 		}
 		return fmt.Errorf("patch status: %w", err)
 	}

@@ -39,8 +39,7 @@ func (r *CXExperimentReconciler) fail(sc *scope, reason, message string) {
 		now := metav1.NewTime(sc.now)
 		st.CompletedAt = &now
 		st.PausedAt = nil
-		sc.failedNow = true
-		r.event(sc.exp, rollout.Event{Warning: true, Reason: "Failed", Message: message})
+		sc.events = append(sc.events, rollout.Event{Warning: true, Reason: "Failed", Message: message})
 	}
 	sc.refs = failed(reason, "%s", message)
 }
@@ -380,9 +379,10 @@ func formatWeights(exp *cxv1.CXExperiment) string {
 	return strings.Join(parts, "; ")
 }
 
-// report records the decision's events and metrics, after the traffic change.
-func (r *CXExperimentReconciler) report(_ context.Context, sc *scope) (ctrl.Result, bool, error) {
-	for _, e := range sc.decision.Events {
+// announce records the decision's events and counters, after the traffic
+// change and the status write.
+func (r *CXExperimentReconciler) announce(sc *scope) {
+	for _, e := range append(sc.events, sc.decision.Events...) {
 		r.event(sc.exp, e)
 	}
 	if sc.routeErr != nil && len(sc.decision.RolledBack) > 0 {
@@ -390,9 +390,9 @@ func (r *CXExperimentReconciler) report(_ context.Context, sc *scope) (ctrl.Resu
 			Message: "a rollback was decided but the route could not be changed yet; retrying: " + sc.routeErr.Error()})
 	}
 	metrics.RecordRollbacks(sc.exp, sc.decision.RolledBack)
-	if sc.exp.Status.Phase == cxv1.PhaseSucceeded && sc.orig.Status.Phase != cxv1.PhaseSucceeded {
+	if sc.exp.Status.Phase == cxv1.PhaseSucceeded && sc.before.Phase != cxv1.PhaseSucceeded {
 		how := "automatic"
-		if sc.exp.Status.HandledActions.Promote != sc.orig.Status.HandledActions.Promote {
+		if sc.exp.Status.HandledActions.Promote != sc.before.HandledActions.Promote {
 			how = "manual"
 		}
 		for _, s := range sc.exp.Status.Segments {
@@ -401,7 +401,6 @@ func (r *CXExperimentReconciler) report(_ context.Context, sc *scope) (ctrl.Resu
 			}
 		}
 	}
-	return ctrl.Result{}, false, sc.routeErr
 }
 
 // secretValue reads a Secret key without the cache (only labelled Secrets

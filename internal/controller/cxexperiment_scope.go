@@ -30,8 +30,12 @@ func failed(reason, format string, args ...any) outcome {
 type scope struct {
 	// exp is the experiment being reconciled; its status is patched at the end.
 	exp *cxv1.CXExperiment
-	// orig is exp as read, the base of the status patch.
+	// orig is the base of the status patch: exp as read, then as last written.
 	orig *cxv1.CXExperiment
+	// before is the status as read, for announcing transitions.
+	before cxv1.CXExperimentStatus
+	// events are extra events (beyond rollout's) to announce after the status write.
+	events []rollout.Event
 	// now is the reconcile's time (one clock reading for all decisions).
 	now time.Time
 
@@ -52,8 +56,6 @@ type scope struct {
 
 	// decision is rollout's output.
 	decision rollout.Output
-	// failedNow is set when this reconcile moved the experiment to Failed.
-	failedNow bool
 
 	// Outcomes for the domain conditions.
 	refs, measured, routed outcome
@@ -64,7 +66,7 @@ type scope struct {
 }
 
 func newScope(exp *cxv1.CXExperiment, now time.Time) *scope {
-	return &scope{exp: exp, orig: exp.DeepCopy(), now: now}
+	return &scope{exp: exp, orig: exp.DeepCopy(), before: *exp.Status.DeepCopy(), now: now}
 }
 
 // loadSettings parses spec.satisfaction.
