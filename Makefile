@@ -85,8 +85,8 @@ verify: manifests generate api-docs ## Fail if generated files are not up to dat
 		git status --porcelain -- api config docs/api.md charts; git diff --stat -- api config docs/api.md charts; exit 1; fi
 
 .PHONY: envtest-assets
-envtest-assets: ## Build kube-apiserver and etcd (what the tests need) from Go modules into ./bin/k8s (cached).
-	@hack/envtest-assets.sh kube-apiserver etcd >/dev/null
+envtest-assets: ## Build kube-apiserver, etcd and kube-controller-manager (what the tests need) into ./bin/k8s (cached).
+	@hack/envtest-assets.sh kube-apiserver etcd kube-controller-manager >/dev/null
 
 .PHONY: control-plane-assets
 control-plane-assets: ## Build kube-apiserver, etcd and kubectl (for the demo) into ./bin/k8s (cached).
@@ -94,8 +94,21 @@ control-plane-assets: ## Build kube-apiserver, etcd and kubectl (for the demo) i
 
 .PHONY: test
 test: manifests generate fmt vet envtest-assets prometheus-bin helm kustomize ## Run all tests: unit, envtest suites, Prometheus provider, reliability.
-	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh kube-apiserver etcd 2>/dev/null)" PROMETHEUS_BIN="$$(hack/prometheus-bin.sh)" \
+	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh kube-apiserver etcd kube-controller-manager 2>/dev/null)" PROMETHEUS_BIN="$$(hack/prometheus-bin.sh)" \
 		$(GO) test ./... -coverprofile cover.out -timeout 30m $(TEST_FLAGS)
+	$(MAKE) --no-print-directory fuzz FUZZTIME=10s
+
+# Fuzzers: package and target. Their seed corpora (f.Add and testdata/fuzz)
+# also run as plain tests in `go test`.
+FUZZERS = internal/collector:FuzzDecode internal/measure/prometheus:FuzzRender \
+	internal/routing/gatewayapi:FuzzCookieRegex internal/routing/gatewayapi:FuzzRenderChildRules
+FUZZTIME ?= 1m
+
+.PHONY: fuzz
+fuzz: ## Run each fuzzer for FUZZTIME (default 1m; make test runs them for 10s).
+	@for f in $(FUZZERS); do pkg=$${f%%:*}; target=$${f##*:}; \
+		echo "fuzz $$target in ./$$pkg for $(FUZZTIME)"; \
+		$(GO) test ./$$pkg -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) || exit 1; done
 
 .PHONY: test-unit
 test-unit: ## Run the tests that need no control plane.

@@ -82,6 +82,9 @@ type Options struct {
 	// they change (checked at most every 10s), so rotated certificates apply
 	// without a restart.
 	TLSCertFile, TLSKeyFile string
+	// HeaderTimeout bounds reading a request's headers, against slow
+	// clients (default 5s).
+	HeaderTimeout time.Duration
 	// Clock stamps commits; defaults to the real clock.
 	Clock clock.PassiveClock
 	// Log receives the audit lines of rejected batches and commit errors.
@@ -128,6 +131,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.MaxPending <= 0 {
 		opts.MaxPending = DefaultMaxPending
+	}
+	if opts.HeaderTimeout <= 0 {
+		opts.HeaderTimeout = 5 * time.Second
 	}
 	if opts.MaxPending < opts.MaxBatch {
 		return nil, fmt.Errorf("collector: MaxPending (%d) must be at least MaxBatch (%d)", opts.MaxPending, opts.MaxBatch)
@@ -195,7 +201,7 @@ func (s *Server) Start(ctx context.Context) error {
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           s.handler,
-		ReadHeaderTimeout: 5 * time.Second,
+		ReadHeaderTimeout: s.opts.HeaderTimeout,
 		ReadTimeout:       30 * time.Second,
 		// A request waits for the write in flight and its own write.
 		WriteTimeout:   2*commitTimeout + 30*time.Second,

@@ -1,0 +1,168 @@
+package collector
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/rapport-dev/rapport/internal/metrics"
+)
+
+// TestHostileRequests sends requests an attacker or a broken client would,
+// and checks each is refused with the right code and counts nothing.
+func TestHostileRequests(t *testing.T) {
+	s, _ := newUnitServer(t, Options{RateLimit: -1})
+	h := s.Handler()
+	path := "/v1/namespaces/shop/experiments/checkout/responses"
+	one := func(score string) string {
+		return `{"responses":[{"variant":"control","score":` + score + `}]}`
+	}
+	tests := []struct {
+		name   string
+		body   string
+		header map[string]string
+		code   int
+	}{
+		{"a body over 1 MiB", `{"responses":[` + strings.Repeat(`{"variant":"control","score":5},`, 40000) + `{"variant":"control","score":5}]}`, nil, http.StatusRequestEntityTooLarge},
+		{"one huge string", `{"responses":[{"variant":"` + strings.Repeat("x", 900_000) + `","score":5}]}`, nil, http.StatusBadRequest},
+		{"deeply nested JSON", strings.Repeat(`{"responses":`, 5000) + `[]` + strings.Repeat(`}`, 5000), nil, http.StatusBadRequest},
+		{"deep array in an unknown field", `{"x":` + strings.Repeat("[", 10000) + strings.Repeat("]", 10000) + `}`, nil, http.StatusBadRequest},
+		{"NaN score", one("NaN"), nil, http.StatusBadRequest},
+		{"quoted NaN score", one(`"NaN"`), nil, http.StatusBadRequest},
+		{"Infinity score", one("Infinity"), nil, http.StatusBadRequest},
+		{"overflowing score", one("99999999999999999999999999"), nil, http.StatusBadRequest},
+		{"exponent score", one("4e0"), nil, http.StatusBadRequest},
+		{"negative score", one("-4"), nil, http.StatusBadRequest},
+		{"fractional score", one("4.5"), nil, http.StatusBadRequest},
+		{"null score", one("null"), nil, http.StatusBadRequest},
+		{"boolean score", one("true"), nil, http.StatusBadRequest},
+		{"duplicate keys smuggling a second score", `{"responses":[{"variant":"control","score":5,"score":9}]}`, nil, http.StatusBadRequest},
+		{"trailing garbage after the object", one("5") + `{"responses":[]}`, nil, http.StatusBadRequest},
+		{"invalid UTF-8", "{\"responses\":[{\"variant\":\"\xff\xfe\",\"score\":5}]}", nil, http.StatusBadRequest},
+		{"XML", `<responses><r score="5"/></responses>`, map[string]string{"Content-Type": "application/xml"}, http.StatusUnsupportedMediaType},
+		{"form data", `score=5`, map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, http.StatusUnsupportedMediaType},
+		{"no content type", one("5"), map[string]string{"Content-Type": ""}, http.StatusUnsupportedMediaType},
+		{"empty body", "", nil, http.StatusBadRequest},
+		{"token of no one", one("5"), map[string]string{"Authorization": "Bearer guess"}, http.StatusUnauthorized},
+		{"an Idempotency-Key with a newline", one("5"), map[string]string{"Idempotency-Key": "a\nb"}, http.StatusBadRequest},
+		{"an Idempotency-Key of 1000 bytes", one("5"), map[string]string{"Idempotency-Key": strings.Repeat("k", 1000)}, http.StatusBadRequest},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := post(t, h, path, tt.body, tt.header)
+			if w.Code != tt.code {
+				t.Fatalf("code = %d (%s), want %d", w.Code, w.Body.String(), tt.code)
+			}
+			if !strings.Contains(w.Body.String(), `"error"`) {
+				t.Fatalf("body %q is not a JSON error", w.Body.String())
+			}
+		})
+	}
+	if n := feedbackSeries(t); n != 0 {
+		t.Fatalf("hostile requests created %d feedback series, want 0", n)
+	}
+}
+
+func feedbackSeries(t *testing.T) int {
+	ch := make(chan prometheus.Metric, 1024)
+	go func() { metrics.FeedbackResponses.Collect(ch); close(ch) }()
+	n := 0
+	for m := range ch {
+		var d dto.Metric
+		if err := m.Write(&d); err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range d.GetLabel() {
+			if l.GetName() == "namespace" && l.GetValue() == "shop" {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// TestBogusExperimentNamesAreBounded posts to 10,000 distinct experiment
+// names that do not exist: each gets 404, and neither memory nor metric
+// series grow with them.
+func TestBogusExperimentNamesAreBounded(t *testing.T) {
+	s, _ := newUnitServer(t, Options{RateLimit: -1})
+	h := s.Handler()
+	runtime.GC()
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	for i := range 10_000 {
+		w := post(t, h, fmt.Sprintf("/v1/namespaces/shop/experiments/bogus-%05d/responses", i), `{"responses":[{"variant":"control","score":5}]}`, nil)
+		if w.Code != http.StatusNotFound {
+			t.Fatalf("bogus-%05d: code %d, want 404", i, w.Code)
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&m1)
+	grown := int64(m1.HeapAlloc) - int64(m0.HeapAlloc)
+	t.Logf("heap grew by %d bytes after 10,000 bogus names", grown)
+	if grown > 4<<20 {
+		t.Fatalf("heap grew by %d bytes: state is kept per bogus name", grown)
+	}
+	s.commit.mu.Lock()
+	queues := len(s.commit.queues)
+	s.commit.mu.Unlock()
+	if queues != 0 {
+		t.Fatalf("%d commit queues kept for unknown experiments", queues)
+	}
+	if n := feedbackSeries(t); n != 0 {
+		t.Fatalf("%d feedback series for unknown experiments", n)
+	}
+}
+
+// TestSlowClientIsCutOff opens a connection that sends its headers one byte
+// at a time (slowloris): the server closes it after HeaderTimeout.
+func TestSlowClientIsCutOff(t *testing.T) {
+	s, _ := newUnitServer(t, Options{RateLimit: -1, HeaderTimeout: 300 * time.Millisecond})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = s.Serve(ctx, ln) }()
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	start := time.Now()
+	closed := make(chan struct{})
+	go func() {
+		// The server answers 408 or just closes; either way the read ends.
+		_, _ = io.Copy(io.Discard, bufio.NewReader(conn))
+		close(closed)
+	}()
+	header := "POST /v1/namespaces/shop/experiments/checkout/responses HTTP/1.1\r\nHost: x\r\n"
+	for i := 0; ; i++ {
+		select {
+		case <-closed:
+			if d := time.Since(start); d > 5*time.Second {
+				t.Fatalf("the slow client was held for %s", d)
+			}
+			return
+		case <-time.After(50 * time.Millisecond): // the slow client's pace is the test's subject
+		}
+		if _, err := conn.Write([]byte{header[i%len(header)]}); err != nil {
+			return // the server closed the connection
+		}
+		if time.Since(start) > 10*time.Second {
+			t.Fatal("the server never cut off a client sending headers one byte every 50ms")
+		}
+	}
+}
+
