@@ -20,7 +20,7 @@ type CustomerSegmentReconciler struct {
 }
 
 // +kubebuilder:rbac:groups=cx.rapport.dev,resources=customersegments,verbs=get;list;watch
-// +kubebuilder:rbac:groups=cx.rapport.dev,resources=customersegments/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=cx.rapport.dev,resources=customersegments/status,verbs=get;patch
 
 // Reconcile sets the Ready condition of a CustomerSegment.
 func (r *CustomerSegmentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {

@@ -21,7 +21,7 @@ type SatisfactionMetricReconciler struct {
 }
 
 // +kubebuilder:rbac:groups=cx.rapport.dev,resources=satisfactionmetrics,verbs=get;list;watch
-// +kubebuilder:rbac:groups=cx.rapport.dev,resources=satisfactionmetrics/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=cx.rapport.dev,resources=satisfactionmetrics/status,verbs=get;patch
 
 // Reconcile sets the Ready condition of a SatisfactionMetric.
 func (r *SatisfactionMetricReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
