@@ -62,7 +62,7 @@ var _ = Describe("Two manager replicas with leader election", func() {
 		Eventually(func() bool { return isLeader(follower) }, 30*time.Second).Should(BeTrue(), "the other replica takes over")
 		Expect(getExp(ns).Status.CurrentStep).To(BeNumerically(">=", stepBefore), "no step is undone by the failover")
 
-		Eventually(func() bool { return getExp(ns).Status.Phase.Terminal() }, 2*time.Minute).Should(BeTrue())
+		Eventually(func() bool { return getExp(ns).Status.Phase.Terminal() }, 2*time.Minute).Should(BeTrue(), describe(ns))
 		stop()
 		<-fed
 		mon.checkMonotone([]int32{10, 30, 50})
@@ -107,7 +107,7 @@ var _ = Describe("API server unavailable", func() {
 		Expect(proxy.Restore()).To(Succeed())
 		GinkgoWriter.Printf("%s: API server back after %s\n", what, time.Since(cutAt).Round(time.Second))
 
-		Eventually(func() bool { return getExp(ns).Status.Phase.Terminal() }, 3*time.Minute).Should(BeTrue())
+		Eventually(func() bool { return getExp(ns).Status.Phase.Terminal() }, 3*time.Minute).Should(BeTrue(), describe(ns))
 		stop()
 		<-fed
 		mon.checkMonotone([]int32{10, 30, 50})

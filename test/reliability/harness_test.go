@@ -265,6 +265,11 @@ func outcome(exp *cxv1.CXExperiment) string {
 		}
 	}
 	sort.Strings(parts)
+	if exp.Status.Phase == cxv1.PhaseFailed {
+		for _, c := range exp.Status.Conditions {
+			GinkgoWriter.Printf("condition %s=%s %s: %s\n", c.Type, c.Status, c.Reason, c.Message)
+		}
+	}
 	return string(exp.Status.Phase) + " " + strings.Join(parts, " ")
 }
 
@@ -273,4 +278,15 @@ func tallyTotal(ns string) int64 {
 	t := &cxv1.ResponseTally{}
 	Expect(k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "checkout-redesign"}, t)).To(Succeed())
 	return t.Spec.Total
+}
+
+func metaName(name string) metav1.ObjectMeta { return metav1.ObjectMeta{Name: name} }
+
+// describe renders an experiment's status for failure messages.
+func describe(ns string) func() string {
+	return func() string {
+		exp := getExp(ns)
+		b, _ := json.MarshalIndent(exp.Status, "", "  ")
+		return "experiment status:\n" + string(b)
+	}
 }

@@ -76,7 +76,7 @@ func rollout(seed uint64, kills int, minDuration time.Duration) (string, int) {
 		Expect(err).NotTo(HaveOccurred())
 		set.set(next)
 	}
-	Eventually(func() bool { return getExp(ns).Status.Phase.Terminal() }, 3*time.Minute).Should(BeTrue())
+	Eventually(func() bool { return getExp(ns).Status.Phase.Terminal() }, 3*time.Minute).Should(BeTrue(), describe(ns))
 	stop()
 	<-fed
 

@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"time"
 
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -98,6 +99,8 @@ func NewEnvironment(opts EnvironmentOptions) (*envtest.Environment, error) {
 		CRDDirectoryPaths:     []string{filepath.Join(RepoRoot(), "config", "crd", "bases"), gw},
 		ErrorIfCRDPathMissing: true,
 		BinaryAssetsDirectory: assets,
+		// A loaded 2-core machine can take longer than the default 20s.
+		ControlPlaneStopTimeout: time.Minute,
 	}, nil
 }
 
