@@ -165,4 +165,3 @@ func TestSlowClientIsCutOff(t *testing.T) {
 		}
 	}
 }
-
