@@ -170,7 +170,3 @@ type CustomerSegmentList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []CustomerSegment `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&CustomerSegment{}, &CustomerSegmentList{})
-}

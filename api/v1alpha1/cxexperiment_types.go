@@ -402,17 +402,17 @@ type CXExperimentSpec struct {
 type ExperimentPhase string
 
 const (
-	// PhasePending: accepted, traffic not yet shifted.
+	// PhasePending means accepted, traffic not yet shifted.
 	PhasePending ExperimentPhase = "Pending"
-	// PhaseProgressing: a step is running.
+	// PhaseProgressing means a step is running.
 	PhaseProgressing ExperimentPhase = "Progressing"
-	// PhasePaused: held at the current step by spec.paused.
+	// PhasePaused means held at the current step by spec.paused.
 	PhasePaused ExperimentPhase = "Paused"
-	// PhaseSucceeded: promoted; each segment routes to its chosen variant.
+	// PhaseSucceeded means promoted; each segment routes to its chosen variant.
 	PhaseSucceeded ExperimentPhase = "Succeeded"
-	// PhaseRolledBack: no variant is active in any segment; traffic is on the control.
+	// PhaseRolledBack means no variant is active in any segment; traffic is on the control.
 	PhaseRolledBack ExperimentPhase = "RolledBack"
-	// PhaseFailed: the experiment cannot run (invalid references, conflicts); traffic is on the control.
+	// PhaseFailed means the experiment cannot run (invalid references, conflicts); traffic is on the control.
 	PhaseFailed ExperimentPhase = "Failed"
 )
 
@@ -426,13 +426,13 @@ func (p ExperimentPhase) Terminal() bool {
 type Verdict string
 
 const (
-	// VerdictInsufficientData: fewer than minResponses responses, or no data.
+	// VerdictInsufficientData means fewer than minResponses responses, or no data.
 	VerdictInsufficientData Verdict = "InsufficientData"
-	// VerdictInconclusive: keep collecting.
+	// VerdictInconclusive means keep collecting.
 	VerdictInconclusive Verdict = "Inconclusive"
-	// VerdictNonInferior: confidently no more than maxDrop below the control (safe to advance).
+	// VerdictNonInferior means confidently no more than maxDrop below the control (safe to advance).
 	VerdictNonInferior Verdict = "NonInferior"
-	// VerdictInferior: confidently more than maxDrop below the control, or below minimum (roll back).
+	// VerdictInferior means confidently more than maxDrop below the control, or below minimum (roll back).
 	VerdictInferior Verdict = "Inferior"
 )
 
@@ -441,15 +441,15 @@ const (
 type VariantState string
 
 const (
-	// StateControl: the control variant.
+	// StateControl means the control variant.
 	StateControl VariantState = "Control"
-	// StateActive: receiving the step weight.
+	// StateActive means receiving the step weight.
 	StateActive VariantState = "Active"
-	// StateRolledBack: taken out of the segment; its traffic went back to the control.
+	// StateRolledBack means taken out of the segment; its traffic went back to the control.
 	StateRolledBack VariantState = "RolledBack"
-	// StatePromoted: receives all of the segment's traffic after promotion.
+	// StatePromoted means receives all of the segment's traffic after promotion.
 	StatePromoted VariantState = "Promoted"
-	// StateRetired: non-inferior, but another variant was promoted in the segment.
+	// StateRetired means non-inferior, but another variant was promoted in the segment.
 	StateRetired VariantState = "Retired"
 )
 
@@ -523,15 +523,15 @@ type SegmentStatus struct {
 type RollbackReason string
 
 const (
-	// RollbackInferior: confidently more than maxDrop below the control.
+	// RollbackInferior means confidently more than maxDrop below the control.
 	RollbackInferior RollbackReason = "Inferior"
-	// RollbackBelowMinimum: confidently below spec.satisfaction.minimum.
+	// RollbackBelowMinimum means confidently below spec.satisfaction.minimum.
 	RollbackBelowMinimum RollbackReason = "BelowMinimum"
-	// RollbackGuardrail: a guardrail breached.
+	// RollbackGuardrail means a guardrail breached.
 	RollbackGuardrail RollbackReason = "GuardrailBreached"
-	// RollbackInconclusive: maxDuration passed undecided with onInconclusive: Rollback.
+	// RollbackInconclusive means maxDuration passed undecided with onInconclusive: Rollback.
 	RollbackInconclusive RollbackReason = "Inconclusive"
-	// RollbackAborted: an abort action.
+	// RollbackAborted means an abort action.
 	RollbackAborted RollbackReason = "Aborted"
 )
 
@@ -768,8 +768,4 @@ type CXExperimentList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []CXExperiment `json:"items"`
-}
-
-func init() {
-	SchemeBuilder.Register(&CXExperiment{}, &CXExperimentList{})
 }

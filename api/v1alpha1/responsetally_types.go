@@ -83,7 +83,3 @@ type ResponseTallyList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []ResponseTally `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&ResponseTally{}, &ResponseTallyList{})
-}

@@ -112,7 +112,3 @@ type SatisfactionMetricList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []SatisfactionMetric `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&SatisfactionMetric{}, &SatisfactionMetricList{})
-}

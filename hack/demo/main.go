@@ -134,7 +134,7 @@ func (d *demo) run(ctx context.Context) error {
 
 // controlPlane starts etcd and kube-apiserver with the CRDs, or connects to
 // the existing cluster.
-func (d *demo) controlPlane(ctx context.Context) (*rest.Config, error) {
+func (d *demo) controlPlane(_ context.Context) (*rest.Config, error) {
 	if os.Getenv("DEMO_CLUSTER") == "existing" {
 		d.existing = true
 		d.kubeconfig = os.Getenv("KUBECONFIG")

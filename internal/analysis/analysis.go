@@ -46,7 +46,7 @@ type Config struct {
 }
 
 // pointRange is the range of a score in points.
-func (m Metric) pointRange() (lo, hi float64) {
+func (m Metric) pointRange() (lo, hi float64) { //nolint:unparam // a range is a pair, even when its top is fixed
 	if m == NPS {
 		return -100, 100
 	}
@@ -109,13 +109,13 @@ type Arm struct {
 type Verdict string
 
 const (
-	// Inferior: customers are measurably less satisfied than allowed; roll back.
+	// Inferior means customers are measurably less satisfied than allowed; roll back.
 	Inferior Verdict = "Inferior"
-	// NonInferior: the variant is measurably no worse than allowed.
+	// NonInferior means the variant is measurably no worse than allowed.
 	NonInferior Verdict = "NonInferior"
-	// Inconclusive: enough data to look, not enough to decide either way.
+	// Inconclusive means enough data to look, not enough to decide either way.
 	Inconclusive Verdict = "Inconclusive"
-	// InsufficientData: the variant or the control has fewer than MinResponses.
+	// InsufficientData means the variant or the control has fewer than MinResponses.
 	InsufficientData Verdict = "InsufficientData"
 )
 

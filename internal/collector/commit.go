@@ -71,10 +71,10 @@ type group struct {
 	done      chan struct{}
 }
 
-func newCommitter(c client.Client, r client.Reader, clk clock.PassiveClock, log logr.Logger, slots, maxPending int) *committer {
+func newCommitter(c client.Client, r client.Reader, clk clock.PassiveClock, log logr.Logger, maxPending int) *committer {
 	return &committer{
 		client: c, reader: r, clock: clk, log: log,
-		slots: make(chan struct{}, slots), maxPending: maxPending,
+		slots: make(chan struct{}, DefaultWriteSlots), maxPending: maxPending,
 		queues: map[types.NamespacedName]*queue{},
 	}
 }

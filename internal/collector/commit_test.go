@@ -97,7 +97,7 @@ func TestGroupCommit(t *testing.T) {
 	exp := runningExperiment()
 	nn := client.ObjectKeyFromObject(exp)
 	c := newGatedClient(t, exp)
-	cm := newCommitter(c, c, clocktesting.NewFakePassiveClock(testNow), logr.Discard(), 8, 10000)
+	cm := newCommitter(c, c, clocktesting.NewFakePassiveClock(testNow), logr.Discard(), 10000)
 	one := []Response{resp("all", "control", 5)}
 
 	// The leader's write blocks at the gate.
@@ -165,7 +165,7 @@ func TestCommitPendingCap(t *testing.T) {
 	exp := runningExperiment()
 	nn := client.ObjectKeyFromObject(exp)
 	c := newGatedClient(t, exp)
-	cm := newCommitter(c, c, clocktesting.NewFakePassiveClock(testNow), logr.Discard(), 8, 3)
+	cm := newCommitter(c, c, clocktesting.NewFakePassiveClock(testNow), logr.Discard(), 3)
 	two := []Response{resp("all", "control", 5), resp("all", "control", 4)}
 
 	var wg sync.WaitGroup
@@ -205,7 +205,7 @@ func TestCommitConflictRereadsUncached(t *testing.T) {
 			return c.Get(ctx, key, obj, opts...)
 		},
 	})
-	cm := newCommitter(c, reader, clocktesting.NewFakePassiveClock(testNow), logr.Discard(), 8, 10000)
+	cm := newCommitter(c, reader, clocktesting.NewFakePassiveClock(testNow), logr.Discard(), 10000)
 	one := []Response{resp("all", "control", 5)}
 
 	if err := cm.submit(nn, &batch{run: 1, responses: one}); err != nil { // creates
@@ -232,7 +232,7 @@ func TestCommitRefusesStaleBatches(t *testing.T) {
 	exp.Status.Run = 2
 	nn := client.ObjectKeyFromObject(exp)
 	c := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(exp).Build()
-	cm := newCommitter(c, c, clocktesting.NewFakePassiveClock(testNow), logr.Discard(), 8, 10000)
+	cm := newCommitter(c, c, clocktesting.NewFakePassiveClock(testNow), logr.Discard(), 10000)
 
 	oldRun := &batch{run: 1, responses: []Response{resp("all", "control", 5)}}
 	if e, ok := cm.submit(nn, oldRun).(*Error); !ok || e.Code != http.StatusConflict {
@@ -258,7 +258,7 @@ func TestCommitResetsTallyOfDeletedExperiment(t *testing.T) {
 			Counts: []cxv1.TallyCount{{Segment: "all", Variant: "control", Scores: []int64{50, 0, 0, 0, 0}}}},
 	}
 	c := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(exp, old).Build()
-	cm := newCommitter(c, c, clocktesting.NewFakePassiveClock(testNow), logr.Discard(), 8, 10000)
+	cm := newCommitter(c, c, clocktesting.NewFakePassiveClock(testNow), logr.Discard(), 10000)
 	if err := cm.submit(client.ObjectKeyFromObject(exp), &batch{run: 1, responses: []Response{resp("all", "one-page", 2)}}); err != nil {
 		t.Fatal(err)
 	}
@@ -283,7 +283,7 @@ func TestCommitPanicReleasesTheQueue(t *testing.T) {
 			return c.Create(ctx, obj, opts...)
 		},
 	}).Build()
-	cm := newCommitter(c, c, clocktesting.NewFakePassiveClock(testNow), logr.Discard(), 8, 10000)
+	cm := newCommitter(c, c, clocktesting.NewFakePassiveClock(testNow), logr.Discard(), 10000)
 	one := []Response{resp("all", "control", 5)}
 	if e, ok := cm.submit(nn, &batch{run: 1, responses: one}).(*Error); !ok || e.Code != http.StatusInternalServerError {
 		t.Fatalf("panicking write: %v, want 500", e)

@@ -24,8 +24,3 @@ func metricValue(t testing.TB, m prometheus.Metric) float64 {
 	t.Fatalf("metric %s is neither a counter nor a histogram", m.Desc())
 	return 0
 }
-
-// histogramCount is the number of observations of a histogram.
-func histogramCount(t testing.TB, h prometheus.Histogram) float64 {
-	return metricValue(t, h.(prometheus.Metric))
-}

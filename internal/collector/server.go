@@ -150,7 +150,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s := &Server{
 		opts:     opts,
-		commit:   newCommitter(opts.Client, opts.APIReader, opts.Clock, opts.Log, DefaultWriteSlots, opts.MaxPending),
+		commit:   newCommitter(opts.Client, opts.APIReader, opts.Clock, opts.Log, opts.MaxPending),
 		limits:   newLimiters(lim, opts.RateBurst, maxLimiters),
 		clock:    opts.Clock,
 		log:      opts.Log,
@@ -169,7 +169,7 @@ func New(opts Options) (*Server, error) {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/v1/namespaces/{namespace}/experiments/{name}/responses", s.responses)
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, "ok\n")
 	})

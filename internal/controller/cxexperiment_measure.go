@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -290,8 +291,10 @@ func judgementsFromStatus(st *cxv1.CXExperimentStatus) rollout.Judgements {
 			if v.Verdict == "" {
 				continue
 			}
-			var score float64
-			fmt.Sscanf(v.Score, "%g", &score)
+			score, err := strconv.ParseFloat(v.Score, 64)
+			if err != nil {
+				score = 0 // no score yet: ranks last at promotion
+			}
 			out[seg.Name][v.Name] = rollout.Judgement{Verdict: v.Verdict, Evidence: v.Message, Responses: v.Responses, Score: score}
 		}
 	}

@@ -368,7 +368,7 @@ func (r *CXExperimentReconciler) loadSegments(ctx context.Context, sc *scope) er
 
 // formatWeights renders the status weights for messages: "enterprise: control 95, one-page 5".
 func formatWeights(exp *cxv1.CXExperiment) string {
-	var parts []string
+	parts := make([]string, 0, len(exp.Status.Segments))
 	for _, s := range exp.Status.Segments {
 		var vs []string
 		for _, v := range s.Variants {

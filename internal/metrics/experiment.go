@@ -44,29 +44,33 @@ var (
 		Help: "Share of a segment's traffic routed to a variant, 0..1.",
 	}, variantLabels)
 
-	// Score, ScoreLower, ScoreUpper: the satisfaction estimate and its always-valid interval, in points.
+	// Score is the satisfaction estimate of a variant in a segment, in points.
 	Score = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "rapport_satisfaction_score_points",
 		Help: "Satisfaction estimate of a variant in a segment (CSAT 0..100 or NPS -100..100 points).",
 	}, variantLabels)
+	// ScoreLower is the lower bound of Score's always-valid interval.
 	ScoreLower = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "rapport_satisfaction_score_lower_points",
 		Help: "Lower bound of the always-valid confidence interval of the satisfaction estimate.",
 	}, variantLabels)
+	// ScoreUpper is the upper bound of Score's always-valid interval.
 	ScoreUpper = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "rapport_satisfaction_score_upper_points",
 		Help: "Upper bound of the always-valid confidence interval of the satisfaction estimate.",
 	}, variantLabels)
 
-	// Difference, DifferenceLower, DifferenceUpper: variant minus control, in points.
+	// Difference is a variant's score minus the control's, in points.
 	Difference = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "rapport_satisfaction_difference_points",
 		Help: "Satisfaction of a variant minus the control's, in points.",
 	}, variantLabels)
+	// DifferenceLower is the lower bound of Difference's always-valid interval.
 	DifferenceLower = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "rapport_satisfaction_difference_lower_points",
 		Help: "Lower bound of the always-valid confidence interval of the difference against the control.",
 	}, variantLabels)
+	// DifferenceUpper is the upper bound of Difference's always-valid interval.
 	DifferenceUpper = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "rapport_satisfaction_difference_upper_points",
 		Help: "Upper bound of the always-valid confidence interval of the difference against the control.",

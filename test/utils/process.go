@@ -273,8 +273,8 @@ func ProcessUsage(pid int) (Usage, error) {
 	defer status.Close()
 	sc := bufio.NewScanner(status)
 	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			kb, _ := strconv.ParseInt(strings.Fields(rest)[0], 10, 64)
+		if value, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.Fields(value)[0], 10, 64)
 			u.RSS = kb * 1024
 		}
 	}

@@ -282,10 +282,10 @@ func (s *PrometheusServer) start(ctx context.Context, bin string, opts Prometheu
 }
 
 // probe tells whether GET url answers 200.
-func probe(ctx context.Context, url string) bool {
+func probe(ctx context.Context, target string) bool {
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	if err != nil {
 		return false
 	}

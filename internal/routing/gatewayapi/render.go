@@ -73,7 +73,7 @@ func serviceRef(b routing.Backend) gwv1.HTTPBackendRef {
 			Group: ptr(gwv1.Group("")),
 			Kind:  ptr(gwv1.Kind("Service")),
 			Name:  gwv1.ObjectName(b.Service),
-			Port:  ptr(gwv1.PortNumber(b.Port)),
+			Port:  ptr(b.Port),
 		},
 		Weight: ptr(b.Weight),
 	}}
@@ -125,7 +125,7 @@ func RenderBackends(rule gwv1.HTTPRouteRule, routeNamespace string, seg routing.
 			ref = c
 			ref.Weight = ptr(b.Weight)
 			if ref.Port == nil {
-				ref.Port = ptr(gwv1.PortNumber(b.Port))
+				ref.Port = ptr(b.Port)
 			}
 		} else {
 			ref = serviceRef(b)
@@ -257,8 +257,9 @@ func CookieRegex(cookies []cxv1.CookieMatch) string {
 		}
 		pieces[i] = regexp.QuoteMeta(c.Name) + "=" + v
 	}
-	var alts []string
-	for _, p := range permutations(pieces) {
+	perms := permutations(pieces)
+	alts := make([]string, 0, len(perms))
+	for _, p := range perms {
 		alts = append(alts, `^(?:.*;)?\s*`+strings.Join(p, `\s*;(?:.*;)?\s*`)+`(?:\s*;.*)?$`)
 	}
 	if len(alts) == 1 {
