@@ -48,7 +48,7 @@ func variantNames(spec *cxv1.CXExperimentSpec) (control string, others []string)
 // polls the verdicts in status stand.
 func (r *CXExperimentReconciler) measure(ctx context.Context, sc *scope) (ctrl.Result, bool, error) {
 	exp := sc.exp
-	if !sc.running() {
+	if !sc.running() && exp.Status.Phase != cxv1.PhasePending {
 		return ctrl.Result{}, false, nil
 	}
 	interval := sc.settings.Interval
@@ -96,16 +96,15 @@ func (r *CXExperimentReconciler) measure(ctx context.Context, sc *scope) (ctrl.R
 	} else {
 		sc.breaches = breachesFromStatus(&exp.Status)
 	}
-	changed := applyMeasurement(&exp.Status, fields)
-	if due || changed {
-		now := metav1.NewTime(sc.now)
-		exp.Status.MeasuredAt = &now
-		exp.Status.Summary = summarize(sc.settings, &exp.Spec, result.Tallies)
-	}
+	// Applied to status after decide, which creates the segments at the
+	// start: the first measurement then shares the start's status write.
+	sc.measurement = &measurement{fields: fields, due: due, summary: summarize(sc.settings, &exp.Spec, result.Tallies)}
 	if len(result.Missing) > 0 && polled {
 		sc.measured = succeeded(cxv1.ReasonNoData, "no responses yet for %s (verdict InsufficientData until data arrives)", strings.Join(result.Missing, ", "))
 	} else {
-		sc.measured = succeeded(cxv1.ReasonMeasured, "measured %d responses", totalResponses(result.Tallies))
+		// No counts in the message: it would change with every commit and
+		// force a status write; the counts are in status.segments.
+		sc.measured = succeeded(cxv1.ReasonMeasured, "satisfaction read from %s", sourceName(exp))
 	}
 	return res, false, nil
 }
@@ -126,16 +125,11 @@ func window(exp *cxv1.CXExperiment, now time.Time) time.Duration {
 	return max(now.Sub(exp.Status.StartedAt.Time), time.Second)
 }
 
-func totalResponses(t measure.Tallies) int64 {
-	var n int64
-	for _, vs := range t {
-		for _, c := range vs {
-			for _, x := range c {
-				n += x
-			}
-		}
+func sourceName(exp *cxv1.CXExperiment) string {
+	if ref := exp.Spec.Satisfaction.Source.MetricRef; ref != nil {
+		return "SatisfactionMetric " + ref.Name
 	}
-	return n
+	return "the feedback collector"
 }
 
 // source returns the measurement source of the experiment.
@@ -244,6 +238,27 @@ func evaluate(s cxv1.SatisfactionSettings, spec *cxv1.CXExperimentSpec, t measur
 		}
 	}
 	return judgements, fields, nil
+}
+
+// measurement is what measure read, for decide to record.
+type measurement struct {
+	fields  map[string]map[string]variantFields
+	due     bool
+	summary cxv1.Summary
+}
+
+// record writes a measurement into status: the counts when due (every
+// spec.satisfaction.interval) or when a verdict changed, so that steady
+// feedback does not cost a status write per commit.
+func (m *measurement) record(st *cxv1.CXExperimentStatus, now time.Time) {
+	if m == nil {
+		return
+	}
+	if changed := applyMeasurement(st, m.fields); m.due || changed {
+		t := metav1.NewTime(now)
+		st.MeasuredAt = &t
+		st.Summary = m.summary
+	}
 }
 
 // applyMeasurement copies the fields into status. It reports whether a

@@ -241,6 +241,7 @@ func (r *CXExperimentReconciler) decide(_ context.Context, sc *scope) (ctrl.Resu
 		Now:        sc.now,
 	})
 	sc.exp.Status = out.Status
+	sc.measurement.record(&sc.exp.Status, sc.now)
 	sc.decision = out
 	return ctrl.Result{RequeueAfter: out.RequeueAfter}, false, nil
 }
@@ -294,8 +295,14 @@ func (r *CXExperimentReconciler) route(ctx context.Context, sc *scope) (ctrl.Res
 	}
 	ts, err := sc.router.Record(ctx, exp)
 	if err == nil && !equality.Semantic.DeepEqual(ts, exp.Status.Traffic) {
+		// Originals of the user's rules or replica counts must be saved
+		// before the first change (write-ahead); a child route's name need not.
+		mustSave := !equality.Semantic.DeepEqual(ts.OriginalRules, exp.Status.Traffic.OriginalRules) ||
+			!equality.Semantic.DeepEqual(ts.OriginalReplicas, exp.Status.Traffic.OriginalReplicas)
 		exp.Status.Traffic = ts
-		err = r.checkpoint(ctx, sc)
+		if mustSave {
+			err = r.checkpoint(ctx, sc)
+		}
 	}
 	changed := false
 	if err == nil {

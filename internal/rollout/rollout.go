@@ -353,7 +353,7 @@ func (d *decider) evaluateStep() {
 
 	if elapsed < step.MinDuration.Duration {
 		d.out.RequeueAfter = step.MinDuration.Duration - elapsed
-		d.wait(cxv1.ReasonStepRunning, "step %d/%d holds for its minDuration %s (%s left)", d.st.CurrentStep, len(d.steps()), step.MinDuration.Duration, (step.MinDuration.Duration - elapsed).Round(time.Second))
+		d.waitMinDuration(step)
 		return
 	}
 	if ready {
@@ -437,10 +437,21 @@ func (d *decider) advance(why string) {
 		d.st.CurrentStep, len(d.steps()), step.Weight, why, d.activeSummary())
 	if step.MinDuration.Duration > 0 {
 		d.out.RequeueAfter = step.MinDuration.Duration
-	} else if step.MaxDuration != nil {
+		d.waitMinDuration(step)
+		return
+	}
+	if step.MaxDuration != nil {
 		d.out.RequeueAfter = step.MaxDuration.Duration
 	}
 	d.wait(cxv1.ReasonStepRunning, "step %d/%d started", d.st.CurrentStep, len(d.steps()))
+}
+
+// waitMinDuration says the step holds for its minDuration. The message names
+// when the hold ends rather than a countdown, and advance uses it too, so a
+// reconcile that changes nothing else writes no status.
+func (d *decider) waitMinDuration(step cxv1.Step) {
+	d.wait(cxv1.ReasonStepRunning, "step %d/%d holds for its minDuration %s, until %s", d.st.CurrentStep, len(d.steps()), step.MinDuration.Duration,
+		d.st.StepStartedAt.Add(step.MinDuration.Duration).UTC().Format(time.RFC3339))
 }
 
 func (d *decider) activeSummary() string {

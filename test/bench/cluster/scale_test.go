@@ -59,6 +59,7 @@ type scaleResult struct {
 	ControllerCPUSeconds    float64 // during start + advance
 	ControllerRSSMiB        float64 // at the end
 	FeedbackPerSecond       float64
+	WritesByKind            map[string]int64 // resource[/subresource] verb code -> count during the step
 }
 
 func scale(t *testing.T, n int) {
@@ -78,7 +79,7 @@ func scale(t *testing.T, n int) {
 			g.Go(func() error {
 				e.route(gctx, t, ns, name)
 				return e.c.Create(gctx, experiment(ns, name, name, []cxv1.Step{
-					{Weight: 10, MinDuration: metav1.Duration{Duration: time.Second}},
+					{Weight: 10}, // no hold: the step waits only for evidence
 					{Weight: 50, MinDuration: metav1.Duration{Duration: time.Hour}},
 				}, "10"))
 			})
@@ -127,14 +128,30 @@ func scale(t *testing.T, n int) {
 	fams, err := e.mgr.Metrics()
 	must(t, err)
 
-	rapportWrites := (writes1["httproutes"] - writes0["httproutes"]) + (writes1["cxexperiments"] - writes0["cxexperiments"])
+	byKind := map[string]int64{}
+	var rapportWrites, tallyWrites int64
+	for k, v := range writes1 {
+		d := v - writes0[k]
+		if d == 0 {
+			continue
+		}
+		byKind[k] = d
+		switch {
+		case strings.HasPrefix(k, "httproutes "), strings.HasPrefix(k, "cxexperiments"):
+			rapportWrites += d
+		case strings.HasPrefix(k, "responsetallies "):
+			tallyWrites += d
+		}
+	}
+	t.Logf("API writes during the step, by resource, verb and code: %v", byKind)
 	report(t, fmt.Sprintf("scale-%d", n), scaleResult{
 		Experiments:             n,
 		CreateSeconds:           seconds(created.Sub(start)),
 		AllStartedSeconds:       seconds(started.Sub(created)),
 		AllAdvancedSeconds:      seconds(advanced.Sub(fed)),
 		WritesPerExperimentStep: float64(rapportWrites) / float64(n),
-		TallyWritesPerExp:       float64(writes1["responsetallies"]-writes0["responsetallies"]) / float64(n),
+		TallyWritesPerExp:       float64(tallyWrites) / float64(n),
+		WritesByKind:            byKind,
 		ReconcileP99Seconds:     histogramQuantile(fams["controller_runtime_reconcile_time_seconds"], 0.99, map[string]string{"controller": "cxexperiment"}),
 		ControllerCPUSeconds:    seconds(usage1.CPU - usage0.CPU),
 		ControllerRSSMiB:        float64(usage1.RSS) / (1 << 20),
@@ -212,6 +229,10 @@ func apiWrites(t *testing.T, e *env) map[string]int64 {
 		if verb == "GET" || verb == "LIST" || verb == "WATCH" {
 			continue
 		}
+		if sub := labelValue(labels, "subresource"); sub != "" {
+			resource += "/" + sub
+		}
+		resource += " " + verb + " " + labelValue(labels, "code")
 		v, err := strconv.ParseFloat(strings.TrimSpace(line[strings.LastIndex(line, "}")+1:]), 64)
 		if err == nil {
 			out[resource] += int64(v)
