@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 
@@ -98,7 +99,7 @@ func (r *CXExperimentReconciler) measure(ctx context.Context, sc *scope) (ctrl.R
 	}
 	// Applied to status after decide, which creates the segments at the
 	// start: the first measurement then shares the start's status write.
-	sc.measurement = &measurement{fields: fields, due: due, summary: summarize(sc.settings, &exp.Spec, result.Tallies)}
+	sc.measurement = &measurement{fields: fields, due: due, polled: polled, interval: interval, summary: summarize(sc.settings, &exp.Spec, result.Tallies)}
 	if len(result.Missing) > 0 && polled {
 		sc.measured = succeeded(cxv1.ReasonNoData, "no responses yet for %s (verdict InsufficientData until data arrives)", strings.Join(result.Missing, ", "))
 	} else {
@@ -242,23 +243,38 @@ func evaluate(s cxv1.SatisfactionSettings, spec *cxv1.CXExperimentSpec, t measur
 
 // measurement is what measure read, for decide to record.
 type measurement struct {
-	fields  map[string]map[string]variantFields
-	due     bool
-	summary cxv1.Summary
+	fields   map[string]map[string]variantFields
+	due      bool
+	polled   bool // Prometheus: measuredAt records the poll
+	interval time.Duration
+	summary  cxv1.Summary
 }
 
-// record writes a measurement into status: the counts when due (every
-// spec.satisfaction.interval) or when a verdict changed, so that steady
-// feedback does not cost a status write per commit.
-func (m *measurement) record(st *cxv1.CXExperimentStatus, now time.Time) {
+// record writes a measurement into status: at once when a verdict changed;
+// otherwise new counts at most once per spec.satisfaction.interval, so that
+// steady feedback does not cost a status write per commit. Unchanged counts
+// cost no write at all (a polled source still records its poll time).
+// It returns how long until held-back counts are due, or 0.
+func (m *measurement) record(st *cxv1.CXExperimentStatus, now time.Time) time.Duration {
 	if m == nil {
-		return
+		return 0
 	}
-	if changed := applyMeasurement(st, m.fields); m.due || changed {
+	before := st.DeepCopy()
+	verdictChanged := applyMeasurement(st, m.fields)
+	countsChanged := !equality.Semantic.DeepEqual(before.Segments, st.Segments)
+	if verdictChanged || (m.due && (countsChanged || m.polled)) {
 		t := metav1.NewTime(now)
 		st.MeasuredAt = &t
 		st.Summary = m.summary
+		return 0
 	}
+	// Not time yet: keep what status says until the next refresh, and come
+	// back then so the last counts do not wait for another event.
+	st.Segments = before.Segments
+	if countsChanged && st.MeasuredAt != nil {
+		return max(st.MeasuredAt.Add(m.interval).Sub(now), time.Millisecond)
+	}
+	return 0
 }
 
 // applyMeasurement copies the fields into status. It reports whether a

@@ -241,9 +241,9 @@ func (r *CXExperimentReconciler) decide(_ context.Context, sc *scope) (ctrl.Resu
 		Now:        sc.now,
 	})
 	sc.exp.Status = out.Status
-	sc.measurement.record(&sc.exp.Status, sc.now)
+	refresh := sc.measurement.record(&sc.exp.Status, sc.now)
 	sc.decision = out
-	return ctrl.Result{RequeueAfter: out.RequeueAfter}, false, nil
+	return lowestRequeue(ctrl.Result{RequeueAfter: out.RequeueAfter}, ctrl.Result{RequeueAfter: refresh}), false, nil
 }
 
 // plan turns the status into the traffic split to apply.

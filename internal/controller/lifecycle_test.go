@@ -63,8 +63,9 @@ var _ = Describe("CXExperiment rollbacks", func() {
 		s.post("checkout-redesign", scores("one-page", "enterprise", 1000, 70))
 		Eventually(func() map[string]int32 { return s.weights("checkout-redesign")["enterprise"] }).
 			Should(Equal(map[string]int32{"control": 100}), "enterprise customers go back to the control")
+		// The route changes first, then status records the rollback.
+		Eventually(func() []cxv1.Rollback { return s.get("checkout-redesign").Status.Rollbacks }).Should(HaveLen(1))
 		exp := s.get("checkout-redesign")
-		Expect(exp.Status.Rollbacks).To(HaveLen(1))
 		rb := exp.Status.Rollbacks[0]
 		Expect(rb.Segment).To(Equal("enterprise"))
 		Expect(rb.Variant).To(Equal("one-page"))
@@ -240,7 +241,8 @@ var _ = Describe("CXExperiment resilience", func() {
 		after := s.get("checkout-redesign").Status
 		Expect(after.StepStartedAt.Equal(before.StepStartedAt)).To(BeTrue(), "the step's clock is not reset by a restart")
 		Expect(s.weights("checkout-redesign")["enterprise"]).To(Equal(map[string]int32{"control": 70, "one-page": 30}))
-		Expect(after.Segments[0].Variants[0].Responses).To(Equal(int64(1510)), "no acknowledged response is lost")
+		Eventually(func() int64 { return s.get("checkout-redesign").Status.Segments[0].Variants[0].Responses }).
+			Should(Equal(int64(1510)), "no acknowledged response is lost; status shows it within the interval")
 	})
 
 	It("restores what it owns when someone edits the child route, and keeps user edits to the parent", func() {
