@@ -55,6 +55,7 @@ func main() {
 		leaderElect, secureMetrics, http2     bool
 		leaseDuration, renewDeadline, retry   time.Duration
 		leaderElectionNamespace               string
+		workers                               int
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "Address of the metrics endpoint, e.g. :8443 (HTTPS) or :8080 (HTTP with --metrics-secure=false). 0 disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz probes.")
@@ -65,6 +66,7 @@ func main() {
 	flag.IntVar(&collectorBurst, "collector-rate-burst", 400, "Burst of requests allowed per feedback token.")
 	flag.IntVar(&collectorMaxBatch, "collector-max-batch", 1000, "Most responses one collector request may carry.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader so that only one replica runs the controllers (the collector runs on every replica).")
+	flag.IntVar(&workers, "max-concurrent-reconciles", 4, "Experiments reconciled in parallel (one experiment is never reconciled twice at once).")
 	flag.StringVar(&leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader-election Lease (default: the pod's namespace; required outside a cluster).")
 	flag.DurationVar(&leaseDuration, "leader-elect-lease-duration", 15*time.Second, "How long a non-leader waits before taking over an expired lease.")
 	flag.DurationVar(&renewDeadline, "leader-elect-renew-deadline", 10*time.Second, "How long the leader keeps trying to renew before it gives up leadership.")
@@ -148,6 +150,8 @@ func main() {
 		},
 		Guardrails: promsource.NewGuardrails(),
 		GatewayAPI: gatewayAPI,
+
+		MaxConcurrentReconciles: workers,
 	}).SetupWithManager(mgr); err != nil {
 		setupLog.Error(err, "unable to create the controller", "controller", "CXExperiment")
 		os.Exit(1)

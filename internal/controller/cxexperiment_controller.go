@@ -17,6 +17,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -50,6 +51,9 @@ type CXExperimentReconciler struct {
 	// GatewayAPI is false when the cluster has no HTTPRoute CRD; experiments
 	// that need it then get a clear condition.
 	GatewayAPI bool
+	// MaxConcurrentReconciles is the number of workers (default 4). The work
+	// queue never runs two reconciles of one experiment at once.
+	MaxConcurrentReconciles int
 }
 
 // +kubebuilder:rbac:groups=cx.rapport.dev,resources=cxexperiments,verbs=get;list;watch;patch
@@ -209,6 +213,9 @@ func (r *CXExperimentReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Clock == nil {
 		r.Clock = clock.RealClock{}
 	}
+	if r.MaxConcurrentReconciles == 0 {
+		r.MaxConcurrentReconciles = 4
+	}
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&cxv1.CXExperiment{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		// Each collector commit updates the tally and wakes the experiment at once.
@@ -217,6 +224,7 @@ func (r *CXExperimentReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&cxv1.SatisfactionMetric{}, handler.EnqueueRequestsFromMapFunc(r.byIndex(indexMetric, byName))).
 		WatchesMetadata(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.byIndex(indexServices, byName))).
 		WatchesMetadata(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(r.byIndex(indexDeployments, byName))).
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.MaxConcurrentReconciles, 1)}).
 		Named("cxexperiment")
 	if r.GatewayAPI {
 		b = b.Owns(&gwv1.HTTPRoute{}).
