@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -39,6 +40,24 @@ func StartControlPlane(opts EnvironmentOptions) (*ControlPlane, error) {
 	env, err := NewEnvironment(opts)
 	if err != nil {
 		return nil, err
+	}
+	// RAPPORT_CONTROL_PLANE_LOGS=<folder> keeps etcd's and kube-apiserver's output.
+	if dir := os.Getenv("RAPPORT_CONTROL_PLANE_LOGS"); dir != "" {
+		for name, set := range map[string]func(io.Writer){
+			"kube-apiserver": func(w io.Writer) { env.ControlPlane.GetAPIServer().Out, env.ControlPlane.GetAPIServer().Err = w, w },
+			"etcd": func(w io.Writer) {
+				if env.ControlPlane.Etcd == nil {
+					env.ControlPlane.Etcd = &envtest.Etcd{}
+				}
+				env.ControlPlane.Etcd.Out, env.ControlPlane.Etcd.Err = w, w
+			},
+		} {
+			f, err := os.Create(filepath.Join(dir, name+".log"))
+			if err != nil {
+				return nil, err
+			}
+			set(f)
+		}
 	}
 	if _, err := env.Start(); err != nil {
 		return nil, fmt.Errorf("start the control plane: %w", err)

@@ -12,7 +12,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -201,19 +200,11 @@ func feedbackBody(perArm int) []byte {
 	return b
 }
 
-var (
-	apiWritesOnce sync.Once
-	apiClient     *kubernetes.Clientset
-)
-
 // apiWrites reads the API server's request counters: write requests (verbs
 // other than GET, LIST and WATCH) by resource.
 func apiWrites(t *testing.T, e *env) map[string]int64 {
-	apiWritesOnce.Do(func() {
-		var err error
-		apiClient, err = kubernetes.NewForConfig(e.cp.Config)
-		must(t, err)
-	})
+	apiClient, err := kubernetes.NewForConfig(e.cp.Config) // this environment's API server
+	must(t, err)
 	raw, err := apiClient.RESTClient().Get().AbsPath("/metrics").DoRaw(context.Background())
 	must(t, err)
 	out := map[string]int64{}
