@@ -28,6 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
 	"github.com/rapport-dev/rapport/internal/collector"
@@ -73,6 +74,10 @@ func startEnv() error {
 }
 
 func TestMain(m *testing.M) {
+	// The replicas' caches log through controller-runtime; these tests
+	// read outcomes, not logs (without a logger, controller-runtime prints a
+	// warning with a stack trace after 30 s).
+	logf.SetLogger(logr.Discard())
 	code := m.Run()
 	if testEnv != nil && cfg != nil {
 		if err := testEnv.Stop(); err != nil && code == 0 {
