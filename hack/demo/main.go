@@ -20,12 +20,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -351,8 +353,8 @@ func (d *demo) story(exp *cxv1.CXExperiment, stats sim.Stats) {
 			}
 		}
 	}
-	fmt.Fprintf(d.out, "   customers simulated: %d answers posted, %d accepted (ack p50 %s, p99 %s)\n",
-		stats.Sent, stats.Accepted, stats.Percentile(0.5).Round(time.Millisecond), stats.Percentile(0.99).Round(time.Millisecond))
+	fmt.Fprintf(d.out, "   customers simulated: %d answers posted, %d accepted (ack p50 %s, p99 %s)%s\n",
+		stats.Sent, stats.Accepted, stats.Percentile(0.5).Round(time.Millisecond), stats.Percentile(0.99).Round(time.Millisecond), refusals(stats.Codes))
 }
 
 func latency(rb cxv1.Rollback) string {
@@ -466,3 +468,32 @@ func progressReason(exp *cxv1.CXExperiment) string {
 }
 
 func objectMeta(name string) metav1.ObjectMeta { return metav1.ObjectMeta{Name: name} }
+
+// refusals explains answers the collector did not accept, by status code.
+func refusals(codes map[int]int64) string {
+	why := map[int]string{
+		http.StatusConflict:           "the experiment was no longer running",
+		http.StatusTooManyRequests:    "rate-limited",
+		http.StatusServiceUnavailable: "collector busy",
+		0:                             "transport errors",
+	}
+	var parts []string
+	for _, code := range slices.Sorted(maps.Keys(codes)) {
+		if code == http.StatusAccepted || codes[code] == 0 {
+			continue
+		}
+		reason := why[code]
+		if reason == "" {
+			reason = http.StatusText(code)
+		}
+		if code == 0 {
+			parts = append(parts, fmt.Sprintf("%d not delivered (%s)", codes[code], reason))
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%d refused with %d: %s", codes[code], code, reason))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "; " + strings.Join(parts, ", ")
+}

@@ -9,7 +9,8 @@
 //
 // Environment: BENCH_OUT (a folder: each benchmark writes <name>.json there),
 // BENCH_EXPERIMENTS (scale: comma-separated counts, default "1000"),
-// BENCH_TRIALS (rollback latency trials per drop, default 20).
+// BENCH_TRIALS (rollback latency trials per drop, default 20), BENCH_RUNS
+// (collector throughput runs per size, default 3).
 package cluster
 
 import (

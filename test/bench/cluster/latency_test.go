@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
 	toolswatch "k8s.io/client-go/tools/watch"
@@ -79,12 +80,10 @@ func latencyTrial(t *testing.T, e *env, drop int, seed uint64) (controller, endT
 	must(t, e.c.Create(ctx, exp))
 	child := gatewayapi.ChildRouteName(exp.Name)
 	key := types.NamespacedName{Namespace: ns, Name: exp.Name}
-	for ctx.Err() == nil {
-		if err := e.c.Get(ctx, types.NamespacedName{Namespace: ns, Name: child}, &gwv1.HTTPRoute{}); err == nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond) // waiting for the experiment to start
-	}
+	// The experiment has started when its child route exists.
+	must(t, wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		return e.c.Get(ctx, types.NamespacedName{Namespace: ns, Name: child}, &gwv1.HTTPRoute{}) == nil, nil
+	}))
 
 	// A watcher, like a gateway, notes when the child route goes away.
 	var changedAt time.Time
@@ -155,16 +154,19 @@ func latencyTrial(t *testing.T, e *env, drop int, seed uint64) (controller, endT
 	stopSim()
 	<-done
 	final := &cxv1.CXExperiment{}
-	var rb *cxv1.Rollback
-	for ctx.Err() == nil {
-		must(t, e.c.Get(ctx, key, final))
-		if len(final.Status.Rollbacks) > 0 && final.Status.Rollbacks[0].TrafficRestoredAt != nil {
-			rb = &final.Status.Rollbacks[0]
-			break
+	// The status is patched right after the route.
+	if err := wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		if err := e.c.Get(ctx, key, final); err != nil {
+			return false, err
 		}
-		time.Sleep(20 * time.Millisecond) // the status is patched right after the route
+		return len(final.Status.Rollbacks) > 0 && final.Status.Rollbacks[0].TrafficRestoredAt != nil, nil
+	}); err != nil {
+		t.Logf("drop %d seed %d: the route changed but status never recorded the rollback: %v", drop, seed, err)
+		return 0, 0, 0, false
 	}
-	if rb == nil || rb.DecisiveResponseAt == nil {
+	rb := &final.Status.Rollbacks[0]
+	if rb.DecisiveResponseAt == nil {
+		t.Logf("drop %d seed %d: the rollback has no decisiveResponseAt", drop, seed)
 		return 0, 0, 0, false
 	}
 	controller = rb.TrafficRestoredAt.Sub(rb.DecisiveResponseAt.Time).Seconds()
