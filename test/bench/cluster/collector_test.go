@@ -22,12 +22,12 @@ import (
 // throughputResult is one run of TestCollectorThroughput.
 type throughputResult struct {
 	Experiments, Run, BatchSize, InFlight int
-	DurationS                            float64
-	AcceptedPerSecond                    float64
-	AckP50Ms, AckP99Ms                   float64
-	Rejected                             int64
-	CommitsPerSecond                     float64
-	ManagerCPUCoresUsed, ManagerRSSMiB   float64
+	DurationS                             float64
+	AcceptedPerSecond                     float64
+	AckP50Ms, AckP99Ms                    float64
+	Rejected                              int64
+	CommitsPerSecond                      float64
+	ManagerCPUCoresUsed, ManagerRSSMiB    float64
 }
 
 // TestCollectorThroughput posts batches of 100 responses as fast as the
