@@ -67,12 +67,13 @@ helm-lint: helm ## Lint the Helm chart.
 	$(HELM) lint --strict charts/rapport
 
 .PHONY: fmt
-fmt: ## Run gofmt on the code.
-	$(GO) fmt ./...
+fmt: ## Run gofmt on the code (including files behind build tags, e.g. the benchmarks).
+	gofmt -l -w api cmd hack internal test
 
 .PHONY: vet
-vet: ## Run go vet.
+vet: ## Run go vet (also on the benchmarks behind the bench build tag).
 	$(GO) vet ./...
+	$(GO) vet -tags bench ./test/bench/...
 
 .PHONY: lint
 lint: golangci-lint ## Run golangci-lint (pinned) with .golangci.yml.

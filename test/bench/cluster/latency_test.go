@@ -91,7 +91,7 @@ func latencyTrial(t *testing.T, e *env, drop int, seed uint64) (controller, endT
 	wc, err := client.NewWithWatch(e.cp.Config, client.Options{Scheme: e.c.Scheme()})
 	must(t, err)
 	lw := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+		ListWithContextFunc: func(ctx context.Context, _ metav1.ListOptions) (runtime.Object, error) {
 			l := &gwv1.HTTPRouteList{}
 			err := wc.List(ctx, l, client.InNamespace(ns))
 			return l, err

@@ -69,10 +69,10 @@ func npsSetup(seed uint64) *metricSetup {
 }
 
 func variantLabel(score, drop, maxDrop float64) string {
-	switch {
-	case drop == 0:
+	switch drop {
+	case 0:
 		return fmt.Sprintf("%s (no drop)", fnum(score))
-	case drop == maxDrop:
+	case maxDrop:
 		return fmt.Sprintf("%s (drop %s = margin)", fnum(score), fnum(drop))
 	default:
 		return fmt.Sprintf("%s (drop %s)", fnum(score), fnum(drop))
