@@ -88,8 +88,12 @@ func (r *CXExperimentReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		sc.orig = exp.DeepCopy() // the patch moved resourceVersion; status diffs from here
 	}
 	defer func() {
-		// Route first (in the phases), then status, then events and metrics:
-		// a transition is announced only once it is recorded.
+		// Status (written ahead of any traffic change, in the route phase,
+		// and here), then events and metrics: a transition is announced only
+		// once it is recorded.
+		if sc.skipStatus {
+			return // the write-ahead failed: nothing to record or announce
+		}
 		if err := r.patchStatus(ctx, sc); err != nil {
 			retErr = kerrors.NewAggregate([]error{retErr, err})
 			return
@@ -165,12 +169,6 @@ func (r *CXExperimentReconciler) patchStatus(ctx context.Context, sc *scope) err
 	}
 	sc.orig = sc.exp.DeepCopy()
 	return nil
-}
-
-// checkpoint writes the status now. Only used before a change that must be
-// undoable after a crash (write-ahead of the original routes or replicas).
-func (r *CXExperimentReconciler) checkpoint(ctx context.Context, sc *scope) error {
-	return r.patchStatus(ctx, sc)
 }
 
 // router returns the Router of the experiment's traffic mode.

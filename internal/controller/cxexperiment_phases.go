@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -9,7 +10,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -278,8 +278,13 @@ var permanentRouteErrors = []string{
 	cxv1.ReasonRouteLimitExceeded, cxv1.ReasonNoControlRule, cxv1.ReasonSegmentInvalid, cxv1.ReasonStickinessUnsupported,
 }
 
-// route applies the split the status calls for: the route is changed before
-// the status, events and metrics say so (the status patch comes last).
+// route applies the split the status calls for. A change is written ahead:
+// the decision it carries is recorded in status first (with optimistic
+// locking), then the route is written. So traffic never reflects a decision
+// that status does not hold, and a reconcile that started from a stale copy
+// cannot write the route at all: a rollback, once applied, is never undone
+// by a later reconcile that judges again (the measurement failing, or the
+// cache lagging after an API outage).
 func (r *CXExperimentReconciler) route(ctx context.Context, sc *scope) (ctrl.Result, bool, error) {
 	exp := sc.exp
 	if exp.Status.Phase == cxv1.PhasePending || sc.router == nil {
@@ -293,20 +298,21 @@ func (r *CXExperimentReconciler) route(ctx context.Context, sc *scope) (ctrl.Res
 			return ctrl.Result{RequeueAfter: requeueMissing}, false, nil
 		}
 	}
+	// Originals of the user's rules or replica counts go into status with the
+	// write-ahead, before the first change.
 	ts, err := sc.router.Record(ctx, exp)
-	if err == nil && !equality.Semantic.DeepEqual(ts, exp.Status.Traffic) {
-		// Originals of the user's rules or replica counts must be saved
-		// before the first change (write-ahead); a child route's name need not.
-		mustSave := !equality.Semantic.DeepEqual(ts.OriginalRules, exp.Status.Traffic.OriginalRules) ||
-			!equality.Semantic.DeepEqual(ts.OriginalReplicas, exp.Status.Traffic.OriginalReplicas)
-		exp.Status.Traffic = ts
-		if mustSave {
-			err = r.checkpoint(ctx, sc)
-		}
-	}
 	changed := false
 	if err == nil {
-		changed, err = sc.router.Apply(ctx, exp, plan(exp, sc.segments))
+		exp.Status.Traffic = ts
+		p := plan(exp, sc.segments)
+		p.BeforeWrite = func(ctx context.Context) error { return r.writeAhead(ctx, sc) }
+		changed, err = sc.router.Apply(ctx, exp, p)
+	}
+	var ahead *writeAheadError
+	if errors.As(err, &ahead) {
+		// Nothing was written; the reconcile runs again on fresh state.
+		sc.skipStatus = true
+		return ctrl.Result{}, true, ahead.err
 	}
 	if err != nil {
 		metrics.TrafficChanges.WithLabelValues(exp.Namespace, exp.Name, "failed").Inc()
@@ -324,15 +330,37 @@ func (r *CXExperimentReconciler) route(ctx context.Context, sc *scope) (ctrl.Res
 		sc.routeErr = err
 		return ctrl.Result{}, false, nil
 	}
-	now := r.Clock.Now()
 	if changed {
-		applied := metav1.NewTime(now)
-		exp.Status.Traffic.AppliedAt = &applied
 		metrics.TrafficChanges.WithLabelValues(exp.Namespace, exp.Name, "applied").Inc()
 	}
-	recordRestored(exp, sc.decision.RolledBack, sc.lastResponseAt, now)
+	recordRestored(exp, sc.decision.RolledBack, sc.lastResponseAt, r.Clock.Now())
 	sc.routed = succeeded(cxv1.ReasonApplied, "traffic split applied: %s", formatWeights(exp))
 	return ctrl.Result{}, false, nil
+}
+
+// writeAheadError is a failed status write before a traffic change.
+type writeAheadError struct{ err error }
+
+func (e *writeAheadError) Error() string {
+	return "record the decision before changing traffic: " + e.err.Error()
+}
+func (e *writeAheadError) Unwrap() error { return e.err }
+
+// writeAhead records the status a traffic change carries, as it will read
+// once the change is applied, right before the router writes. A successful
+// change then costs no further status write (except a rollback's restore
+// time, stamped after the route write returns). If the router's write fails
+// after this, the reconcile's final status write says so.
+func (r *CXExperimentReconciler) writeAhead(ctx context.Context, sc *scope) error {
+	exp := sc.exp
+	applied := metav1.NewTime(r.Clock.Now())
+	exp.Status.Traffic.AppliedAt = &applied
+	sc.routed = succeeded(cxv1.ReasonApplied, "traffic split applied: %s", formatWeights(exp))
+	setConditions(sc)
+	if err := r.patchStatus(ctx, sc); err != nil {
+		return &writeAheadError{err: err}
+	}
+	return nil
 }
 
 // recordRestored stamps the rollbacks whose traffic change is now applied

@@ -65,6 +65,9 @@ type scope struct {
 	routeErr error
 	// statusErr keeps observedGeneration from advancing when set.
 	statusErr error
+	// skipStatus is set when the write-ahead of a traffic change failed:
+	// the reconcile ends without another status write or announcement.
+	skipStatus bool
 }
 
 func newScope(exp *cxv1.CXExperiment, now time.Time) *scope {

@@ -33,7 +33,8 @@ var _ = Describe("CXExperiment lifecycle", func() {
 			s.post("checkout-redesign", scores("one-page", seg, 1500, 87))
 		}
 		Eventually(s.phase("checkout-redesign")).Should(Equal(cxv1.PhaseSucceeded))
-		Expect(s.weights("checkout-redesign")).To(Equal(map[string]map[string]int32{
+		// Status is written ahead of the route: the route follows at once.
+		Eventually(func() map[string]map[string]int32 { return s.weights("checkout-redesign") }).Should(Equal(map[string]map[string]int32{
 			"enterprise":    {"one-page": 100, "control": 0},
 			"new-customers": {"one-page": 100, "control": 0},
 		}))
@@ -63,23 +64,26 @@ var _ = Describe("CXExperiment rollbacks", func() {
 		s.post("checkout-redesign", scores("one-page", "enterprise", 1000, 70))
 		Eventually(func() map[string]int32 { return s.weights("checkout-redesign")["enterprise"] }).
 			Should(Equal(map[string]int32{"control": 100}), "enterprise customers go back to the control")
-		// The route changes first, then status records the rollback.
-		Eventually(func() []cxv1.Rollback { return s.get("checkout-redesign").Status.Rollbacks }).Should(HaveLen(1))
+		// Status records the rollback before the route changes (write-ahead).
 		exp := s.get("checkout-redesign")
+		Expect(exp.Status.Rollbacks).To(HaveLen(1))
 		rb := exp.Status.Rollbacks[0]
 		Expect(rb.Segment).To(Equal("enterprise"))
 		Expect(rb.Variant).To(Equal("one-page"))
 		Expect(rb.Reason).To(Equal(cxv1.RollbackInferior))
 		Expect(rb.Evidence).To(ContainSubstring("vs control"))
 		Expect(s.weights("checkout-redesign")["new-customers"]).To(Equal(map[string]int32{"control": 90, "one-page": 10}))
-		Expect(s.eventNotes("checkout-redesign", "VariantRolledBack")).To(ContainElement(ContainSubstring("one-page rolled back in segment enterprise")))
+		// Events are recorded after the last status write.
+		Eventually(func() []string { return s.eventNotes("checkout-redesign", "VariantRolledBack") }).
+			Should(ContainElement(ContainSubstring("one-page rolled back in segment enterprise")))
 
 		s.post("checkout-redesign", scores("control", "new-customers", 1500, 86))
 		s.post("checkout-redesign", scores("one-page", "new-customers", 1500, 87))
 		Eventually(s.phase("checkout-redesign")).Should(Equal(cxv1.PhaseSucceeded))
-		w := s.weights("checkout-redesign")
-		Expect(w["enterprise"]).To(Equal(map[string]int32{"control": 100}))
-		Expect(w["new-customers"]).To(Equal(map[string]int32{"control": 0, "one-page": 100}))
+		Eventually(func() map[string]map[string]int32 { return s.weights("checkout-redesign") }).Should(Equal(map[string]map[string]int32{
+			"enterprise":    {"control": 100},
+			"new-customers": {"control": 0, "one-page": 100},
+		}))
 		exp = s.get("checkout-redesign")
 		Expect(condition(exp, cxv1.ConditionDegraded).Reason).To(Equal(cxv1.ReasonPartialRollback))
 	})
@@ -98,7 +102,7 @@ var _ = Describe("CXExperiment rollbacks", func() {
 		Expect(s.parentJSON("checkout")()).To(Equal(before))
 		exp := s.get("checkout-redesign")
 		Expect(condition(exp, cxv1.ConditionReady).Reason).To(Equal(cxv1.ReasonRolledBack))
-		Expect(s.events("checkout-redesign")()).To(ContainElement("ExperimentRolledBack"))
+		Eventually(s.events("checkout-redesign")).Should(ContainElement("ExperimentRolledBack"))
 	})
 
 	It("restores the parent rule byte for byte after a rollback without segments", func() {
@@ -161,7 +165,7 @@ var _ = Describe("CXExperiment manual control", func() {
 
 		s.update("checkout-redesign", func(e *cxv1.CXExperiment) { e.Spec.Paused = false })
 		Eventually(s.phase("checkout-redesign")).Should(Equal(cxv1.PhaseSucceeded))
-		Expect(s.events("checkout-redesign")()).To(ContainElements("Paused", "Resumed"))
+		Eventually(s.events("checkout-redesign")).Should(ContainElements("Paused", "Resumed"))
 	})
 
 	It("waits for a promote action with manual promotion", func() {
@@ -173,12 +177,15 @@ var _ = Describe("CXExperiment manual control", func() {
 		s.post("checkout-redesign", scores("one-page", "enterprise", 1500, 87))
 		Eventually(s.progressingReason("checkout-redesign")).Should(Equal(cxv1.ReasonAwaitingPromotion))
 		Expect(s.phase("checkout-redesign")()).To(Equal(cxv1.PhaseProgressing))
-		Expect(s.weights("checkout-redesign")["enterprise"]).To(Equal(map[string]int32{"control": 50, "one-page": 50}))
+		Eventually(func() map[string]int32 { return s.weights("checkout-redesign")["enterprise"] }).
+			Should(Equal(map[string]int32{"control": 50, "one-page": 50}))
 
 		s.annotate("checkout-redesign", cxv1.AnnotationPromote)
 		Eventually(s.phase("checkout-redesign")).Should(Equal(cxv1.PhaseSucceeded))
-		Expect(s.weights("checkout-redesign")["enterprise"]).To(Equal(map[string]int32{"control": 0, "one-page": 100}))
-		Expect(s.eventNotes("checkout-redesign", "Promoted")).To(ContainElement(ContainSubstring("by the cx.rapport.dev/promote annotation")))
+		Eventually(func() map[string]int32 { return s.weights("checkout-redesign")["enterprise"] }).
+			Should(Equal(map[string]int32{"control": 0, "one-page": 100}))
+		Eventually(func() []string { return s.eventNotes("checkout-redesign", "Promoted") }).
+			Should(ContainElement(ContainSubstring("by the cx.rapport.dev/promote annotation")))
 	})
 })
 
@@ -219,7 +226,8 @@ var _ = Describe("CXExperiment undecided steps", func() {
 		Eventually(func() int32 { return s.get("checkout-redesign").Status.CurrentStep }, 20*time.Second).Should(Equal(int32(3)))
 		Eventually(s.progressingReason("checkout-redesign")).Should(Equal(cxv1.ReasonHolding))
 		Expect(s.phase("checkout-redesign")()).To(Equal(cxv1.PhaseProgressing))
-		Expect(s.weights("checkout-redesign")["enterprise"]).To(Equal(map[string]int32{"control": 50, "one-page": 50}))
+		Eventually(func() map[string]int32 { return s.weights("checkout-redesign")["enterprise"] }).
+			Should(Equal(map[string]int32{"control": 50, "one-page": 50}))
 	})
 })
 
@@ -451,12 +459,12 @@ var _ = Describe("CXExperiment with replica ratios", func() {
 		s := newShop()
 		replicaExperiment(s)
 		Eventually(s.replicas("search-v2")).Should(Equal(int32(1)))
-		Expect(s.replicas("search-v1")()).To(Equal(int32(9)))
+		Eventually(s.replicas("search-v1")).Should(Equal(int32(9)), "scaled down after the variant is up")
 		s.post("search-ranking", scores("control", "", 1500, 86))
 		s.post("search-ranking", scores("personalised", "", 1500, 87))
 		Eventually(s.phase("search-ranking")).Should(Equal(cxv1.PhaseSucceeded))
 		Eventually(s.replicas("search-v2")).Should(Equal(int32(10)))
-		Expect(s.replicas("search-v1")()).To(Equal(int32(0)))
+		Eventually(s.replicas("search-v1")).Should(Equal(int32(0)))
 	})
 
 	It("puts every pod back on the control on a rollback and restores the original counts on deletion", func() {
@@ -472,5 +480,33 @@ var _ = Describe("CXExperiment with replica ratios", func() {
 		Eventually(s.deleted("search-ranking")).Should(BeTrue())
 		Expect(s.replicas("search-v1")()).To(Equal(int32(10)))
 		Expect(s.replicas("search-v2")()).To(Equal(int32(0)))
+	})
+})
+
+var _ = Describe("CXExperiment write-ahead", func() {
+	It("never changes traffic for a decision it could not record, and applies it once recorded", func() {
+		s := newShop()
+		s.create(s.experiment("checkout-redesign", "enterprise", "new-customers"))
+		atStep1 := map[string]int32{"control": 90, "one-page": 10}
+		enterprise := func() map[string]int32 { return s.weights("checkout-redesign")["enterprise"] }
+		Eventually(enterprise).Should(Equal(atStep1))
+
+		// The API server goes away for status writes just as the evidence
+		// arrives: the rollback is decided but cannot be recorded.
+		statusFaults.set(s.ns, true)
+		defer statusFaults.set(s.ns, false)
+		refusedBefore := statusFaults.refused.Load()
+		s.post("checkout-redesign", scores("control", "enterprise", 1000, 86))
+		s.post("checkout-redesign", scores("one-page", "enterprise", 1000, 70))
+		Eventually(statusFaults.refused.Load).Should(BeNumerically(">", refusedBefore), "the rollback was attempted")
+		Consistently(enterprise, "3s").Should(Equal(atStep1),
+			"a rollback that status does not hold must not reach the route: a later reconcile could judge again and undo it")
+		Expect(s.get("checkout-redesign").Status.Rollbacks).To(BeEmpty())
+
+		statusFaults.set(s.ns, false)
+		Eventually(enterprise).Should(Equal(map[string]int32{"control": 100}))
+		exp := s.get("checkout-redesign")
+		Expect(exp.Status.Rollbacks).To(HaveLen(1), "the rollback is recorded once")
+		Eventually(func() bool { return s.get("checkout-redesign").Status.Rollbacks[0].TrafficRestoredAt != nil }).Should(BeTrue())
 	})
 })

@@ -107,7 +107,7 @@ func startManager() {
 	collectorURL = "http://" + addr
 
 	Expect((&CXExperimentReconciler{
-		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(),
+		Client: statusFaults.client(mgr.GetClient()), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(),
 		Recorder: mgr.GetEventRecorder("rapport"), Clock: clock.RealClock{},
 		Collector: &collectorsource.Source{Reader: mgr.GetClient()},
 		Prometheus: func(q cxv1.PrometheusQuery, token string) (measure.Source, error) {

@@ -50,6 +50,25 @@ type Plan struct {
 	// Stickiness and TagRequests come from spec.traffic.gatewayAPI.
 	Stickiness  *cxv1.Stickiness
 	TagRequests bool
+	// BeforeWrite, when set, is called once per Apply, right before the
+	// router's first write, and only when the plan changes something. The
+	// controller records the decision the plan carries there (write-ahead),
+	// so that traffic never reflects a decision status does not hold. An
+	// error stops the Apply before anything is written.
+	BeforeWrite func(context.Context) error
+}
+
+// WriteGuard returns a function for routers to call before each write: it
+// runs p.BeforeWrite the first time and does nothing afterwards.
+func (p Plan) WriteGuard() func(context.Context) error {
+	called := false
+	return func(ctx context.Context) error {
+		if called || p.BeforeWrite == nil {
+			return nil
+		}
+		called = true
+		return p.BeforeWrite(ctx)
+	}
 }
 
 // AllControl reports whether every segment routes only to the control.

@@ -147,9 +147,13 @@ func (r *Router) applyChild(ctx context.Context, exp *cxv1.CXExperiment, parent 
 		return false, fmt.Errorf("get child HTTPRoute %s: %w", name, err)
 	}
 	found := err == nil
+	beforeWrite := plan.WriteGuard()
 	if len(rules) == 0 {
 		if !found {
 			return false, nil
+		}
+		if err := beforeWrite(ctx); err != nil {
+			return false, err
 		}
 		if err := r.Client.Delete(ctx, existing); err != nil && !apierrors.IsNotFound(err) {
 			return false, fmt.Errorf("delete child HTTPRoute %s: %w", name, err)
@@ -181,6 +185,9 @@ func (r *Router) applyChild(ctx context.Context, exp *cxv1.CXExperiment, parent 
 	}
 	delete(u, "status")
 	obj := &unstructured.Unstructured{Object: u}
+	if err := beforeWrite(ctx); err != nil {
+		return false, err
+	}
 	if err := r.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(obj), client.FieldOwner(routing.FieldOwner), client.ForceOwnership); err != nil {
 		return false, fmt.Errorf("apply child HTTPRoute %s: %w", name, explainApplyError(err, plan))
 	}
@@ -301,6 +308,9 @@ func (r *Router) applyParent(ctx context.Context, exp *cxv1.CXExperiment, parent
 	}
 	body, err := json.Marshal(ops)
 	if err != nil {
+		return false, err
+	}
+	if err := plan.WriteGuard()(ctx); err != nil {
 		return false, err
 	}
 	if err := r.Client.Patch(ctx, parent, client.RawPatch(types.JSONPatchType, body), client.FieldOwner(routing.FieldOwner)); err != nil {

@@ -92,13 +92,16 @@ func (r *Router) scale(ctx context.Context, ns, name string) (*autoscalingv1.Sca
 	return sc, nil
 }
 
-func (r *Router) setReplicas(ctx context.Context, ns, name string, n int32) (bool, error) {
+func (r *Router) setReplicas(ctx context.Context, ns, name string, n int32, beforeWrite func(context.Context) error) (bool, error) {
 	sc, err := r.scale(ctx, ns, name)
 	if err != nil {
 		return false, err
 	}
 	if sc.Spec.Replicas == n {
 		return false, nil
+	}
+	if err := beforeWrite(ctx); err != nil {
+		return false, err
 	}
 	dep := &appsv1.Deployment{}
 	dep.Namespace, dep.Name = ns, name
@@ -151,8 +154,9 @@ func (r *Router) Apply(ctx context.Context, exp *cxv1.CXExperiment, plan routing
 		cur[i] = sc.Spec.Replicas
 	}
 	sort.SliceStable(order, func(a, b int) bool { return counts[order[a]]-cur[order[a]] > counts[order[b]]-cur[order[b]] })
+	beforeWrite := plan.WriteGuard()
 	for _, i := range order {
-		c, err := r.setReplicas(ctx, exp.Namespace, seg.Backends[i].Deployment, counts[i])
+		c, err := r.setReplicas(ctx, exp.Namespace, seg.Backends[i].Deployment, counts[i], beforeWrite)
 		if err != nil {
 			return changed, err
 		}
@@ -187,7 +191,7 @@ func (r *Router) Finalize(ctx context.Context, exp *cxv1.CXExperiment, keepPromo
 		return nil
 	}
 	for _, o := range exp.Status.Traffic.OriginalReplicas {
-		if _, err := r.setReplicas(ctx, exp.Namespace, o.Deployment, o.Replicas); err != nil {
+		if _, err := r.setReplicas(ctx, exp.Namespace, o.Deployment, o.Replicas, routing.Plan{}.WriteGuard()); err != nil {
 			if routing.ReasonOf(err, "") == cxv1.ReasonDeploymentNotFound {
 				continue
 			}
