@@ -90,6 +90,7 @@ const (
 	EventAwaitPromotion = "AwaitingPromotion"
 	EventInconclusive   = "Inconclusive"
 	EventContinued      = "ContinuedInconclusive"
+	EventStepsChanged   = "StepsChanged"
 )
 
 type decider struct {
@@ -141,6 +142,7 @@ func (d *decider) run() {
 	if d.abort() {
 		return
 	}
+	d.stepsShortened()
 	if d.st.Phase == cxv1.PhasePending {
 		d.start()
 	}
@@ -155,6 +157,19 @@ func (d *decider) run() {
 		return
 	}
 	d.evaluateStep()
+}
+
+// stepsShortened handles spec.steps edited to fewer steps than the current
+// one: the experiment continues at the new last step, whose clock starts now.
+func (d *decider) stepsShortened() {
+	n := int32(len(d.steps()))
+	if d.st.CurrentStep <= n || n == 0 {
+		return
+	}
+	d.event(true, EventStepsChanged, "spec.steps now has %d steps and the experiment was at step %d: continuing at step %d/%d (weight %d%%)",
+		n, d.st.CurrentStep, n, n, d.steps()[n-1].Weight)
+	d.st.CurrentStep = n
+	d.st.StepStartedAt = &d.now
 }
 
 // retry starts a new run of a RolledBack or Failed experiment.

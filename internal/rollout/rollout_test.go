@@ -325,3 +325,40 @@ func TestDecideIsIdempotent(t *testing.T) {
 		t.Fatalf("a repeated reconcile changed the status:\n%+v\n%+v", first.Status, second.Status)
 	}
 }
+
+// TestStepsShortened: spec.steps may be edited while running; with fewer
+// steps than the current one, the experiment continues at the new last step
+// (it used to index past the end of spec.steps).
+func TestStepsShortened(t *testing.T) {
+	t0 := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	s := spec(nil, "one-page")
+	out := Decide(Input{Spec: s, Status: &cxv1.CXExperimentStatus{}, Now: t0})
+	st := out.Status
+	st.CurrentStep = 3
+
+	short := s.DeepCopy()
+	short.Steps = short.Steps[:2]
+	now := t0.Add(time.Hour)
+	out = Decide(Input{Spec: short, Status: &st, Judgements: all(inconclusive, cxv1.AllSegment), Now: now})
+	if out.Status.CurrentStep != 2 {
+		t.Fatalf("current step %d; want 2, the new last step", out.Status.CurrentStep)
+	}
+	if !out.Status.StepStartedAt.Time.Equal(now) {
+		t.Errorf("the step's clock starts at %v; want now (%v)", out.Status.StepStartedAt, now)
+	}
+	if out.Status.StepWeight != 25 {
+		t.Errorf("step weight %d; want 25", out.Status.StepWeight)
+	}
+	var found bool
+	for _, e := range out.Events {
+		if e.Reason == EventStepsChanged && e.Warning {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no %s warning event in %+v", EventStepsChanged, out.Events)
+	}
+	if again := Decide(Input{Spec: short, Status: &out.Status, Judgements: all(inconclusive, cxv1.AllSegment), Now: now}); len(again.Events) != 0 {
+		t.Errorf("the change is announced once; got %+v", again.Events)
+	}
+}
