@@ -70,7 +70,7 @@ func (r *CXExperimentReconciler) resolve(ctx context.Context, sc *scope) (ctrl.R
 		route := &gwv1.HTTPRoute{}
 		if err := r.Get(ctx, types.NamespacedName{Namespace: exp.Namespace, Name: exp.Spec.Traffic.GatewayAPI.HTTPRoute}, route); err != nil {
 			if apierrors.IsNotFound(err) {
-				return missing(cxv1.ReasonRouteNotFound, "HTTPRoute %s not found in namespace %s; create it or fix spec.traffic.gatewayAPI.httpRoute",
+				return missing(cxv1.ReasonRouteNotFound, "HTTPRoute %s not found in namespace %s; create it, or recreate the experiment with the right spec.traffic.gatewayAPI.httpRoute (the field is immutable)",
 					exp.Spec.Traffic.GatewayAPI.HTTPRoute, exp.Namespace)
 			}
 			return ctrl.Result{}, true, err
@@ -78,7 +78,7 @@ func (r *CXExperimentReconciler) resolve(ctx context.Context, sc *scope) (ctrl.R
 		for _, v := range exp.Spec.Variants {
 			if err := meta("v1", "Service", v.Service.Name); err != nil {
 				if apierrors.IsNotFound(err) {
-					return missing(cxv1.ReasonServiceNotFound, "Service %s of variant %s not found in namespace %s; create it or fix spec.variants[].service",
+					return missing(cxv1.ReasonServiceNotFound, "Service %s of variant %s not found in namespace %s; create it, or recreate the experiment with the right spec.variants[].service (the field is immutable)",
 						v.Service.Name, v.Name, exp.Namespace)
 				}
 				return ctrl.Result{}, true, err
@@ -89,7 +89,7 @@ func (r *CXExperimentReconciler) resolve(ctx context.Context, sc *scope) (ctrl.R
 		for _, v := range exp.Spec.Variants {
 			if err := meta("apps/v1", "Deployment", v.Deployment); err != nil {
 				if apierrors.IsNotFound(err) {
-					return missing(cxv1.ReasonDeploymentNotFound, "Deployment %s of variant %s not found in namespace %s; create it or fix spec.variants[].deployment",
+					return missing(cxv1.ReasonDeploymentNotFound, "Deployment %s of variant %s not found in namespace %s; create it, or recreate the experiment with the right spec.variants[].deployment (the field is immutable)",
 						v.Deployment, v.Name, exp.Namespace)
 				}
 				return ctrl.Result{}, true, err
@@ -101,7 +101,7 @@ func (r *CXExperimentReconciler) resolve(ctx context.Context, sc *scope) (ctrl.R
 		seg := &cxv1.CustomerSegment{}
 		if err := r.Get(ctx, types.NamespacedName{Namespace: exp.Namespace, Name: name}, seg); err != nil {
 			if apierrors.IsNotFound(err) {
-				return missing(cxv1.ReasonSegmentNotFound, "CustomerSegment %s not found in namespace %s; create it or fix spec.segments", name, exp.Namespace)
+				return missing(cxv1.ReasonSegmentNotFound, "CustomerSegment %s not found in namespace %s; create it, or recreate the experiment with the right spec.segments (the field is immutable)", name, exp.Namespace)
 			}
 			return ctrl.Result{}, true, err
 		}

@@ -302,7 +302,7 @@ func RenderChildRules(parent *gwv1.HTTPRoute, controlService string, plan routin
 	idx := ControlRules(parent, controlService)
 	if len(idx) == 0 {
 		return nil, routing.Errorf(cxv1.ReasonNoControlRule,
-			"HTTPRoute %s has no rule with a backendRef to the control Service %s; point a rule at it or fix spec.variants", parent.Name, controlService)
+			"HTTPRoute %s has no rule with a backendRef to the control Service %s; point a rule of the route at it (or recreate the experiment with the right control variant)", parent.Name, controlService)
 	}
 	var rules []gwv1.HTTPRouteRule
 	total := 0

@@ -58,7 +58,7 @@ func (r *Router) Parent(ctx context.Context, exp *cxv1.CXExperiment) (*gwv1.HTTP
 	if err := r.Client.Get(ctx, key, route); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, routing.Errorf(cxv1.ReasonRouteNotFound,
-				"HTTPRoute %s not found in namespace %s; create it or fix spec.traffic.gatewayAPI.httpRoute", key.Name, key.Namespace)
+				"HTTPRoute %s not found in namespace %s; create it, or recreate the experiment with the right spec.traffic.gatewayAPI.httpRoute (the field is immutable)", key.Name, key.Namespace)
 		}
 		return nil, fmt.Errorf("get HTTPRoute %s: %w", key, err)
 	}
@@ -87,7 +87,7 @@ func (r *Router) Record(ctx context.Context, exp *cxv1.CXExperiment) (cxv1.Traff
 	idx := ControlRules(parent, c.Service.Name)
 	if len(idx) == 0 {
 		return ts, routing.Errorf(cxv1.ReasonNoControlRule,
-			"HTTPRoute %s has no rule with a backendRef to the control Service %s; point a rule at it or fix spec.variants", parent.Name, c.Service.Name)
+			"HTTPRoute %s has no rule with a backendRef to the control Service %s; point a rule of the route at it (or recreate the experiment with the right control variant)", parent.Name, c.Service.Name)
 	}
 	for _, i := range idx {
 		rule := parent.Spec.Rules[i]

@@ -85,7 +85,7 @@ func (r *Router) scale(ctx context.Context, ns, name string) (*autoscalingv1.Sca
 	if err := r.Client.SubResource("scale").Get(ctx, dep, sc); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, routing.Errorf(cxv1.ReasonDeploymentNotFound,
-				"Deployment %s not found in namespace %s; create it or fix spec.variants[].deployment", name, ns)
+				"Deployment %s not found in namespace %s; create it, or recreate the experiment with the right spec.variants[].deployment (the field is immutable)", name, ns)
 		}
 		return nil, fmt.Errorf("get scale of Deployment %s: %w", name, err)
 	}
