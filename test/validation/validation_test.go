@@ -131,6 +131,28 @@ var _ = Describe("CRD validation", func() {
 		Expect(kinds).To(HaveKey("SatisfactionMetric"))
 	})
 
+	It("has samples whose experiments name only segments and metrics defined in the samples", func() {
+		names := map[string]map[string]bool{"CustomerSegment": {}, "SatisfactionMetric": {}}
+		var experiments []*unstructured.Unstructured
+		for _, u := range readSamples() {
+			if names[u.GetKind()] != nil {
+				names[u.GetKind()][u.GetName()] = true
+			}
+			if u.GetKind() == "CXExperiment" {
+				experiments = append(experiments, u)
+			}
+		}
+		for _, u := range experiments {
+			segments, _, _ := unstructured.NestedStringSlice(u.Object, "spec", "segments")
+			for _, seg := range segments {
+				Expect(names["CustomerSegment"]).To(HaveKey(seg), "experiment %s names CustomerSegment %s", u.GetName(), seg)
+			}
+			if metric, ok, _ := unstructured.NestedString(u.Object, "spec", "satisfaction", "source", "metricRef", "name"); ok {
+				Expect(names["SatisfactionMetric"]).To(HaveKey(metric), "experiment %s names SatisfactionMetric %s", u.GetName(), metric)
+			}
+		}
+	})
+
 	It("applies defaults to an experiment", func() {
 		ns := newNamespace("defaults")
 		u := decode(experiment)
