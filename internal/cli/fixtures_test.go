@@ -114,9 +114,9 @@ func progressingStatus() cxv1.CXExperimentStatus {
 		Traffic: cxv1.TrafficStatus{ChildRoute: "checkout-redesign-rapport"},
 		Summary: cxv1.Summary{Control: "86.0", Variants: "one-page 86.1 (+0.1), express 80.9 (-5.1)"},
 		Conditions: []metav1.Condition{
-			{Type: cxv1.ConditionReady, Status: metav1.ConditionTrue, Reason: cxv1.ReasonStepRunning, Message: "step 2/3 holds until 30m have passed", LastTransitionTime: *at(2 * time.Hour)},
-			{Type: cxv1.ConditionProgressing, Status: metav1.ConditionTrue, Reason: cxv1.ReasonStepRunning, Message: "step 2/3 holds until 30m have passed", LastTransitionTime: *at(2 * time.Hour)},
-			{Type: cxv1.ConditionDegraded, Status: metav1.ConditionTrue, Reason: cxv1.ReasonPartialRollback, Message: "1 rollback(s); last: express in new-customers (Inferior)", LastTransitionTime: *at(95 * time.Minute)},
+			{Type: cxv1.ConditionReady, Status: metav1.ConditionTrue, Reason: cxv1.ReasonStepRunning, Message: "step 2/3 holds for its minDuration 30m0s, until 2026-05-04T10:18:00Z", LastTransitionTime: *at(2 * time.Hour)},
+			{Type: cxv1.ConditionProgressing, Status: metav1.ConditionTrue, Reason: cxv1.ReasonStepRunning, Message: "step 2/3 holds for its minDuration 30m0s, until 2026-05-04T10:18:00Z", LastTransitionTime: *at(2 * time.Hour)},
+			{Type: cxv1.ConditionDegraded, Status: metav1.ConditionTrue, Reason: cxv1.ReasonPartialRollback, Message: "1 rollback(s); last: express in new-customers (Inferior): " + expressEvidence, LastTransitionTime: *at(95 * time.Minute)},
 		},
 	}
 }
@@ -155,21 +155,21 @@ func succeededStatus() cxv1.CXExperimentStatus {
 		HandledActions: cxv1.HandledActions{},
 		Summary:        cxv1.Summary{Control: "86.1", Variants: "one-page 85.9 (-0.2), express 83.9 (-2.2)"},
 		Conditions: []metav1.Condition{
-			{Type: cxv1.ConditionReady, Status: metav1.ConditionTrue, Reason: cxv1.ReasonSucceeded, Message: "promoted: enterprise one-page 100%; new-customers control 100%", LastTransitionTime: *at(5 * time.Minute)},
+			{Type: cxv1.ConditionReady, Status: metav1.ConditionTrue, Reason: cxv1.ReasonSucceeded, Message: "promoted: enterprise: control 0%, one-page 100%, express 0%; new-customers: control 100%, one-page 0%, express 0%", LastTransitionTime: *at(5 * time.Minute)},
 			{Type: cxv1.ConditionProgressing, Status: metav1.ConditionFalse, Reason: cxv1.ReasonSucceeded, Message: "the experiment ended: promoted", LastTransitionTime: *at(5 * time.Minute)},
-			{Type: cxv1.ConditionDegraded, Status: metav1.ConditionTrue, Reason: cxv1.ReasonPartialRollback, Message: "2 rollback(s); last: one-page in new-customers (Inferior)", LastTransitionTime: *at(115 * time.Minute)},
+			{Type: cxv1.ConditionDegraded, Status: metav1.ConditionTrue, Reason: cxv1.ReasonPartialRollback, Message: "2 rollback(s); last: one-page in new-customers (Inferior): " + onePageEvidence, LastTransitionTime: *at(115 * time.Minute)},
 		},
 	}
 }
 
 func succeededEvents() []eventsv1.Event {
 	return []eventsv1.Event{
-		event("s1", "Normal", "Started", "step 1/3: weight 5% for one-page, express in enterprise, new-customers", 150*time.Minute),
+		event("s1", "Normal", "Started", "run 1 started: step 1/3 sends 5% of each segment's traffic to each of one-page, express (segments: enterprise, new-customers)", 150*time.Minute),
 		event("s2", "Warning", "VariantRolledBack", "express rolled back in segment new-customers at step 1 (Inferior after 412 responses): "+expressEvidence, 140*time.Minute),
-		event("s3", "Normal", "StepAdvanced", "step 2/3: weight 25% (every active variant non-inferior)", 135*time.Minute),
+		event("s3", "Normal", "StepAdvanced", "step 2/3: 25% of each segment's traffic to each active variant (every active variant is non-inferior in every segment)", 135*time.Minute),
 		event("s4", "Warning", "VariantRolledBack", "one-page rolled back in segment new-customers at step 2 (Inferior after 690 responses)", 115*time.Minute),
-		event("s5", "Normal", "StepAdvanced", "step 3/3: weight 50% (every active variant non-inferior)", 100*time.Minute),
-		event("s6", "Normal", "Promoted", "enterprise: one-page (NonInferior, CSAT 87.3 vs control 86.1); new-customers: control (every variant rolled back)", 5*time.Minute),
+		event("s5", "Normal", "StepAdvanced", "step 3/3: 50% of each segment's traffic to each active variant (every active variant is non-inferior in every segment)", 100*time.Minute),
+		event("s6", "Normal", "Promoted", "promoted automatically after the last step: enterprise -> one-page (CSAT 87.3 [85.8, 88.8] vs control 86.1: difference 1.2 [-0.7, 3.1] lies above -3 (max drop): non-inferior after 2431 responses); new-customers -> control (no variant qualified)", 5*time.Minute),
 	}
 }
 
@@ -185,8 +185,8 @@ func event(name, typ, reason, note string, ago time.Duration) eventsv1.Event {
 
 func progressingEvents() []eventsv1.Event {
 	return []eventsv1.Event{
-		event("e3", "Normal", "StepAdvanced", "step 2/3: weight 25% (every active variant non-inferior)", 12*time.Minute),
-		event("e1", "Normal", "Started", "step 1/3: weight 5% for one-page, express in enterprise, new-customers", 2*time.Hour),
+		event("e3", "Normal", "StepAdvanced", "step 2/3: 25% of each segment's traffic to each active variant (every active variant is non-inferior in every segment)", 12*time.Minute),
+		event("e1", "Normal", "Started", "run 1 started: step 1/3 sends 5% of each segment's traffic to each of one-page, express (segments: enterprise, new-customers)", 2*time.Hour),
 		event("e2", "Warning", "VariantRolledBack", "express rolled back in segment new-customers at step 1 (Inferior after 412 responses):\n"+expressEvidence, 95*time.Minute),
 	}
 }
