@@ -3,8 +3,9 @@ package v1alpha1
 // Condition types of CXExperiment. Ready, Progressing and Degraded follow the
 // Kubernetes API conventions; the others say which part of the work is stuck.
 const (
-	// ConditionReady is True while the experiment runs or has ended as planned
-	// (Succeeded, or RolledBack by evidence), False when it cannot run.
+	// ConditionReady is True while the experiment runs without errors and
+	// when it has Succeeded; False when Pending, RolledBack or Failed, with
+	// the reason.
 	ConditionReady = "Ready"
 	// ConditionProgressing is True while a step is running or waiting.
 	ConditionProgressing = "Progressing"
