@@ -147,6 +147,13 @@ func lowestRequeue(a, b ctrl.Result) ctrl.Result {
 
 // patchStatus writes the status once, as a merge patch of what changed.
 func (r *CXExperimentReconciler) patchStatus(ctx context.Context, sc *scope) error {
+	return r.writeStatus(ctx, sc, true)
+}
+
+// writeStatus patches the status; a missing experiment is an error unless
+// ignoreMissing (the write-ahead must not change traffic for an experiment
+// that is gone: its finalizer has already restored the route).
+func (r *CXExperimentReconciler) writeStatus(ctx context.Context, sc *scope, ignoreMissing bool) error {
 	if sc.exp.DeletionTimestamp.IsZero() && sc.statusErr == nil {
 		sc.exp.Status.ObservedGeneration = sc.exp.Generation
 	}
@@ -159,7 +166,7 @@ func (r *CXExperimentReconciler) patchStatus(ctx context.Context, sc *scope) err
 	// runs again on fresh state, instead of splicing its decision into a
 	// newer one (a merge patch replaces whole lists such as segments).
 	if err := r.Status().Patch(ctx, sc.exp, client.MergeFromWithOptions(sc.orig, client.MergeFromWithOptimisticLock{})); err != nil {
-		if apierrors.IsNotFound(err) {
+		if apierrors.IsNotFound(err) && ignoreMissing {
 			return nil
 		}
 		if apierrors.IsConflict(err) {

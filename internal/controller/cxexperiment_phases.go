@@ -310,8 +310,12 @@ func (r *CXExperimentReconciler) route(ctx context.Context, sc *scope) (ctrl.Res
 	}
 	var ahead *writeAheadError
 	if errors.As(err, &ahead) {
-		// Nothing was written; the reconcile runs again on fresh state.
+		// Nothing was written; the reconcile runs again on fresh state (or,
+		// for an experiment that is gone, ends: its finalizer restored the route).
 		sc.skipStatus = true
+		if apierrors.IsNotFound(ahead.err) {
+			return ctrl.Result{}, true, nil
+		}
 		return ctrl.Result{}, true, ahead.err
 	}
 	if err != nil {
@@ -357,7 +361,7 @@ func (r *CXExperimentReconciler) writeAhead(ctx context.Context, sc *scope) erro
 	exp.Status.Traffic.AppliedAt = &applied
 	sc.routed = succeeded(cxv1.ReasonApplied, "traffic split applied: %s", formatWeights(exp))
 	setConditions(sc)
-	if err := r.patchStatus(ctx, sc); err != nil {
+	if err := r.writeStatus(ctx, sc, false); err != nil {
 		return &writeAheadError{err: err}
 	}
 	return nil
