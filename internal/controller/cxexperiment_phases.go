@@ -338,8 +338,14 @@ func (r *CXExperimentReconciler) route(ctx context.Context, sc *scope) (ctrl.Res
 		metrics.TrafficChanges.WithLabelValues(exp.Namespace, exp.Name, "applied").Inc()
 	}
 	recordRestored(exp, sc.decision.RolledBack, sc.lastResponseAt, r.Clock.Now())
-	sc.routed = succeeded(cxv1.ReasonApplied, "traffic split applied: %s", formatWeights(exp))
+	sc.routed = routedApplied(exp)
 	return ctrl.Result{}, false, nil
+}
+
+// routedApplied is the TrafficRouted outcome of an applied split: written
+// ahead with the decision, and again once the route write returned.
+func routedApplied(exp *cxv1.CXExperiment) outcome {
+	return succeeded(cxv1.ReasonApplied, "traffic split applied: %s", formatWeights(exp))
 }
 
 // writeAheadError is a failed status write before a traffic change.
@@ -359,7 +365,7 @@ func (r *CXExperimentReconciler) writeAhead(ctx context.Context, sc *scope) erro
 	exp := sc.exp
 	applied := metav1.NewTime(r.Clock.Now())
 	exp.Status.Traffic.AppliedAt = &applied
-	sc.routed = succeeded(cxv1.ReasonApplied, "traffic split applied: %s", formatWeights(exp))
+	sc.routed = routedApplied(exp)
 	setConditions(sc)
 	if err := r.writeStatus(ctx, sc, false); err != nil {
 		return &writeAheadError{err: err}
