@@ -259,9 +259,17 @@ func (m *measurement) record(st *cxv1.CXExperimentStatus, now time.Time) time.Du
 	if m == nil {
 		return 0
 	}
-	before := st.DeepCopy()
+	// Only the segments change here: copy those, not the whole status (this
+	// runs at every reconcile, i.e. at every collector commit).
+	var before []cxv1.SegmentStatus // stays nil when st.Segments is
+	if st.Segments != nil {
+		before = make([]cxv1.SegmentStatus, len(st.Segments))
+		for i := range st.Segments {
+			st.Segments[i].DeepCopyInto(&before[i])
+		}
+	}
 	verdictChanged := applyMeasurement(st, m.fields)
-	countsChanged := !equality.Semantic.DeepEqual(before.Segments, st.Segments)
+	countsChanged := !equality.Semantic.DeepEqual(before, st.Segments)
 	if verdictChanged || (m.due && (countsChanged || m.polled)) {
 		t := metav1.NewTime(now)
 		st.MeasuredAt = &t
@@ -270,7 +278,7 @@ func (m *measurement) record(st *cxv1.CXExperimentStatus, now time.Time) time.Du
 	}
 	// Not time yet: keep what status says until the next refresh, and come
 	// back then so the last counts do not wait for another event.
-	st.Segments = before.Segments
+	st.Segments = before
 	if countsChanged && st.MeasuredAt != nil {
 		return max(st.MeasuredAt.Add(m.interval).Sub(now), time.Millisecond)
 	}
