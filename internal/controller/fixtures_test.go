@@ -176,6 +176,12 @@ func (s *shop) weights(name string) map[string]map[string]int32 {
 	return w
 }
 
+// segmentWeights returns a function reading one segment's applied split,
+// for Eventually and Consistently.
+func (s *shop) segmentWeights(name, segment string) func() map[string]int32 {
+	return func() map[string]int32 { return s.weights(name)[segment] }
+}
+
 type response struct {
 	Variant string `json:"variant"`
 	Segment string `json:"segment,omitempty"`

@@ -62,7 +62,7 @@ var _ = Describe("CXExperiment rollbacks", func() {
 
 		s.post("checkout-redesign", scores("control", "enterprise", 1000, 86))
 		s.post("checkout-redesign", scores("one-page", "enterprise", 1000, 70))
-		Eventually(func() map[string]int32 { return s.weights("checkout-redesign")["enterprise"] }).
+		Eventually(s.segmentWeights("checkout-redesign", "enterprise")).
 			Should(Equal(map[string]int32{"control": 100}), "enterprise customers go back to the control")
 		// Status records the rollback before the route changes (write-ahead).
 		exp := s.get("checkout-redesign")
@@ -109,7 +109,7 @@ var _ = Describe("CXExperiment rollbacks", func() {
 		s := newShop()
 		before := s.parentJSON("checkout")()
 		s.create(s.experiment("checkout-redesign"))
-		Eventually(func() map[string]int32 { return s.weights("checkout-redesign")["all"] }).
+		Eventually(s.segmentWeights("checkout-redesign", "all")).
 			Should(Equal(map[string]int32{"control": 90, "one-page": 10}))
 		Expect(s.parentJSON("checkout")()).NotTo(Equal(before), "without segments the parent rule carries the split")
 		r, err := s.getRoute("checkout")
@@ -158,7 +158,7 @@ var _ = Describe("CXExperiment manual control", func() {
 		s.post("checkout-redesign", scores("one-page", "new-customers", 1500, 87))
 		s.post("checkout-redesign", scores("control", "enterprise", 1000, 86))
 		s.post("checkout-redesign", scores("one-page", "enterprise", 1000, 70))
-		Eventually(func() map[string]int32 { return s.weights("checkout-redesign")["enterprise"] }).
+		Eventually(s.segmentWeights("checkout-redesign", "enterprise")).
 			Should(Equal(map[string]int32{"control": 100}), "safety does not wait for a resume")
 		Consistently(func() int32 { return s.get("checkout-redesign").Status.CurrentStep }, 3*time.Second).Should(Equal(int32(1)))
 		Expect(s.weights("checkout-redesign")["new-customers"]).To(Equal(map[string]int32{"control": 90, "one-page": 10}))
@@ -177,12 +177,12 @@ var _ = Describe("CXExperiment manual control", func() {
 		s.post("checkout-redesign", scores("one-page", "enterprise", 1500, 87))
 		Eventually(s.progressingReason("checkout-redesign")).Should(Equal(cxv1.ReasonAwaitingPromotion))
 		Expect(s.phase("checkout-redesign")()).To(Equal(cxv1.PhaseProgressing))
-		Eventually(func() map[string]int32 { return s.weights("checkout-redesign")["enterprise"] }).
+		Eventually(s.segmentWeights("checkout-redesign", "enterprise")).
 			Should(Equal(map[string]int32{"control": 50, "one-page": 50}))
 
 		s.annotate("checkout-redesign", cxv1.AnnotationPromote)
 		Eventually(s.phase("checkout-redesign")).Should(Equal(cxv1.PhaseSucceeded))
-		Eventually(func() map[string]int32 { return s.weights("checkout-redesign")["enterprise"] }).
+		Eventually(s.segmentWeights("checkout-redesign", "enterprise")).
 			Should(Equal(map[string]int32{"control": 0, "one-page": 100}))
 		Eventually(func() []string { return s.eventNotes("checkout-redesign", "Promoted") }).
 			Should(ContainElement(ContainSubstring("by the cx.rapport.dev/promote annotation")))
@@ -226,7 +226,7 @@ var _ = Describe("CXExperiment undecided steps", func() {
 		Eventually(func() int32 { return s.get("checkout-redesign").Status.CurrentStep }, 20*time.Second).Should(Equal(int32(3)))
 		Eventually(s.progressingReason("checkout-redesign")).Should(Equal(cxv1.ReasonHolding))
 		Expect(s.phase("checkout-redesign")()).To(Equal(cxv1.PhaseProgressing))
-		Eventually(func() map[string]int32 { return s.weights("checkout-redesign")["enterprise"] }).
+		Eventually(s.segmentWeights("checkout-redesign", "enterprise")).
 			Should(Equal(map[string]int32{"control": 50, "one-page": 50}))
 	})
 })
@@ -240,7 +240,7 @@ var _ = Describe("CXExperiment resilience", func() {
 		s.post("checkout-redesign", scores("control", "enterprise", 1500, 86))
 		s.post("checkout-redesign", scores("one-page", "enterprise", 1500, 87))
 		Eventually(func() int32 { return s.get("checkout-redesign").Status.CurrentStep }).Should(Equal(int32(2)))
-		Eventually(func() map[string]int32 { return s.weights("checkout-redesign")["enterprise"] }).Should(Equal(map[string]int32{"control": 70, "one-page": 30}))
+		Eventually(s.segmentWeights("checkout-redesign", "enterprise")).Should(Equal(map[string]int32{"control": 70, "one-page": 30}))
 		before := s.get("checkout-redesign").Status
 
 		restartManager()
@@ -261,7 +261,7 @@ var _ = Describe("CXExperiment resilience", func() {
 		Expect(err).NotTo(HaveOccurred())
 		child.Spec.Rules[0].BackendRefs[1].Weight = ptr(int32(90))
 		Expect(k8s.Update(ctx, child)).To(Succeed())
-		Eventually(func() map[string]int32 { return s.weights("checkout-redesign")["enterprise"] }).
+		Eventually(s.segmentWeights("checkout-redesign", "enterprise")).
 			Should(Equal(map[string]int32{"control": 90, "one-page": 10}))
 
 		parent, err := s.getRoute("checkout")
@@ -282,14 +282,14 @@ var _ = Describe("CXExperiment resilience", func() {
 		before, err := s.getRoute("checkout")
 		Expect(err).NotTo(HaveOccurred())
 		s.create(s.experiment("checkout-redesign"))
-		Eventually(func() map[string]int32 { return s.weights("checkout-redesign")["all"] }).
+		Eventually(s.segmentWeights("checkout-redesign", "all")).
 			Should(Equal(map[string]int32{"control": 90, "one-page": 10}))
 		parent, err := s.getRoute("checkout")
 		Expect(err).NotTo(HaveOccurred())
 		parent.Spec.Rules[0].BackendRefs = before.Spec.Rules[0].BackendRefs // e.g. a GitOps sync
 		parent.Labels["synced"] = "true"
 		Expect(k8s.Update(ctx, parent)).To(Succeed())
-		Eventually(func() map[string]int32 { return s.weights("checkout-redesign")["all"] }).
+		Eventually(s.segmentWeights("checkout-redesign", "all")).
 			Should(Equal(map[string]int32{"control": 90, "one-page": 10}))
 		p, _ := s.getRoute("checkout")
 		Expect(p.Labels).To(HaveKeyWithValue("synced", "true"))
@@ -488,7 +488,7 @@ var _ = Describe("CXExperiment write-ahead", func() {
 		s := newShop()
 		s.create(s.experiment("checkout-redesign", "enterprise", "new-customers"))
 		atStep1 := map[string]int32{"control": 90, "one-page": 10}
-		enterprise := func() map[string]int32 { return s.weights("checkout-redesign")["enterprise"] }
+		enterprise := s.segmentWeights("checkout-redesign", "enterprise")
 		Eventually(enterprise).Should(Equal(atStep1))
 
 		// The API server goes away for status writes just as the evidence
