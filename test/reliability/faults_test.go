@@ -63,8 +63,7 @@ var _ = Describe("Two manager replicas with leader election", func() {
 		Expect(getExp(ns).Status.CurrentStep).To(BeNumerically(">=", stepBefore), "no step is undone by the failover")
 
 		Eventually(func() bool { return getExp(ns).Status.Phase.Terminal() }, 2*time.Minute).Should(BeTrue(), describe(ns))
-		stop()
-		<-fed
+		finish(f, fed, stop)
 		mon.checkMonotone([]int32{10, 30, 50})
 		Expect(outcome(getExp(ns))).To(Equal("Succeeded enterprise/one-page=RolledBack new-customers/one-page=Promoted"))
 		Expect(tallyTotal(ns)).To(Equal(f.acked.Load()))
@@ -108,8 +107,7 @@ var _ = Describe("API server unavailable", func() {
 		GinkgoWriter.Printf("%s: API server back after %s\n", what, time.Since(cutAt).Round(time.Second))
 
 		Eventually(func() bool { return getExp(ns).Status.Phase.Terminal() }, 3*time.Minute).Should(BeTrue(), describe(ns))
-		stop()
-		<-fed
+		finish(f, fed, stop)
 		mon.checkMonotone([]int32{10, 30, 50})
 		final := getExp(ns)
 		Expect(outcome(final)).To(Equal("Succeeded enterprise/one-page=RolledBack new-customers/one-page=Promoted"))

@@ -121,6 +121,7 @@ type feeder struct {
 	attempts atomic.Int64 // requests sent, retries included
 	retries  atomic.Int64
 	next     atomic.Uint64
+	refused  atomic.Int32 // the status code that ended the run (409 or 404), 0 while running
 }
 
 func newFeeder(ns, token string, seed uint64, urls func() []string) *feeder {
@@ -167,6 +168,7 @@ func (f *feeder) send(ctx context.Context, batch []sim.Answer) bool {
 				f.acked.Add(int64(len(batch)))
 				return true
 			case http.StatusConflict, http.StatusNotFound:
+				f.refused.Store(int32(resp.StatusCode))
 				return false
 			}
 		}
@@ -177,7 +179,11 @@ func (f *feeder) send(ctx context.Context, batch []sim.Answer) bool {
 }
 
 // run feeds batches drawn with the live weights until the experiment stops
-// taking feedback or ctx ends.
+// taking feedback or ctx ends. Tests let it end on the collectors' refusal
+// (see finish) rather than by cancelling ctx: a request abandoned by its
+// client is still committed (the commit does not follow the request's
+// context; a real client retries with the same key), so cancelling could
+// leave the tally one batch ahead of what was acknowledged.
 func (f *feeder) run(ctx context.Context, weights func() map[string]map[string]int32) {
 	for ctx.Err() == nil {
 		w := weights()
@@ -189,6 +195,20 @@ func (f *feeder) run(ctx context.Context, weights func() map[string]map[string]i
 			return
 		}
 	}
+}
+
+// finish waits for the feeder to stop by itself, which it does when a
+// collector refuses a batch because the experiment has ended, then stops the
+// monitor. Every batch sent is then either acknowledged or refused, so the
+// acknowledged count is exact.
+func finish(f *feeder, fed <-chan struct{}, stop context.CancelFunc) {
+	before := f.acked.Load()
+	Eventually(fed, 30*time.Second).Should(BeClosed(), "the feeder stops once the collectors refuse answers for the ended experiment")
+	stop()
+	GinkgoWriter.Printf("%d responses acknowledged after the test saw the experiment end; feeder stopped on %d\n",
+		f.acked.Load()-before, f.refused.Load())
+	Expect(f.refused.Load()).To(BeElementOf(int32(http.StatusConflict), int32(http.StatusNotFound)),
+		"the feeder ended on the collector's refusal")
 }
 
 // monitor records every distinct split it sees, to check that weights never

@@ -77,8 +77,7 @@ func rollout(seed uint64, kills int, minDuration time.Duration) (string, int) {
 		set.set(next)
 	}
 	Eventually(func() bool { return getExp(ns).Status.Phase.Terminal() }, 3*time.Minute).Should(BeTrue(), describe(ns))
-	stop()
-	<-fed
+	finish(f, fed, stop)
 
 	final := getExp(ns)
 	mon.checkMonotone([]int32{10, 30, 50})
