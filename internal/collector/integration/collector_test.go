@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -52,6 +53,32 @@ func (f failingWrites) Create(context.Context, client.Object, ...client.CreateOp
 
 func (f failingWrites) Update(context.Context, client.Object, ...client.UpdateOption) error {
 	return errors.New("etcdserver: request timed out")
+}
+
+// heldWrites holds every ResponseTally write until release is closed, and
+// says on started when one begins.
+type heldWrites struct {
+	client.Client
+	started chan<- struct{}
+	release <-chan struct{}
+}
+
+func (h heldWrites) hold() {
+	select {
+	case h.started <- struct{}{}:
+	default:
+	}
+	<-h.release
+}
+
+func (h heldWrites) Create(ctx context.Context, obj client.Object, opts ...client.CreateOption) error {
+	h.hold()
+	return h.Client.Create(ctx, obj, opts...)
+}
+
+func (h heldWrites) Update(ctx context.Context, obj client.Object, opts ...client.UpdateOption) error {
+	h.hold()
+	return h.Client.Update(ctx, obj, opts...)
 }
 
 var _ = Describe("Feedback collector", func() {
@@ -222,6 +249,61 @@ var _ = Describe("Feedback collector", func() {
 		t, err := getTally(ctx, s.ns, "checkout")
 		Expect(err).NotTo(HaveOccurred())
 		Expect(t.Spec.Total).To(Equal(int64(4)))
+	})
+
+	It("commits a batch whose client hung up; the retry with the same key is a duplicate", func() {
+		s := newShop(ctx)
+		exp := s.experiment(ctx, "checkout", cxv1.MetricCSAT, cxv1.PhaseProgressing)
+		started, release := make(chan struct{}, 1), make(chan struct{})
+		held, err := startReplica(ctx, collector.Options{RateLimit: -1}, withClient(func(c client.Client) client.Client {
+			return heldWrites{Client: c, started: started, release: release}
+		}))
+		Expect(err).NotTo(HaveOccurred())
+		defer func() { Expect(held.stop()).To(Succeed()) }()
+		held.waitSeen(ctx, exp, cxv1.PhaseProgressing, 1)
+		shared.waitSeen(ctx, exp, cxv1.PhaseProgressing, 1)
+
+		// The client gives up while the collector is writing its batch.
+		rs := same(3, response{Variant: "control", Score: 4})
+		reqCtx, hangUp := context.WithCancel(ctx)
+		req, err := http.NewRequestWithContext(reqCtx, http.MethodPost,
+			fmt.Sprintf("%s/v1/namespaces/%s/experiments/checkout/responses", held.url, s.ns), strings.NewReader(batchBody(rs...)))
+		Expect(err).NotTo(HaveOccurred())
+		req.Header.Set("Authorization", "Bearer "+s.token)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Idempotency-Key", "hung-up")
+		failed := make(chan error, 1)
+		go func() {
+			res, err := httpClient.Do(req)
+			if err == nil {
+				b, _ := io.ReadAll(res.Body)
+				res.Body.Close()
+				err = fmt.Errorf("answered %d before the client hung up: %s", res.StatusCode, b)
+			}
+			failed <- err
+		}()
+		Eventually(started, 30*time.Second).Should(Receive(), func() string {
+			select {
+			case err := <-failed:
+				return err.Error()
+			default:
+				return "the collector did not start writing the batch"
+			}
+		})
+		hangUp()
+		Eventually(failed).Should(Receive(MatchError(context.Canceled)))
+		close(release)
+
+		// The write goes on without the client: the batch is counted once,
+		// and a retry with the same key learns it was.
+		Eventually(func() (int64, error) {
+			t, err := getTally(ctx, s.ns, "checkout")
+			return t.Spec.Total, err
+		}).Should(Equal(int64(3)))
+		Expect(s.post(ctx, shared, "checkout", "hung-up", rs...)).To(Equal(reply{Code: 202, Duplicates: 3, JSON: true}))
+		t, err := getTally(ctx, s.ns, "checkout")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(t.Spec.Total).To(Equal(int64(3)))
 	})
 
 	It("deduplicates a retried batch by its Idempotency-Key", func() {
