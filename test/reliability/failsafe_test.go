@@ -32,7 +32,7 @@ var _ = Describe("Fail-safe stops", func() {
 		Eventually(func() [2]int32 {
 			w := mon.weights()
 			return [2]int32{w["enterprise"]["control"], w["new-customers"]["one-page"]}
-		}).Should(Equal([2]int32{100, 10}), "enterprise back on the control, new customers at step 1")
+		}, 3*time.Minute).Should(Equal([2]int32{100, 10}), "enterprise back on the control, new customers at step 1")
 		return ns, mon, stop
 	}
 
