@@ -30,6 +30,7 @@ import (
 	collectorsource "github.com/rapport-dev/rapport/internal/measure/collector"
 	promsource "github.com/rapport-dev/rapport/internal/measure/prometheus"
 	"github.com/rapport-dev/rapport/test/utils"
+	"github.com/rapport-dev/rapport/test/utils/specs"
 )
 
 var (
@@ -51,7 +52,7 @@ func TestControllers(t *testing.T) {
 	RegisterFailHandler(Fail)
 	SetDefaultEventuallyTimeout(30 * time.Second)
 	SetDefaultEventuallyPollingInterval(50 * time.Millisecond)
-	RunSpecs(t, "Controller suite")
+	specs.Run(t, "Controller suite")
 }
 
 var _ = BeforeSuite(func() {

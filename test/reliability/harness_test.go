@@ -211,6 +211,14 @@ func finish(f *feeder, fed <-chan struct{}, stop context.CancelFunc) {
 		"the feeder ended on the collector's refusal")
 }
 
+// checkCounted checks that the tally holds exactly the acknowledged
+// responses: none lost, none counted twice.
+func (f *feeder) checkCounted() {
+	Expect(tallyTotal(f.ns)).To(Equal(f.acked.Load()),
+		"every acknowledged response is counted exactly once (%d requests, %d retries, feeder stopped on %d)",
+		f.attempts.Load(), f.retries.Load(), f.refused.Load())
+}
+
 // monitor records every distinct split it sees, to check that weights never
 // jump backwards or forwards wrongly.
 type monitor struct {

@@ -18,6 +18,7 @@ import (
 
 	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
 	"github.com/rapport-dev/rapport/test/utils"
+	"github.com/rapport-dev/rapport/test/utils/specs"
 )
 
 var (
@@ -32,7 +33,7 @@ func TestReliability(t *testing.T) {
 	RegisterFailHandler(Fail)
 	SetDefaultEventuallyTimeout(60 * time.Second)
 	SetDefaultEventuallyPollingInterval(100 * time.Millisecond)
-	RunSpecs(t, "Reliability suite")
+	specs.Run(t, "Reliability suite")
 }
 
 var _ = BeforeSuite(func() {

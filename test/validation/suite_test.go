@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/rapport-dev/rapport/test/utils"
+	"github.com/rapport-dev/rapport/test/utils/specs"
 )
 
 var (
@@ -27,7 +28,7 @@ var (
 
 func TestValidation(t *testing.T) {
 	RegisterFailHandler(Fail)
-	RunSpecs(t, "CRD validation suite")
+	specs.Run(t, "CRD validation suite")
 }
 
 var _ = BeforeSuite(func() {

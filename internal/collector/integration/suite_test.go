@@ -33,6 +33,7 @@ import (
 	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
 	"github.com/rapport-dev/rapport/internal/collector"
 	"github.com/rapport-dev/rapport/test/utils"
+	"github.com/rapport-dev/rapport/test/utils/specs"
 )
 
 var (
@@ -89,7 +90,7 @@ func TestMain(m *testing.M) {
 
 func TestIntegration(t *testing.T) {
 	RegisterFailHandler(Fail)
-	RunSpecs(t, "Feedback collector envtest suite")
+	specs.Run(t, "Feedback collector envtest suite")
 }
 
 // shared is the replica most specs post to.
