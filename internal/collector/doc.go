@@ -46,7 +46,10 @@
 // experiment since. Requests with the same key in one group count once. The
 // key identifies the batch: a different body under a used key is not
 // counted. Without a key, a retry after a lost 202 (or a 503 whose write did
-// land, e.g. a timeout) may count twice.
+// land, e.g. a timeout) may count twice. A batch whose client hangs up after
+// the collector read it is still committed; the retry learns so. That holds
+// after the experiment ended too: a retry whose key the tally holds gets 202
+// with duplicates, where any other batch gets 409.
 //
 // # Group commit and API load
 //

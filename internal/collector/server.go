@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/go-logr/logr"
 	"golang.org/x/time/rate"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/utils/clock"
@@ -65,7 +67,8 @@ type Options struct {
 	// Client reads CXExperiments and feedback-token Secrets (cached in a
 	// manager) and writes ResponseTallies.
 	Client client.Client
-	// APIReader reads ResponseTallies uncached after a write conflict.
+	// APIReader reads ResponseTallies uncached: after a write conflict, and
+	// to answer a keyed retry after the experiment ended.
 	// Defaults to Client.
 	APIReader client.Reader
 	// MaxBatch is the most responses one request may carry.
@@ -286,6 +289,9 @@ func (s *Server) responses(w http.ResponseWriter, r *http.Request) {
 	}
 	exp, eerr := s.experiment(ctx, ns, name)
 	if eerr != nil {
+		if exp != nil && len(keys) == 1 && s.committedBeforeEnd(ctx, w, r, exp, keys[0]) {
+			return
+		}
 		reject(reasonFor(eerr.Code, "ExperimentUnavailable"), eerr)
 		return
 	}
@@ -355,7 +361,42 @@ func (s *Server) experiment(ctx context.Context, ns, name string) (*cxv1.CXExper
 	case "":
 		return nil, errorf(http.StatusConflict, "experiment %s has not started yet (no phase); responses are accepted while it is Progressing or Paused", name)
 	}
-	return nil, errorf(http.StatusConflict, "experiment %s is %s; responses are accepted while it is Progressing or Paused", name, exp.Status.Phase)
+	ended := errorf(http.StatusConflict, "experiment %s is %s; responses are accepted while it is Progressing or Paused", name, exp.Status.Phase)
+	if exp.Status.Phase.Terminal() {
+		return exp, ended // for committedBeforeEnd
+	}
+	return nil, ended
+}
+
+// committedBeforeEnd answers the retry of a batch that was committed before
+// the experiment ended, whose client did not get the 202 (a timeout, a lost
+// connection): 202 with duplicates, as during the run, so that a client
+// retrying with the same Idempotency-Key always learns the outcome. It
+// reports false, having written nothing, for any other batch: the caller
+// refuses it with 409. The tally is read from the API server, since the
+// cache may not hold the last commit yet.
+func (s *Server) committedBeforeEnd(ctx context.Context, w http.ResponseWriter, r *http.Request, exp *cxv1.CXExperiment, key string) bool {
+	t := &cxv1.ResponseTally{}
+	if err := s.opts.APIReader.Get(ctx, client.ObjectKeyFromObject(exp), t); err != nil {
+		return false
+	}
+	if !metav1.IsControlledBy(t, exp) || t.Spec.Run != exp.Status.Run ||
+		!slices.Contains(t.Spec.RecentKeys, KeyDigest(exp.Namespace, exp.Name, exp.Status.Run, key)) {
+		return false
+	}
+	if r.ContentLength > s.maxBody {
+		return false
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody))
+	if err != nil {
+		return false
+	}
+	resp, err := Decode(r.Header.Get("Content-Type"), body, exp, s.maxBatch)
+	if err != nil {
+		return false
+	}
+	writeJSON(w, http.StatusAccepted, accepted{Duplicates: len(resp)})
+	return true
 }
 
 // reasonFor names a rejection for the audit log by its status code;

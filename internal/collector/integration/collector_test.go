@@ -306,6 +306,33 @@ var _ = Describe("Feedback collector", func() {
 		Expect(t.Spec.Total).To(Equal(int64(3)))
 	})
 
+	It("tells a retry after the experiment ended whether its batch was counted", func() {
+		s := newShop(ctx)
+		exp := s.experiment(ctx, "checkout", cxv1.MetricCSAT, cxv1.PhaseProgressing)
+		shared.waitSeen(ctx, exp, cxv1.PhaseProgressing, 1)
+		rs := same(3, response{Variant: "one-page", Score: 4})
+		Expect(s.post(ctx, shared, "checkout", "before-end", rs...)).To(Equal(reply{Code: 202, Accepted: 3, JSON: true}))
+
+		setStatus(ctx, exp, cxv1.PhaseSucceeded, 1)
+		shared.waitSeen(ctx, exp, cxv1.PhaseSucceeded, 1)
+		// The retry of a batch committed before the end learns it was
+		// counted, as it would during the run...
+		Expect(s.post(ctx, shared, "checkout", "before-end", rs...)).To(Equal(reply{Code: 202, Duplicates: 3, JSON: true}))
+		// ...anything else is refused, and nothing more is counted.
+		ended := "experiment checkout is Succeeded; responses are accepted while it is Progressing or Paused"
+		for _, key := range []string{"after-end", ""} {
+			out := s.post(ctx, shared, "checkout", key, rs...)
+			Expect(out.Code).To(Equal(http.StatusConflict), "key %q", key)
+			Expect(out.Error).To(ContainSubstring(ended))
+		}
+		out := do(ctx, request{url: shared.url, ns: s.ns, experiment: "checkout", token: s.token, key: "before-end", body: `{"responses": [`})
+		Expect(out.Code).To(Equal(http.StatusConflict), "a known key with a body that does not decode")
+		Expect(out.Error).To(ContainSubstring(ended))
+		t, err := getTally(ctx, s.ns, "checkout")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(t.Spec.Total).To(Equal(int64(3)))
+	})
+
 	It("deduplicates a retried batch by its Idempotency-Key", func() {
 		s := newShop(ctx)
 		exp := s.experiment(ctx, "checkout", cxv1.MetricCSAT, cxv1.PhaseProgressing)
