@@ -127,9 +127,7 @@ var _ = Describe("Feedback collector", func() {
 		setStatus(ctx, exp, cxv1.PhasePaused, 1)
 		shared.waitSeen(ctx, exp, cxv1.PhasePaused, 1)
 		Expect(s.post(ctx, shared, "checkout", "", response{Variant: "control", Segment: "smb", Score: 5}).Code).To(Equal(http.StatusAccepted))
-		t, err = getTally(ctx, s.ns, "checkout")
-		Expect(err).NotTo(HaveOccurred())
-		Expect(t.Spec.Total).To(Equal(int64(5)))
+		expectTotal(ctx, s.ns, "checkout", 5)
 	})
 
 	It("commits an NDJSON batch, normalising the segment of an experiment without segments", func() {
@@ -222,9 +220,7 @@ var _ = Describe("Feedback collector", func() {
 		Expect(out.Error).To(ContainSubstring("more than 1 requests per second with this token"))
 		clk.SetTime(clk.Now().Add(time.Second))
 		Expect(s.post(ctx, r, "checkout", "", one).Code).To(Equal(http.StatusAccepted))
-		t, err := getTally(ctx, s.ns, "checkout")
-		Expect(err).NotTo(HaveOccurred())
-		Expect(t.Spec.Total).To(Equal(int64(3)))
+		expectTotal(ctx, s.ns, "checkout", 3)
 	})
 
 	It("answers 503 when the commit fails; a retry with the same key elsewhere counts once", func() {
@@ -246,9 +242,7 @@ var _ = Describe("Feedback collector", func() {
 
 		Expect(s.post(ctx, shared, "checkout", "batch-1", rs...)).To(Equal(reply{Code: 202, Accepted: 4, JSON: true}))
 		Expect(s.post(ctx, shared, "checkout", "batch-1", rs...)).To(Equal(reply{Code: 202, Duplicates: 4, JSON: true}))
-		t, err := getTally(ctx, s.ns, "checkout")
-		Expect(err).NotTo(HaveOccurred())
-		Expect(t.Spec.Total).To(Equal(int64(4)))
+		expectTotal(ctx, s.ns, "checkout", 4)
 	})
 
 	It("commits a batch whose client hung up; the retry with the same key is a duplicate", func() {
@@ -301,9 +295,7 @@ var _ = Describe("Feedback collector", func() {
 			return t.Spec.Total, err
 		}).Should(Equal(int64(3)))
 		Expect(s.post(ctx, shared, "checkout", "hung-up", rs...)).To(Equal(reply{Code: 202, Duplicates: 3, JSON: true}))
-		t, err := getTally(ctx, s.ns, "checkout")
-		Expect(err).NotTo(HaveOccurred())
-		Expect(t.Spec.Total).To(Equal(int64(3)))
+		expectTotal(ctx, s.ns, "checkout", 3)
 	})
 
 	It("tells a retry after the experiment ended whether its batch was counted", func() {
@@ -328,9 +320,7 @@ var _ = Describe("Feedback collector", func() {
 		out := do(ctx, request{url: shared.url, ns: s.ns, experiment: "checkout", token: s.token, key: "before-end", body: `{"responses": [`})
 		Expect(out.Code).To(Equal(http.StatusConflict), "a known key with a body that does not decode")
 		Expect(out.Error).To(ContainSubstring(ended))
-		t, err := getTally(ctx, s.ns, "checkout")
-		Expect(err).NotTo(HaveOccurred())
-		Expect(t.Spec.Total).To(Equal(int64(3)))
+		expectTotal(ctx, s.ns, "checkout", 3)
 	})
 
 	It("deduplicates a retried batch by its Idempotency-Key", func() {
@@ -375,9 +365,7 @@ var _ = Describe("Feedback collector", func() {
 		}
 		Expect(accepted).To(Equal(5))
 		Expect(dups).To(Equal(5 * (n - 1)))
-		t, err := getTally(ctx, s.ns, "checkout")
-		Expect(err).NotTo(HaveOccurred())
-		Expect(t.Spec.Total).To(Equal(int64(5)))
+		expectTotal(ctx, s.ns, "checkout", 5)
 	})
 
 	It("starts the counts and keys over when the experiment starts a new run", func() {

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"time"
 
+	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -182,6 +183,14 @@ func (s *shop) postRetrying(ctx context.Context, r *replica, experiment, key str
 func getTally(ctx context.Context, ns, name string) (*cxv1.ResponseTally, error) {
 	t := &cxv1.ResponseTally{}
 	return t, k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, t)
+}
+
+// expectTotal checks the tally of an experiment holds want responses.
+func expectTotal(ctx context.Context, ns, name string, want int64) {
+	GinkgoHelper()
+	t, err := getTally(ctx, ns, name)
+	Expect(err).NotTo(HaveOccurred())
+	Expect(t.Spec.Total).To(Equal(want))
 }
 
 // scoresOf returns the counts of one segment and variant in a tally.
