@@ -295,27 +295,9 @@ func (s *Server) responses(w http.ResponseWriter, r *http.Request) {
 		reject(reasonFor(eerr.Code, "ExperimentUnavailable"), eerr)
 		return
 	}
-	if r.ContentLength > s.maxBody {
-		reject("TooLarge", errorf(http.StatusRequestEntityTooLarge, "the body is %d bytes, at most %d are accepted; split the batch", r.ContentLength, s.maxBody))
-		return
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			reject("TooLarge", errorf(http.StatusRequestEntityTooLarge, "the body is larger than %d bytes; split the batch", s.maxBody))
-		} else {
-			reject("ReadFailed", errorf(http.StatusBadRequest, "could not read the body: %v", err))
-		}
-		return
-	}
-	resp, err := Decode(r.Header.Get("Content-Type"), body, exp, s.maxBatch)
-	if err != nil {
-		var e *Error
-		if !errors.As(err, &e) {
-			e = errorf(http.StatusBadRequest, "%v", err)
-		}
-		reject(reasonFor(e.Code, "Invalid"), e)
+	resp, reason, rerr := s.readBatch(w, r, exp)
+	if rerr != nil {
+		reject(reason, rerr)
 		return
 	}
 	b := &batch{run: exp.Status.Run, responses: resp}
@@ -384,19 +366,37 @@ func (s *Server) committedBeforeEnd(ctx context.Context, w http.ResponseWriter, 
 		!slices.Contains(t.Spec.RecentKeys, KeyDigest(exp.Namespace, exp.Name, exp.Status.Run, key)) {
 		return false
 	}
-	if r.ContentLength > s.maxBody {
-		return false
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody))
-	if err != nil {
-		return false
-	}
-	resp, err := Decode(r.Header.Get("Content-Type"), body, exp, s.maxBatch)
-	if err != nil {
+	resp, _, rerr := s.readBatch(w, r, exp)
+	if rerr != nil {
 		return false
 	}
 	writeJSON(w, http.StatusAccepted, accepted{Duplicates: len(resp)})
 	return true
+}
+
+// readBatch reads the request's body (at most maxBody bytes) and decodes it
+// for exp. On failure it returns the rejection and its audit reason.
+func (s *Server) readBatch(w http.ResponseWriter, r *http.Request, exp *cxv1.CXExperiment) ([]Response, string, *Error) {
+	if r.ContentLength > s.maxBody {
+		return nil, "TooLarge", errorf(http.StatusRequestEntityTooLarge, "the body is %d bytes, at most %d are accepted; split the batch", r.ContentLength, s.maxBody)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, "TooLarge", errorf(http.StatusRequestEntityTooLarge, "the body is larger than %d bytes; split the batch", s.maxBody)
+		}
+		return nil, "ReadFailed", errorf(http.StatusBadRequest, "could not read the body: %v", err)
+	}
+	resp, err := Decode(r.Header.Get("Content-Type"), body, exp, s.maxBatch)
+	if err != nil {
+		var e *Error
+		if !errors.As(err, &e) {
+			e = errorf(http.StatusBadRequest, "%v", err)
+		}
+		return nil, reasonFor(e.Code, "Invalid"), e
+	}
+	return resp, "", nil
 }
 
 // reasonFor names a rejection for the audit log by its status code;

@@ -260,12 +260,7 @@ var _ = Describe("Feedback collector", func() {
 		// The client gives up while the collector is writing its batch.
 		rs := same(3, response{Variant: "control", Score: 4})
 		reqCtx, hangUp := context.WithCancel(ctx)
-		req, err := http.NewRequestWithContext(reqCtx, http.MethodPost,
-			fmt.Sprintf("%s/v1/namespaces/%s/experiments/checkout/responses", held.url, s.ns), strings.NewReader(batchBody(rs...)))
-		Expect(err).NotTo(HaveOccurred())
-		req.Header.Set("Authorization", "Bearer "+s.token)
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Idempotency-Key", "hung-up")
+		req := request{url: held.url, ns: s.ns, experiment: "checkout", token: s.token, key: "hung-up", body: batchBody(rs...)}.build(reqCtx)
 		failed := make(chan error, 1)
 		go func() {
 			res, err := httpClient.Do(req)

@@ -134,6 +134,18 @@ type request struct {
 }
 
 func do(ctx context.Context, q request) reply {
+	res, err := httpClient.Do(q.build(ctx))
+	Expect(err).NotTo(HaveOccurred())
+	defer res.Body.Close()
+	data, err := io.ReadAll(res.Body)
+	Expect(err).NotTo(HaveOccurred())
+	out := reply{Code: res.StatusCode, RetryAfter: res.Header.Get("Retry-After")}
+	out.JSON = json.Unmarshal(data, &out) == nil && res.Header.Get("Content-Type") == "application/json"
+	return out
+}
+
+// build makes the HTTP request for q.
+func (q request) build(ctx context.Context) *http.Request {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost,
 		fmt.Sprintf("%s/v1/namespaces/%s/experiments/%s/responses", q.url, q.ns, q.experiment), bytes.NewReader([]byte(q.body)))
 	Expect(err).NotTo(HaveOccurred())
@@ -151,14 +163,7 @@ func do(ctx context.Context, q request) reply {
 	if q.key != "" {
 		req.Header.Set("Idempotency-Key", q.key)
 	}
-	res, err := httpClient.Do(req)
-	Expect(err).NotTo(HaveOccurred())
-	defer res.Body.Close()
-	data, err := io.ReadAll(res.Body)
-	Expect(err).NotTo(HaveOccurred())
-	out := reply{Code: res.StatusCode, RetryAfter: res.Header.Get("Retry-After")}
-	out.JSON = json.Unmarshal(data, &out) == nil && res.Header.Get("Content-Type") == "application/json"
-	return out
+	return req
 }
 
 // post sends a JSON batch from s to experiment on replica r.
