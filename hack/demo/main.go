@@ -21,7 +21,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -198,13 +197,15 @@ func restConfig(kubeconfig string) *rest.Config {
 	return cfg
 }
 
+// freeAddr returns a loopback address outside the ephemeral range (see
+// utils.FreeAddr): the simulated customers' connections cannot take it
+// before the manager binds it.
 func freeAddr() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := utils.FreeAddr()
 	if err != nil {
 		panic(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return addr
 }
 
 // startManager runs the real manager binary against the control plane.

@@ -2,8 +2,6 @@ package controller
 
 import (
 	"context"
-	"fmt"
-	"net"
 	"testing"
 	"time"
 
@@ -80,13 +78,6 @@ var _ = AfterSuite(func() {
 	}
 })
 
-func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	Expect(err).NotTo(HaveOccurred())
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // startManager runs a manager like cmd/main.go does: the three controllers
 // and the feedback collector on a loopback port.
 func startManager() {
@@ -100,7 +91,8 @@ func startManager() {
 		Controller: configController(),
 	})
 	Expect(err).NotTo(HaveOccurred())
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort())
+	addr, err := utils.FreeAddr()
+	Expect(err).NotTo(HaveOccurred())
 	srv, err := collector.New(collector.Options{Addr: addr, Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), RateLimit: -1,
 		Log: ctrl.Log.WithName("collector")})
 	Expect(err).NotTo(HaveOccurred())

@@ -6,6 +6,8 @@ package utils
 import (
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -95,13 +97,41 @@ func NewEnvironment(opts EnvironmentOptions) (*envtest.Environment, error) {
 	if err != nil {
 		return nil, err
 	}
+	cp, err := controlPlaneOnFreePorts()
+	if err != nil {
+		return nil, err
+	}
 	return &envtest.Environment{
+		ControlPlane:          cp,
 		CRDDirectoryPaths:     []string{filepath.Join(RepoRoot(), "config", "crd", "bases"), gw},
 		ErrorIfCRDPathMissing: true,
 		BinaryAssetsDirectory: assets,
 		// A loaded 2-core machine can take longer than the default 20s.
 		ControlPlaneStopTimeout: time.Minute,
 	}, nil
+}
+
+// controlPlaneOnFreePorts places etcd and kube-apiserver on ports from
+// FreePort. Left to itself, envtest takes them from the ephemeral range by
+// listening on port 0 and closing the listener, where a connection of the
+// test process can take them before the server binds.
+func controlPlaneOnFreePorts() (envtest.ControlPlane, error) {
+	var addrs [3]string
+	for i := range addrs {
+		a, err := FreeAddr()
+		if err != nil {
+			return envtest.ControlPlane{}, err
+		}
+		addrs[i] = a
+	}
+	etcd := &envtest.Etcd{URL: &url.URL{Scheme: "http", Host: addrs[0]}}
+	etcd.Configure().Set("listen-peer-urls", "http://"+addrs[1])
+	host, port, err := net.SplitHostPort(addrs[2])
+	if err != nil {
+		return envtest.ControlPlane{}, err
+	}
+	api := &envtest.APIServer{SecureServing: envtest.SecureServing{ListenAddr: envtest.ListenAddr{Address: host, Port: port}}}
+	return envtest.ControlPlane{Etcd: etcd, APIServer: api}, nil
 }
 
 // HTTPRouteGVR is the Gateway API HTTPRoute resource.

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -93,16 +92,6 @@ func (cp *ControlPlane) Stop() error {
 		_ = os.RemoveAll(cp.dir)
 	}
 	return err
-}
-
-// FreeAddr returns a free loopback address.
-func FreeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }
 
 // ManagerBinary builds ./cmd into bin/manager-test once per process and

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -232,11 +231,10 @@ func (s *PrometheusServer) writeConfig(opts PrometheusOptions) error {
 
 // start runs the server once on a free port and waits for /-/ready.
 func (s *PrometheusServer) start(ctx context.Context, bin string, opts PrometheusOptions) error {
-	port, err := freePort()
+	addr, err := FreeAddr()
 	if err != nil {
 		return err
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	logFile, err := os.Create(s.logPath)
 	if err != nil {
 		return err
@@ -295,15 +293,6 @@ func probe(ctx context.Context, target string) bool {
 	}
 	_ = resp.Body.Close()
 	return resp.StatusCode == http.StatusOK
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // kill ends the server process, if any, and waits for it.

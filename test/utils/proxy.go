@@ -20,13 +20,19 @@ type Proxy struct {
 	wg    sync.WaitGroup
 }
 
-// StartProxy listens on a free loopback port and forwards to target.
+// StartProxy listens on a free loopback port and forwards to target. The
+// port is outside the ephemeral range (FreeAddr), so no connection can take
+// it while the proxy is cut, and Restore can listen on it again.
 func StartProxy(target string) (*Proxy, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := FreeAddr()
 	if err != nil {
 		return nil, err
 	}
-	p := &Proxy{Addr: ln.Addr().String(), target: target, conns: map[net.Conn]struct{}{}}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	p := &Proxy{Addr: addr, target: target, conns: map[net.Conn]struct{}{}}
 	p.serve(ln)
 	return p, nil
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -19,6 +18,7 @@ import (
 
 	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
 	"github.com/rapport-dev/rapport/internal/measure"
+	"github.com/rapport-dev/rapport/test/utils"
 )
 
 // csat5 is a CSAT scale 1..5.
@@ -318,16 +318,15 @@ func TestSourceErrors(t *testing.T) {
 	}
 }
 
-// closedAddress returns the URL of a port nothing listens on.
+// closedAddress returns the URL of a port nothing listens on (outside the
+// ephemeral range, so no connection of the test process can be using it).
 func closedAddress(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := utils.ClosedAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := "http://" + l.Addr().String()
-	_ = l.Close()
-	return addr
+	return "http://" + addr
 }
 
 func TestSourceUnreachable(t *testing.T) {
