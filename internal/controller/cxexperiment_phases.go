@@ -305,29 +305,32 @@ func (r *CXExperimentReconciler) route(ctx context.Context, sc *scope) (ctrl.Res
 	if err == nil {
 		exp.Status.Traffic = ts
 		p := plan(exp, sc.segments)
-		p.BeforeWrite = func(ctx context.Context) error { return r.writeAhead(ctx, sc) }
+		p.BeforeWrite = func(ctx context.Context) error {
+			sc.routed = routedApplied(exp)
+			return r.writeAhead(ctx, sc)
+		}
 		changed, err = sc.router.Apply(ctx, exp, p)
 	}
-	var ahead *writeAheadError
-	if errors.As(err, &ahead) {
-		// Nothing was written; the reconcile runs again on fresh state (or,
-		// for an experiment that is gone, ends: its finalizer restored the route).
-		sc.skipStatus = true
-		if apierrors.IsNotFound(ahead.err) {
-			return ctrl.Result{}, true, nil
-		}
-		return ctrl.Result{}, true, ahead.err
+	if failedAhead, aheadErr := writeAheadFailed(sc, err); failedAhead {
+		return ctrl.Result{}, true, aheadErr
 	}
 	if err != nil {
 		metrics.TrafficChanges.WithLabelValues(exp.Namespace, exp.Name, "failed").Inc()
 		reason := routing.ReasonOf(err, cxv1.ReasonApplyFailed)
 		if slices.Contains(permanentRouteErrors, reason) && !exp.Status.Phase.Terminal() {
 			r.fail(sc, reason, err.Error())
-			// Best effort: put everything back on the control now.
-			if _, rerr := sc.router.Apply(ctx, exp, plan(exp, sc.segments)); rerr != nil {
+			sc.routed = failed(reason, "%v", err)
+			// Put everything back on the control now, written ahead like
+			// every traffic change: status says Failed before the route does.
+			p := plan(exp, sc.segments)
+			p.BeforeWrite = func(ctx context.Context) error { return r.writeAhead(ctx, sc) }
+			_, rerr := sc.router.Apply(ctx, exp, p)
+			if failedAhead, aheadErr := writeAheadFailed(sc, rerr); failedAhead {
+				return ctrl.Result{}, true, aheadErr
+			}
+			if rerr != nil {
 				ctrl.LoggerFrom(ctx).Error(rerr, "restore traffic after a routing failure")
 			}
-			sc.routed = failed(reason, "%v", err)
 			return ctrl.Result{}, false, nil
 		}
 		sc.routed = failed(reason, "%v", err)
@@ -348,6 +351,23 @@ func routedApplied(exp *cxv1.CXExperiment) outcome {
 	return succeeded(cxv1.ReasonApplied, "traffic split applied: %s", formatWeights(exp))
 }
 
+// writeAheadFailed ends the reconcile when the status write ahead of a
+// traffic change failed: nothing was written, and the reconcile runs again
+// on fresh state (or, for an experiment that is gone, ends: its finalizer
+// restored the route).
+// It returns the error to end the reconcile with.
+func writeAheadFailed(sc *scope, err error) (bool, error) {
+	var ahead *writeAheadError
+	if !errors.As(err, &ahead) {
+		return false, nil
+	}
+	sc.skipStatus = true
+	if apierrors.IsNotFound(ahead.err) {
+		return true, nil
+	}
+	return true, ahead.err
+}
+
 // writeAheadError is a failed status write before a traffic change.
 type writeAheadError struct{ err error }
 
@@ -357,15 +377,14 @@ func (e *writeAheadError) Error() string {
 func (e *writeAheadError) Unwrap() error { return e.err }
 
 // writeAhead records the status a traffic change carries, as it will read
-// once the change is applied, right before the router writes. A successful
-// change then costs no further status write (except a rollback's restore
+// once the change is applied (sc.routed says how), right before the router
+// writes. A successful change then costs no further status write (except a rollback's restore
 // time, stamped after the route write returns). If the router's write fails
 // after this, the reconcile's final status write says so.
 func (r *CXExperimentReconciler) writeAhead(ctx context.Context, sc *scope) error {
 	exp := sc.exp
 	applied := metav1.NewTime(r.Clock.Now())
 	exp.Status.Traffic.AppliedAt = &applied
-	sc.routed = routedApplied(exp)
 	setConditions(sc)
 	if err := r.writeStatus(ctx, sc, false); err != nil {
 		return &writeAheadError{err: err}

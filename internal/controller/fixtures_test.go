@@ -96,6 +96,23 @@ func (s *shop) route(name string, rules int) *gwv1.HTTPRoute {
 	return r
 }
 
+// addControlRules adds n rules sending /checkout-extra-<i> to the control
+// Service, as a route owner might while an experiment runs.
+func (s *shop) addControlRules(route string, n int) {
+	Eventually(func() error {
+		r, err := s.getRoute(route)
+		if err != nil {
+			return err
+		}
+		for i := range n {
+			rule := *r.Spec.Rules[0].DeepCopy()
+			rule.Matches = []gwv1.HTTPRouteMatch{{Path: &gwv1.HTTPPathMatch{Type: ptr(gwv1.PathMatchPathPrefix), Value: ptr(fmt.Sprintf("/checkout-extra-%d", i))}}}
+			r.Spec.Rules = append(r.Spec.Rules, rule)
+		}
+		return k8s.Update(ctx, r)
+	}).Should(Succeed())
+}
+
 func (s *shop) segment(name string, m cxv1.SegmentMatch) {
 	Expect(k8s.Create(ctx, &cxv1.CustomerSegment{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: s.ns},

@@ -510,3 +510,27 @@ var _ = Describe("CXExperiment write-ahead", func() {
 		Eventually(func() bool { return s.get("checkout-redesign").Status.Rollbacks[0].TrafficRestoredAt != nil }).Should(BeTrue())
 	})
 })
+
+var _ = Describe("CXExperiment write-ahead of a restore", func() {
+	It("records Failed before putting traffic back on the control after a permanent routing error", func() {
+		s := newShop()
+		s.create(s.experiment("checkout-redesign", "enterprise", "new-customers"))
+		Eventually(s.childExists("checkout-redesign")).Should(BeTrue())
+
+		// The API server refuses status writes as the route grows past what
+		// the child route can hold (9 control rules x 2 segments > 16 rules).
+		statusFaults.set(s.ns, true)
+		defer statusFaults.set(s.ns, false)
+		refusedBefore := statusFaults.refused.Load()
+		s.addControlRules("checkout", 8)
+		Eventually(statusFaults.refused.Load).Should(BeNumerically(">", refusedBefore), "the failure was attempted")
+		Consistently(s.childExists("checkout-redesign"), "3s").Should(BeTrue(),
+			"the restore must not reach the route before status says Failed: the experiment would run on without its traffic")
+		Expect(s.phase("checkout-redesign")()).To(Equal(cxv1.PhaseProgressing))
+
+		statusFaults.set(s.ns, false)
+		Eventually(s.phase("checkout-redesign")).Should(Equal(cxv1.PhaseFailed))
+		Eventually(s.childExists("checkout-redesign")).Should(BeFalse())
+		Expect(condition(s.get("checkout-redesign"), cxv1.ConditionReady).Reason).To(Equal(cxv1.ReasonRouteLimitExceeded))
+	})
+})
