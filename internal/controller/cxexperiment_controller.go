@@ -2,7 +2,6 @@ package controller
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -28,9 +27,6 @@ import (
 	"github.com/rapport-dev/rapport/internal/measure"
 	"github.com/rapport-dev/rapport/internal/metrics"
 	"github.com/rapport-dev/rapport/internal/rollout"
-	"github.com/rapport-dev/rapport/internal/routing"
-	"github.com/rapport-dev/rapport/internal/routing/gatewayapi"
-	"github.com/rapport-dev/rapport/internal/routing/replicas"
 )
 
 // CXExperimentReconciler runs experiments: it measures satisfaction, decides
@@ -176,22 +172,6 @@ func (r *CXExperimentReconciler) writeStatus(ctx context.Context, sc *scope, ign
 	}
 	sc.orig = sc.exp.DeepCopy()
 	return nil
-}
-
-// router returns the Router of the experiment's traffic mode.
-func (r *CXExperimentReconciler) router(exp *cxv1.CXExperiment) (routing.Router, error) {
-	switch {
-	case exp.Spec.Traffic.GatewayAPI != nil:
-		if !r.GatewayAPI {
-			return nil, routing.Errorf(cxv1.ReasonRouteNotFound,
-				"the cluster has no Gateway API HTTPRoute CRD; install Gateway API (v1.x) and restart Rapport, or use spec.traffic.replicas")
-		}
-		return &gatewayapi.Router{Client: r.Client, Scheme: r.Scheme}, nil
-	case exp.Spec.Traffic.Replicas != nil:
-		return &replicas.Router{Client: r.Client}, nil
-	default:
-		return nil, errors.New("spec.traffic: set exactly one of gatewayAPI or replicas")
-	}
 }
 
 // event records a Kubernetes Event on the experiment.

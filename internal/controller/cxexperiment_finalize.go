@@ -12,6 +12,7 @@ import (
 	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
 	"github.com/rapport-dev/rapport/internal/metrics"
 	"github.com/rapport-dev/rapport/internal/rollout"
+	"github.com/rapport-dev/rapport/internal/routing"
 )
 
 // finalize undoes the experiment's traffic changes before it goes away:
@@ -24,7 +25,7 @@ func (r *CXExperimentReconciler) finalize(ctx context.Context, sc *scope) (ctrl.
 		return ctrl.Result{}, nil
 	}
 	keepPromoted := exp.Status.Phase == cxv1.PhaseSucceeded
-	if router, err := r.router(exp); err == nil {
+	if router, err := routing.New(exp, routing.Deps{Client: r.Client, Scheme: r.Scheme, GatewayAPI: r.GatewayAPI}); err == nil {
 		if err := router.Finalize(ctx, exp, keepPromoted); err != nil {
 			r.event(exp, rollout.Event{Warning: true, Reason: "FinalizeFailed", Message: "could not restore traffic before deletion, retrying: " + err.Error()})
 			return ctrl.Result{}, fmt.Errorf("restore traffic of %s: %w", exp.Name, err)

@@ -2,7 +2,6 @@ package controller
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -15,12 +14,13 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
 	"github.com/rapport-dev/rapport/internal/metrics"
 	"github.com/rapport-dev/rapport/internal/rollout"
 	"github.com/rapport-dev/rapport/internal/routing"
+	"github.com/rapport-dev/rapport/internal/routing/gatewayapi"
+	"github.com/rapport-dev/rapport/internal/routing/traffic"
 )
 
 func sprintf(format string, args ...any) string {
@@ -44,37 +44,44 @@ func (r *CXExperimentReconciler) fail(sc *scope, reason, message string) {
 	sc.refs = failed(reason, "%s", message)
 }
 
-// resolve reads every object the spec names. A missing object keeps the
-// experiment where it is (no traffic change) until it appears; an unusable
-// one fails the experiment.
+// resolve reads every object the spec names, once per reconcile: the
+// parent route and the segments for every phase (the route phase needs them
+// to keep or restore the split), the Services, Deployments and metric only
+// while the run goes on. A missing object keeps the experiment where it is
+// (no traffic change) until it appears; an unusable one fails the experiment.
 func (r *CXExperimentReconciler) resolve(ctx context.Context, sc *scope) (ctrl.Result, bool, error) {
 	exp := sc.exp
-	router, err := r.router(exp)
-	if err != nil {
-		sc.refs = failed(routing.ReasonOf(err, cxv1.ReasonInvalidSpec), "%s", err.Error())
-		return ctrl.Result{RequeueAfter: requeueMissing}, true, nil
-	}
-	sc.router = router
-	if exp.Status.Phase.Terminal() {
-		return ctrl.Result{}, false, nil // nothing left to read: only retry or restore
-	}
+	terminal := exp.Status.Phase.Terminal()
 	missing := func(reason, format string, args ...any) (ctrl.Result, bool, error) {
 		sc.refs = failed(reason, format, args...)
 		return ctrl.Result{RequeueAfter: requeueMissing}, true, nil
+	}
+	if exp.Spec.Traffic.GatewayAPI != nil && r.GatewayAPI {
+		parent, err := gatewayapi.ReadParent(ctx, r.Client, exp)
+		switch {
+		case err == nil:
+			sc.parent = parent
+		case traffic.ReasonOf(err, "") != cxv1.ReasonRouteNotFound:
+			return ctrl.Result{}, true, err
+		case !terminal:
+			return missing(cxv1.ReasonRouteNotFound, "%s", err.Error())
+		}
+		// A terminal experiment whose route is gone: the route phase says so.
+	}
+	router, err := routing.New(exp, routing.Deps{Client: r.Client, Scheme: r.Scheme, GatewayAPI: r.GatewayAPI, ParentRoute: sc.parent})
+	if err != nil {
+		sc.refs = failed(traffic.ReasonOf(err, cxv1.ReasonInvalidSpec), "%s", err.Error())
+		return ctrl.Result{RequeueAfter: requeueMissing}, true, nil
+	}
+	sc.router = router
+	if terminal {
+		return r.resolveSegmentsOfEnded(ctx, sc)
 	}
 	meta := func(apiVersion, kind, name string) error {
 		m := &metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{APIVersion: apiVersion, Kind: kind}}
 		return r.Get(ctx, types.NamespacedName{Namespace: exp.Namespace, Name: name}, m)
 	}
 	if exp.Spec.Traffic.GatewayAPI != nil {
-		route := &gwv1.HTTPRoute{}
-		if err := r.Get(ctx, types.NamespacedName{Namespace: exp.Namespace, Name: exp.Spec.Traffic.GatewayAPI.HTTPRoute}, route); err != nil {
-			if apierrors.IsNotFound(err) {
-				return missing(cxv1.ReasonRouteNotFound, "HTTPRoute %s not found in namespace %s; create it, or recreate the experiment with the right spec.traffic.gatewayAPI.httpRoute (the field is immutable)",
-					exp.Spec.Traffic.GatewayAPI.HTTPRoute, exp.Namespace)
-			}
-			return ctrl.Result{}, true, err
-		}
 		for _, v := range exp.Spec.Variants {
 			if err := meta("v1", "Service", v.Service.Name); err != nil {
 				if apierrors.IsNotFound(err) {
@@ -105,11 +112,11 @@ func (r *CXExperimentReconciler) resolve(ctx context.Context, sc *scope) (ctrl.R
 			}
 			return ctrl.Result{}, true, err
 		}
+		sc.segments[name] = seg
 		if err := ValidateSegment(seg); err != nil {
 			r.fail(sc, cxv1.ReasonSegmentInvalid, fmt.Sprintf("CustomerSegment %s cannot be routed: %v", name, err))
-			return ctrl.Result{}, false, nil
+			return r.resolveSegmentsOfEnded(ctx, sc)
 		}
-		sc.segments[name] = seg
 	}
 	if ref := exp.Spec.Satisfaction.Source.MetricRef; ref != nil {
 		m := &cxv1.SatisfactionMetric{}
@@ -122,6 +129,34 @@ func (r *CXExperimentReconciler) resolve(ctx context.Context, sc *scope) (ctrl.R
 		sc.metric = m
 	}
 	sc.refs = succeeded(cxv1.ReasonResolved, "route, services, segments and metric found")
+	return ctrl.Result{}, false, nil
+}
+
+// resolveSegmentsOfEnded reads the segments of an experiment that has
+// ended. A split that routes no variant needs none; a promoted split needs
+// the segments whose promoted variant it keeps routed, and while one is
+// missing the route stays as it is.
+func (r *CXExperimentReconciler) resolveSegmentsOfEnded(ctx context.Context, sc *scope) (ctrl.Result, bool, error) {
+	exp := sc.exp
+	sc.segments = map[string]*cxv1.CustomerSegment{}
+	if exp.Spec.Traffic.GatewayAPI == nil {
+		return ctrl.Result{}, false, nil
+	}
+	for _, name := range exp.Spec.Segments {
+		seg := &cxv1.CustomerSegment{}
+		err := r.Get(ctx, types.NamespacedName{Namespace: exp.Namespace, Name: name}, seg)
+		switch {
+		case apierrors.IsNotFound(err) && exp.Status.Phase != cxv1.PhaseSucceeded:
+			continue // nothing is routed to a variant: no match needed
+		case apierrors.IsNotFound(err):
+			sc.routed = failed(cxv1.ReasonSegmentNotFound, "CustomerSegment %s is needed to keep its promoted variant routed: %v", name, err)
+			sc.keepTraffic = true
+			return ctrl.Result{RequeueAfter: requeueMissing}, false, nil
+		case err != nil:
+			return ctrl.Result{}, true, err
+		}
+		sc.segments[name] = seg
+	}
 	return ctrl.Result{}, false, nil
 }
 
@@ -247,21 +282,21 @@ func (r *CXExperimentReconciler) decide(_ context.Context, sc *scope) (ctrl.Resu
 }
 
 // plan turns the status into the traffic split to apply.
-func plan(exp *cxv1.CXExperiment, segments map[string]*cxv1.CustomerSegment) routing.Plan {
+func plan(exp *cxv1.CXExperiment, segments map[string]*cxv1.CustomerSegment) traffic.Plan {
 	weights := rollout.DesiredWeights(&exp.Spec, &exp.Status)
-	var p routing.Plan
+	var p traffic.Plan
 	if g := exp.Spec.Traffic.GatewayAPI; g != nil {
 		p.Stickiness, p.TagRequests = g.Stickiness, g.TagRequests
 	}
 	control := exp.Spec.ControlVariant()
 	order := append([]cxv1.Variant{*control}, slices.DeleteFunc(slices.Clone(exp.Spec.Variants), func(v cxv1.Variant) bool { return v.Control })...)
 	for _, name := range exp.Spec.SegmentNames() {
-		sr := routing.SegmentRoute{Segment: name}
+		sr := traffic.SegmentRoute{Segment: name}
 		if seg, ok := segments[name]; ok {
 			sr.Match = &seg.Spec.Match
 		}
 		for _, v := range order {
-			b := routing.Backend{Variant: v.Name, Control: v.Control, Deployment: v.Deployment, Weight: weights[name][v.Name]}
+			b := traffic.Backend{Variant: v.Name, Control: v.Control, Deployment: v.Deployment, Weight: weights[name][v.Name]}
 			if v.Service != nil {
 				b.Service, b.Port = v.Service.Name, v.Service.Port
 			}
@@ -278,71 +313,86 @@ var permanentRouteErrors = []string{
 	cxv1.ReasonRouteLimitExceeded, cxv1.ReasonNoControlRule, cxv1.ReasonSegmentInvalid, cxv1.ReasonStickinessUnsupported,
 }
 
-// route applies the split the status calls for. A change is written ahead:
-// the decision it carries is recorded in status first (with optimistic
-// locking), then the route is written. So traffic never reflects a decision
-// that status does not hold, and a reconcile that started from a stale copy
-// cannot write the route at all: a rollback, once applied, is never undone
-// by a later reconcile that judges again (the measurement failing, or the
-// cache lagging after an API outage).
+// route applies the split the status calls for, in four steps: record what
+// a change must be able to undo, diff the plan against the cluster, write
+// the status ahead, apply. The write-ahead records the decision a change
+// carries (with optimistic locking) before the router writes anything. So
+// traffic never reflects a decision that status does not hold, and a
+// reconcile that started from a stale copy cannot write the route at all: a
+// rollback, once applied, is never undone by a later reconcile that judges
+// again (the measurement failing, or the cache lagging after an API outage).
 func (r *CXExperimentReconciler) route(ctx context.Context, sc *scope) (ctrl.Result, bool, error) {
 	exp := sc.exp
-	if exp.Status.Phase == cxv1.PhasePending || sc.router == nil {
+	if exp.Status.Phase == cxv1.PhasePending || sc.router == nil || sc.keepTraffic {
 		return ctrl.Result{}, false, nil
 	}
-	if exp.Spec.Traffic.GatewayAPI != nil && len(exp.Spec.Segments) > 0 && len(sc.segments) != len(exp.Spec.Segments) {
-		// Terminal phases skip resolve: segments are only needed to route
-		// variants, and a terminal split routes none (or keeps the child route).
-		if err := r.loadSegments(ctx, sc); err != nil {
-			sc.routed = failed(cxv1.ReasonSegmentNotFound, "%v", err)
-			return ctrl.Result{RequeueAfter: requeueMissing}, false, nil
-		}
-	}
-	// Originals of the user's rules or replica counts go into status with the
-	// write-ahead, before the first change.
-	ts, err := sc.router.Record(ctx, exp)
-	changed := false
+	changes, err := r.diff(ctx, sc)
 	if err == nil {
-		exp.Status.Traffic = ts
-		p := plan(exp, sc.segments)
-		p.BeforeWrite = func(ctx context.Context) error {
-			sc.routed = routedApplied(exp)
-			return r.writeAhead(ctx, sc)
+		sc.routed = routedApplied(exp)
+		var stop bool
+		if stop, err = r.applyAhead(ctx, sc, changes); stop {
+			return ctrl.Result{}, true, err
 		}
-		changed, err = sc.router.Apply(ctx, exp, p)
-	}
-	if failedAhead, aheadErr := writeAheadFailed(sc, err); failedAhead {
-		return ctrl.Result{}, true, aheadErr
 	}
 	if err != nil {
 		metrics.TrafficChanges.WithLabelValues(exp.Namespace, exp.Name, "failed").Inc()
-		reason := routing.ReasonOf(err, cxv1.ReasonApplyFailed)
+		reason := traffic.ReasonOf(err, cxv1.ReasonApplyFailed)
+		sc.routed = failed(reason, "%v", err)
 		if slices.Contains(permanentRouteErrors, reason) && !exp.Status.Phase.Terminal() {
+			// Retrying cannot help: fail, and put everything back on the
+			// control now, written ahead like every traffic change.
 			r.fail(sc, reason, err.Error())
-			sc.routed = failed(reason, "%v", err)
-			// Put everything back on the control now, written ahead like
-			// every traffic change: status says Failed before the route does.
-			p := plan(exp, sc.segments)
-			p.BeforeWrite = func(ctx context.Context) error { return r.writeAhead(ctx, sc) }
-			_, rerr := sc.router.Apply(ctx, exp, p)
-			if failedAhead, aheadErr := writeAheadFailed(sc, rerr); failedAhead {
-				return ctrl.Result{}, true, aheadErr
+			restore, rerr := r.diff(ctx, sc)
+			if rerr == nil {
+				var stop bool
+				if stop, rerr = r.applyAhead(ctx, sc, restore); stop {
+					return ctrl.Result{}, true, rerr
+				}
 			}
 			if rerr != nil {
 				ctrl.LoggerFrom(ctx).Error(rerr, "restore traffic after a routing failure")
 			}
 			return ctrl.Result{}, false, nil
 		}
-		sc.routed = failed(reason, "%v", err)
 		sc.routeErr = err
 		return ctrl.Result{}, false, nil
 	}
-	if changed {
+	if len(changes) > 0 {
 		metrics.TrafficChanges.WithLabelValues(exp.Namespace, exp.Name, "applied").Inc()
 	}
 	recordRestored(exp, sc.decision.RolledBack, sc.lastResponseAt, r.Clock.Now())
-	sc.routed = routedApplied(exp)
 	return ctrl.Result{}, false, nil
+}
+
+// diff records in status what the first change must be able to undo (the
+// user's rules or replica counts) and returns the changes that route the
+// split the status calls for.
+func (r *CXExperimentReconciler) diff(ctx context.Context, sc *scope) ([]traffic.Change, error) {
+	ts, err := sc.router.Record(ctx, sc.exp)
+	if err != nil {
+		return nil, err
+	}
+	sc.exp.Status.Traffic = ts
+	return sc.router.Diff(ctx, sc.exp, plan(sc.exp, sc.segments))
+}
+
+// applyAhead writes the status ahead of the changes, then makes them. When
+// the write-ahead fails nothing is changed and stop is true: the reconcile
+// ends without another status write and runs again on fresh state (or, for
+// an experiment that is gone, ends for good: its finalizer restored the
+// route). Otherwise err is the changes' error.
+func (r *CXExperimentReconciler) applyAhead(ctx context.Context, sc *scope, changes []traffic.Change) (stop bool, err error) {
+	if len(changes) == 0 {
+		return false, nil
+	}
+	if err := r.writeAhead(ctx, sc); err != nil {
+		sc.skipStatus = true
+		if apierrors.IsNotFound(err) {
+			return true, nil
+		}
+		return true, fmt.Errorf("record the decision before changing traffic: %w", err)
+	}
+	return false, traffic.Apply(ctx, changes)
 }
 
 // routedApplied is the TrafficRouted outcome of an applied split: written
@@ -350,31 +400,6 @@ func (r *CXExperimentReconciler) route(ctx context.Context, sc *scope) (ctrl.Res
 func routedApplied(exp *cxv1.CXExperiment) outcome {
 	return succeeded(cxv1.ReasonApplied, "traffic split applied: %s", formatWeights(exp))
 }
-
-// writeAheadFailed ends the reconcile when the status write ahead of a
-// traffic change failed: nothing was written, and the reconcile runs again
-// on fresh state (or, for an experiment that is gone, ends: its finalizer
-// restored the route).
-// It returns the error to end the reconcile with.
-func writeAheadFailed(sc *scope, err error) (bool, error) {
-	var ahead *writeAheadError
-	if !errors.As(err, &ahead) {
-		return false, nil
-	}
-	sc.skipStatus = true
-	if apierrors.IsNotFound(ahead.err) {
-		return true, nil
-	}
-	return true, ahead.err
-}
-
-// writeAheadError is a failed status write before a traffic change.
-type writeAheadError struct{ err error }
-
-func (e *writeAheadError) Error() string {
-	return "record the decision before changing traffic: " + e.err.Error()
-}
-func (e *writeAheadError) Unwrap() error { return e.err }
 
 // writeAhead records the status a traffic change carries, as it will read
 // once the change is applied (sc.routed says how), right before the router
@@ -386,10 +411,7 @@ func (r *CXExperimentReconciler) writeAhead(ctx context.Context, sc *scope) erro
 	applied := metav1.NewTime(r.Clock.Now())
 	exp.Status.Traffic.AppliedAt = &applied
 	setConditions(sc)
-	if err := r.writeStatus(ctx, sc, false); err != nil {
-		return &writeAheadError{err: err}
-	}
-	return nil
+	return r.writeStatus(ctx, sc, false)
 }
 
 // recordRestored stamps the rollbacks whose traffic change is now applied
@@ -413,21 +435,6 @@ func recordRestored(exp *cxv1.CXExperiment, decidedNow []cxv1.Rollback, lastResp
 			metrics.DecisionLatency.Observe(now.Sub(rb.DecisiveResponseAt.Time).Seconds())
 		}
 	}
-}
-
-func (r *CXExperimentReconciler) loadSegments(ctx context.Context, sc *scope) error {
-	sc.segments = map[string]*cxv1.CustomerSegment{}
-	for _, name := range sc.exp.Spec.Segments {
-		seg := &cxv1.CustomerSegment{}
-		if err := r.Get(ctx, types.NamespacedName{Namespace: sc.exp.Namespace, Name: name}, seg); err != nil {
-			if apierrors.IsNotFound(err) && sc.exp.Status.Phase != cxv1.PhaseSucceeded {
-				continue // nothing is routed to a variant: no match needed
-			}
-			return fmt.Errorf("CustomerSegment %s is needed to keep its promoted variant routed: %w", name, err)
-		}
-		sc.segments[name] = seg
-	}
-	return nil
 }
 
 // formatWeights renders the status weights for messages: "enterprise: control 95, one-page 5".

@@ -3,6 +3,8 @@ package controller
 import (
 	"time"
 
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
 	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
 	"github.com/rapport-dev/rapport/internal/rollout"
 	"github.com/rapport-dev/rapport/internal/routing"
@@ -41,6 +43,9 @@ type scope struct {
 
 	// settings is spec.satisfaction parsed.
 	settings cxv1.SatisfactionSettings
+	// parent is the experiment's HTTPRoute (Gateway API), read once per
+	// reconcile; nil when it is missing.
+	parent *gwv1.HTTPRoute
 	// router applies traffic for the experiment's traffic mode.
 	router routing.Router
 	// segments are the experiment's CustomerSegments by name.
@@ -61,6 +66,9 @@ type scope struct {
 
 	// Outcomes for the domain conditions.
 	refs, measured, routed outcome
+	// keepTraffic leaves traffic as it is this reconcile: an object the
+	// split needs is missing (sc.routed says which).
+	keepTraffic bool
 	// routeErr is returned once events are recorded, so the reconcile is retried.
 	routeErr error
 	// statusErr keeps observedGeneration from advancing when set.

@@ -24,6 +24,7 @@ import (
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
+	"github.com/rapport-dev/rapport/internal/routing"
 	"github.com/rapport-dev/rapport/internal/routing/gatewayapi"
 )
 
@@ -187,8 +188,10 @@ func (s *shop) phase(name string) func() cxv1.ExperimentPhase {
 
 // weights reads the split Rapport applied to the routes.
 func (s *shop) weights(name string) map[string]map[string]int32 {
-	r := &gatewayapi.Router{Client: k8s, Scheme: scheme}
-	w, err := r.Weights(ctx, s.get(name))
+	exp := s.get(name)
+	r, err := routing.New(exp, routing.Deps{Client: k8s, Scheme: scheme, GatewayAPI: true})
+	Expect(err).NotTo(HaveOccurred())
+	w, err := r.Weights(ctx, exp)
 	Expect(err).NotTo(HaveOccurred())
 	return w
 }

@@ -3,105 +3,29 @@ package routing
 import (
 	"context"
 	"errors"
-	"fmt"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
+	"github.com/rapport-dev/rapport/internal/routing/gatewayapi"
+	"github.com/rapport-dev/rapport/internal/routing/replicas"
+	"github.com/rapport-dev/rapport/internal/routing/traffic"
 )
 
-// FieldOwner is the server-side apply field manager Rapport writes with.
-const FieldOwner = "rapport"
-
-// Backend is one variant's share of a segment's traffic.
-type Backend struct {
-	Variant string
-	Control bool
-	// Service and Port route the variant (Gateway API); Deployment runs it (replicas).
-	Service    string
-	Port       int32
-	Deployment string
-	// Weight is the percentage of the segment's traffic, 0..100.
-	Weight int32
-}
-
-// SegmentRoute is the split of one segment.
-type SegmentRoute struct {
-	// Segment is the CustomerSegment name, or cxv1.AllSegment.
-	Segment string
-	// Match recognises the segment's requests; nil for cxv1.AllSegment.
-	Match *cxv1.SegmentMatch
-	// Backends holds every variant, the control first, in spec order.
-	Backends []Backend
-}
-
-// AllControl reports whether the control receives all of the segment's traffic.
-func (s SegmentRoute) AllControl() bool {
-	for _, b := range s.Backends {
-		if !b.Control && b.Weight > 0 {
-			return false
-		}
-	}
-	return true
-}
-
-// Plan is the traffic split of a whole experiment.
-type Plan struct {
-	// Segments holds one entry per segment of the experiment.
-	Segments []SegmentRoute
-	// Stickiness and TagRequests come from spec.traffic.gatewayAPI.
-	Stickiness  *cxv1.Stickiness
-	TagRequests bool
-	// BeforeWrite, when set, is called once per Apply, right before the
-	// router's first write, and only when the plan changes something. The
-	// controller records the decision the plan carries there (write-ahead),
-	// so that traffic never reflects a decision status does not hold. An
-	// error stops the Apply before anything is written.
-	BeforeWrite func(context.Context) error
-}
-
-// WriteGuard returns a function for routers to call before each write: it
-// runs p.BeforeWrite the first time and does nothing afterwards.
-func (p Plan) WriteGuard() func(context.Context) error {
-	called := false
-	return func(ctx context.Context) error {
-		if called || p.BeforeWrite == nil {
-			return nil
-		}
-		called = true
-		return p.BeforeWrite(ctx)
-	}
-}
-
-// AllControl reports whether every segment routes only to the control.
-func (p Plan) AllControl() bool {
-	for _, s := range p.Segments {
-		if !s.AllControl() {
-			return false
-		}
-	}
-	return true
-}
-
-// Weights returns Weights[segment][variant].
-func (p Plan) Weights() map[string]map[string]int32 {
-	out := make(map[string]map[string]int32, len(p.Segments))
-	for _, s := range p.Segments {
-		out[s.Segment] = make(map[string]int32, len(s.Backends))
-		for _, b := range s.Backends {
-			out[s.Segment][b.Variant] = b.Weight
-		}
-	}
-	return out
-}
-
-// Router applies plans. Implementations are idempotent: applying the same
-// plan twice changes nothing the second time.
+// Router routes one experiment's traffic. Implementations are idempotent:
+// once a plan is applied, Diff of the same plan returns no change.
 type Router interface {
 	// Record returns what must be stored in status before the first change,
 	// so that the change can be undone exactly after a crash (write-ahead).
 	// It returns the current record unchanged when it is already complete.
 	Record(ctx context.Context, exp *cxv1.CXExperiment) (cxv1.TrafficStatus, error)
-	// Apply routes traffic as planned. It reports whether it changed anything.
-	Apply(ctx context.Context, exp *cxv1.CXExperiment, plan Plan) (changed bool, err error)
+	// Diff returns the writes that route traffic as planned, in the order
+	// to make them, without making any: none when the plan is applied
+	// already. The caller records the decision they carry, then applies
+	// them (traffic.Apply).
+	Diff(ctx context.Context, exp *cxv1.CXExperiment, plan traffic.Plan) ([]traffic.Change, error)
 	// Weights reads the split currently applied.
 	Weights(ctx context.Context, exp *cxv1.CXExperiment) (map[string]map[string]int32, error)
 	// Finalize undoes the experiment's changes: traffic back to the control,
@@ -109,25 +33,44 @@ type Router interface {
 	Finalize(ctx context.Context, exp *cxv1.CXExperiment, keepPromoted bool) error
 }
 
-// Error is a routing problem the user must fix; Reason is a condition reason
-// of package v1alpha1 and Error() names the object and the fix.
-type Error struct {
-	Reason  string
-	Message string
+// Deps is what the routers need.
+type Deps struct {
+	// Client reads (a manager's client reads from its cache) and writes
+	// routes and Deployments.
+	Client client.Client
+	// Scheme sets owner references on child routes.
+	Scheme *runtime.Scheme
+	// GatewayAPI says the cluster serves the HTTPRoute CRD.
+	GatewayAPI bool
+	// ParentRoute is the experiment's HTTPRoute as the caller already read
+	// it (the controller reads it once per reconcile); nil: the router
+	// reads it when it needs it.
+	ParentRoute *gwv1.HTTPRoute
 }
 
-func (e *Error) Error() string { return e.Message }
-
-// Errorf returns an *Error.
-func Errorf(reason, format string, args ...any) error {
-	return &Error{Reason: reason, Message: fmt.Sprintf(format, args...)}
-}
-
-// ReasonOf returns the condition reason of a routing error, or fallback.
-func ReasonOf(err error, fallback string) string {
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Reason
+// New returns the router of the experiment's traffic mode. It fails, naming
+// the fix, when the mode is unknown or the cluster cannot serve it; it never
+// falls back to another mode.
+func New(exp *cxv1.CXExperiment, deps Deps) (Router, error) {
+	if deps.Client == nil {
+		return nil, errors.New("routing: no client given")
 	}
-	return fallback
+	t := exp.Spec.Traffic
+	switch {
+	case t.GatewayAPI != nil && t.Replicas != nil:
+		return nil, traffic.Errorf(cxv1.ReasonInvalidSpec, "spec.traffic: set exactly one of gatewayAPI or replicas, not both")
+	case t.GatewayAPI != nil:
+		if !deps.GatewayAPI {
+			return nil, traffic.Errorf(cxv1.ReasonRouteNotFound,
+				"the cluster has no Gateway API HTTPRoute CRD; install Gateway API (v1.x) and restart Rapport, or use spec.traffic.replicas")
+		}
+		if deps.Scheme == nil {
+			return nil, errors.New("routing: Gateway API routing needs a scheme (owner references of child routes)")
+		}
+		return &gatewayapi.Router{Client: deps.Client, Scheme: deps.Scheme, Parent: deps.ParentRoute}, nil
+	case t.Replicas != nil:
+		return &replicas.Router{Client: deps.Client}, nil
+	default:
+		return nil, traffic.Errorf(cxv1.ReasonInvalidSpec, "spec.traffic: set exactly one of gatewayAPI or replicas")
+	}
 }

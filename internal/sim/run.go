@@ -18,8 +18,6 @@ import (
 
 	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
 	"github.com/rapport-dev/rapport/internal/routing"
-	"github.com/rapport-dev/rapport/internal/routing/gatewayapi"
-	"github.com/rapport-dev/rapport/internal/routing/replicas"
 )
 
 // Options configures a run.
@@ -96,11 +94,11 @@ func ScaleOf(exp *cxv1.CXExperiment) (Scale, string, error) {
 
 // Weights reads the split Rapport applied: Weights[segment][variant].
 func Weights(ctx context.Context, c client.Client, exp *cxv1.CXExperiment) (map[string]map[string]int32, error) {
-	var r routing.Router
-	if exp.Spec.Traffic.Replicas != nil {
-		r = &replicas.Router{Client: c}
-	} else {
-		r = &gatewayapi.Router{Client: c, Scheme: c.Scheme()}
+	// GatewayAPI: the simulator only reads routes; without the CRD the read
+	// fails and says so.
+	r, err := routing.New(exp, routing.Deps{Client: c, Scheme: c.Scheme(), GatewayAPI: true})
+	if err != nil {
+		return nil, err
 	}
 	return r.Weights(ctx, exp)
 }

@@ -8,7 +8,7 @@ import (
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
-	"github.com/rapport-dev/rapport/internal/routing"
+	"github.com/rapport-dev/rapport/internal/routing/traffic"
 )
 
 // FuzzCookieRegex: for any cookie names and exact values, the rendered
@@ -69,11 +69,11 @@ func FuzzRenderChildRules(f *testing.F) {
 		if cName != "" {
 			m.Cookies = []cxv1.CookieMatch{{Name: cName, Value: cValue}}
 		}
-		var p routing.Plan
+		var p traffic.Plan
 		for i := range int(segments%18) + 1 {
-			p.Segments = append(p.Segments, routing.SegmentRoute{
+			p.Segments = append(p.Segments, traffic.SegmentRoute{
 				Segment: "s" + string(rune('a'+i)), Match: &m,
-				Backends: []routing.Backend{
+				Backends: []traffic.Backend{
 					{Variant: "control", Control: true, Service: "v1", Port: 8080, Weight: 100 - weight},
 					{Variant: "b", Service: "v2", Port: 8080, Weight: weight},
 				},
@@ -81,7 +81,7 @@ func FuzzRenderChildRules(f *testing.F) {
 		}
 		out, err := RenderChildRules(parent, "v1", p)
 		if err != nil {
-			if routing.ReasonOf(err, "") == "" {
+			if traffic.ReasonOf(err, "") == "" {
 				t.Fatalf("an error without a condition reason: %v", err)
 			}
 			return

@@ -9,7 +9,7 @@ import (
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
-	"github.com/rapport-dev/rapport/internal/routing"
+	"github.com/rapport-dev/rapport/internal/routing/traffic"
 )
 
 // Gateway API limits of an HTTPRoute (standard channel, v1.x).
@@ -67,7 +67,7 @@ func controlRef(rule gwv1.HTTPRouteRule, ns, controlService string) (gwv1.HTTPBa
 func ptr[T any](v T) *T { return &v }
 
 // serviceRef renders a backend reference to a variant's Service.
-func serviceRef(b routing.Backend) gwv1.HTTPBackendRef {
+func serviceRef(b traffic.Backend) gwv1.HTTPBackendRef {
 	return gwv1.HTTPBackendRef{BackendRef: gwv1.BackendRef{
 		BackendObjectReference: gwv1.BackendObjectReference{
 			Group: ptr(gwv1.Group("")),
@@ -113,14 +113,14 @@ func upsertHeader(hs []gwv1.HTTPHeader, h gwv1.HTTPHeader) []gwv1.HTTPHeader {
 // RenderBackends renders the backendRefs of a rule for one segment's split:
 // the rule's own control reference (its filters kept) with the control's
 // weight, then one reference per other variant.
-func RenderBackends(rule gwv1.HTTPRouteRule, routeNamespace string, seg routing.SegmentRoute, tag bool) ([]gwv1.HTTPBackendRef, error) {
+func RenderBackends(rule gwv1.HTTPRouteRule, routeNamespace string, seg traffic.SegmentRoute, tag bool) ([]gwv1.HTTPBackendRef, error) {
 	var out []gwv1.HTTPBackendRef
 	for _, b := range seg.Backends {
 		var ref gwv1.HTTPBackendRef
 		if b.Control {
 			c, ok := controlRef(rule, routeNamespace, b.Service)
 			if !ok {
-				return nil, routing.Errorf(cxv1.ReasonNoControlRule, "route rule has no backendRef to the control Service %s", b.Service)
+				return nil, traffic.Errorf(cxv1.ReasonNoControlRule, "route rule has no backendRef to the control Service %s", b.Service)
 			}
 			ref = c
 			ref.Weight = ptr(b.Weight)
@@ -200,7 +200,7 @@ func MergeMatch(parent gwv1.HTTPRouteMatch, segment string, m *cxv1.SegmentMatch
 				if *e.Type == *h.Type && e.Value == h.Value {
 					return nil
 				}
-				return routing.Errorf(cxv1.ReasonSegmentInvalid,
+				return traffic.Errorf(cxv1.ReasonSegmentInvalid,
 					"segment %s matches header %s, which the route rule already matches with another value; change the segment or the route", segment, h.Name)
 			}
 		}
@@ -230,7 +230,7 @@ func MergeMatch(parent gwv1.HTTPRouteMatch, segment string, m *cxv1.SegmentMatch
 		for _, e := range out.QueryParams {
 			if string(e.Name) == q.Name {
 				if *e.Type != t || e.Value != q.Value {
-					return out, routing.Errorf(cxv1.ReasonSegmentInvalid,
+					return out, traffic.Errorf(cxv1.ReasonSegmentInvalid,
 						"segment %s matches query parameter %s, which the route rule already matches with another value; change the segment or the route", segment, q.Name)
 				}
 				dup = true
@@ -297,11 +297,11 @@ func ChildRouteName(experiment string) string {
 // that routes to a variant, one rule per parent rule that routes to the
 // control. Segments at 100% control get no rule: their customers fall
 // through to the parent route. It returns no rules when nothing needs
-// routing, and a *routing.Error when the result breaks a Gateway API limit.
-func RenderChildRules(parent *gwv1.HTTPRoute, controlService string, plan routing.Plan) ([]gwv1.HTTPRouteRule, error) {
+// routing, and a *traffic.Error when the result breaks a Gateway API limit.
+func RenderChildRules(parent *gwv1.HTTPRoute, controlService string, plan traffic.Plan) ([]gwv1.HTTPRouteRule, error) {
 	idx := ControlRules(parent, controlService)
 	if len(idx) == 0 {
-		return nil, routing.Errorf(cxv1.ReasonNoControlRule,
+		return nil, traffic.Errorf(cxv1.ReasonNoControlRule,
 			"HTTPRoute %s has no rule with a backendRef to the control Service %s; point a rule of the route at it (or recreate the experiment with the right control variant)", parent.Name, controlService)
 	}
 	var rules []gwv1.HTTPRouteRule
@@ -335,7 +335,7 @@ func RenderChildRules(parent *gwv1.HTTPRoute, controlService string, plan routin
 			}
 			rule.BackendRefs = refs
 			if len(rule.Matches) > MaxMatchesInRule {
-				return nil, routing.Errorf(cxv1.ReasonRouteLimitExceeded,
+				return nil, traffic.Errorf(cxv1.ReasonRouteLimitExceeded,
 					"segment %s on rule %d of HTTPRoute %s needs %d matches, over the Gateway API limit of %d a rule; simplify the route's matches",
 					seg.Segment, i, parent.Name, len(rule.Matches), MaxMatchesInRule)
 			}
@@ -344,12 +344,12 @@ func RenderChildRules(parent *gwv1.HTTPRoute, controlService string, plan routin
 		}
 	}
 	if len(rules) > MaxRules {
-		return nil, routing.Errorf(cxv1.ReasonRouteLimitExceeded,
+		return nil, traffic.Errorf(cxv1.ReasonRouteLimitExceeded,
 			"the experiment needs %d route rules (%d segments x %d rules of HTTPRoute %s routing to the control), over the Gateway API limit of %d; use fewer segments or split the experiment",
 			len(rules), len(rules)/len(idx), len(idx), parent.Name, MaxRules)
 	}
 	if total > MaxMatches {
-		return nil, routing.Errorf(cxv1.ReasonRouteLimitExceeded,
+		return nil, traffic.Errorf(cxv1.ReasonRouteLimitExceeded,
 			"the experiment needs %d route matches in all, over the Gateway API limit of %d a route; use fewer segments or simplify the route's matches", total, MaxMatches)
 	}
 	return rules, nil

@@ -12,7 +12,7 @@ import (
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
-	"github.com/rapport-dev/rapport/internal/routing"
+	"github.com/rapport-dev/rapport/internal/routing/traffic"
 )
 
 func TestCookieRegex(t *testing.T) {
@@ -119,13 +119,13 @@ func prefix(p string) gwv1.HTTPRouteMatch {
 	return gwv1.HTTPRouteMatch{Path: &gwv1.HTTPPathMatch{Type: ptr(gwv1.PathMatchPathPrefix), Value: ptr(p)}}
 }
 
-func segPlan(weight int32, segs ...string) routing.Plan {
-	var p routing.Plan
+func segPlan(weight int32, segs ...string) traffic.Plan {
+	var p traffic.Plan
 	for _, s := range segs {
-		p.Segments = append(p.Segments, routing.SegmentRoute{
+		p.Segments = append(p.Segments, traffic.SegmentRoute{
 			Segment: s,
 			Match:   &cxv1.SegmentMatch{Headers: []cxv1.HeaderMatch{{Name: "x-tier", Value: s}}},
-			Backends: []routing.Backend{
+			Backends: []traffic.Backend{
 				{Variant: "control", Control: true, Service: "v1", Port: 8080, Weight: 100 - weight},
 				{Variant: "one-page", Service: "v2", Port: 8080, Weight: weight},
 			},
@@ -159,7 +159,7 @@ func TestRenderChildRules(t *testing.T) {
 	tests := []struct {
 		name       string
 		parent     *gwv1.HTTPRoute
-		plan       routing.Plan
+		plan       traffic.Plan
 		wantRules  int
 		wantErr    string
 		wantReason string
@@ -190,7 +190,7 @@ func TestRenderChildRules(t *testing.T) {
 		{
 			name:   "a segment at 100% control gets no rule",
 			parent: parentRoute(twoMatches),
-			plan: func() routing.Plan {
+			plan: func() traffic.Plan {
 				p := segPlan(10, "enterprise", "new")
 				p.Segments[0].Backends[1].Weight = 0
 				p.Segments[0].Backends[0].Weight = 100
@@ -282,7 +282,7 @@ func TestRenderChildRules(t *testing.T) {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("error = %v, want one containing %q", err, tt.wantErr)
 				}
-				if got := routing.ReasonOf(err, ""); got != tt.wantReason {
+				if got := traffic.ReasonOf(err, ""); got != tt.wantReason {
 					t.Fatalf("reason = %q, want %q", got, tt.wantReason)
 				}
 				return

@@ -17,7 +17,7 @@ import (
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
-	"github.com/rapport-dev/rapport/internal/routing"
+	"github.com/rapport-dev/rapport/internal/routing/traffic"
 )
 
 // AnnotationRuleSegments lists, on a child route, the segment of each rule
@@ -27,19 +27,20 @@ const AnnotationRuleSegments = "cx.rapport.dev/rule-segments"
 // AnnotationParentRoute names the parent route on a child route.
 const AnnotationParentRoute = "cx.rapport.dev/parent-route"
 
-// Router implements routing.Router with Gateway API HTTPRoutes.
+// Router routes with Gateway API HTTPRoutes (routing.Router). Make one per
+// reconcile (routing.New): it keeps the parent route it was given or read.
 type Router struct {
 	// Client reads (from the cache) and writes routes.
 	Client client.Client
 	Scheme *runtime.Scheme
+	// Parent is the experiment's HTTPRoute as read; nil: read it when needed.
+	Parent *gwv1.HTTPRoute
 }
-
-var _ routing.Router = (*Router)(nil)
 
 func control(exp *cxv1.CXExperiment) (*cxv1.Variant, error) {
 	c := exp.Spec.ControlVariant()
 	if c == nil || c.Service == nil {
-		return nil, routing.Errorf(cxv1.ReasonInvalidSpec, "spec.variants: the control needs a service with spec.traffic.gatewayAPI")
+		return nil, traffic.Errorf(cxv1.ReasonInvalidSpec, "spec.variants: the control needs a service with spec.traffic.gatewayAPI")
 	}
 	return c, nil
 }
@@ -51,18 +52,32 @@ func routeName(exp *cxv1.CXExperiment) string {
 	return exp.Spec.Traffic.GatewayAPI.HTTPRoute
 }
 
-// Parent reads the user's HTTPRoute named by the experiment.
-func (r *Router) Parent(ctx context.Context, exp *cxv1.CXExperiment) (*gwv1.HTTPRoute, error) {
+// ReadParent reads the user's HTTPRoute named by the experiment. A missing
+// route is a *traffic.Error with reason RouteNotFound that names the fix.
+func ReadParent(ctx context.Context, c client.Reader, exp *cxv1.CXExperiment) (*gwv1.HTTPRoute, error) {
 	route := &gwv1.HTTPRoute{}
 	key := types.NamespacedName{Namespace: exp.Namespace, Name: routeName(exp)}
-	if err := r.Client.Get(ctx, key, route); err != nil {
+	if err := c.Get(ctx, key, route); err != nil {
 		if apierrors.IsNotFound(err) {
-			return nil, routing.Errorf(cxv1.ReasonRouteNotFound,
+			return nil, traffic.Errorf(cxv1.ReasonRouteNotFound,
 				"HTTPRoute %s not found in namespace %s; create it, or recreate the experiment with the right spec.traffic.gatewayAPI.httpRoute (the field is immutable)", key.Name, key.Namespace)
 		}
 		return nil, fmt.Errorf("get HTTPRoute %s: %w", key, err)
 	}
 	return route, nil
+}
+
+// parent returns the parent route, read at most once per Router.
+func (r *Router) parent(ctx context.Context, exp *cxv1.CXExperiment) (*gwv1.HTTPRoute, error) {
+	if r.Parent != nil {
+		return r.Parent, nil
+	}
+	p, err := ReadParent(ctx, r.Client, exp)
+	if err != nil {
+		return nil, err
+	}
+	r.Parent = p
+	return p, nil
 }
 
 // Record returns the original rules of the parent route (experiments without
@@ -80,19 +95,19 @@ func (r *Router) Record(ctx context.Context, exp *cxv1.CXExperiment) (cxv1.Traff
 	if err != nil {
 		return ts, err
 	}
-	parent, err := r.Parent(ctx, exp)
+	parent, err := r.parent(ctx, exp)
 	if err != nil {
 		return ts, err
 	}
 	idx := ControlRules(parent, c.Service.Name)
 	if len(idx) == 0 {
-		return ts, routing.Errorf(cxv1.ReasonNoControlRule,
+		return ts, traffic.Errorf(cxv1.ReasonNoControlRule,
 			"HTTPRoute %s has no rule with a backendRef to the control Service %s; point a rule of the route at it (or recreate the experiment with the right control variant)", parent.Name, c.Service.Name)
 	}
 	for _, i := range idx {
 		rule := parent.Spec.Rules[i]
 		if len(rule.BackendRefs) != 1 {
-			return ts, routing.Errorf(cxv1.ReasonNoControlRule,
+			return ts, traffic.Errorf(cxv1.ReasonNoControlRule,
 				"rule %d of HTTPRoute %s sends traffic to %d backends; without segments Rapport needs the rule to route only to the control Service %s (or use segments)",
 				i, parent.Name, len(rule.BackendRefs), c.Service.Name)
 		}
@@ -116,49 +131,44 @@ func (r *Router) Record(ctx context.Context, exp *cxv1.CXExperiment) (cxv1.Traff
 	return ts, nil
 }
 
-// Apply routes traffic as planned.
-func (r *Router) Apply(ctx context.Context, exp *cxv1.CXExperiment, plan routing.Plan) (bool, error) {
+// Diff returns the write that routes traffic as planned: an apply or a
+// delete of the child route (segments), or a patch of the parent's control
+// rules (no segments); none when the route already carries the plan.
+func (r *Router) Diff(ctx context.Context, exp *cxv1.CXExperiment, plan traffic.Plan) ([]traffic.Change, error) {
 	c, err := control(exp)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
-	parent, err := r.Parent(ctx, exp)
+	parent, err := r.parent(ctx, exp)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	if len(exp.Spec.Segments) > 0 {
-		return r.applyChild(ctx, exp, parent, c.Service.Name, plan)
+		return r.diffChild(ctx, exp, parent, c.Service.Name, plan)
 	}
 	if len(plan.Segments) != 1 {
-		return false, fmt.Errorf("plan for an experiment without segments has %d segments", len(plan.Segments))
+		return nil, fmt.Errorf("plan for an experiment without segments has %d segments", len(plan.Segments))
 	}
-	return r.applyParent(ctx, exp, parent, c.Service.Name, plan, plan.Segments[0].AllControl())
+	return r.diffParent(exp, parent, c.Service.Name, plan, plan.Segments[0].AllControl())
 }
 
-func (r *Router) applyChild(ctx context.Context, exp *cxv1.CXExperiment, parent *gwv1.HTTPRoute, controlService string, plan routing.Plan) (bool, error) {
+func (r *Router) diffChild(ctx context.Context, exp *cxv1.CXExperiment, parent *gwv1.HTTPRoute, controlService string, plan traffic.Plan) ([]traffic.Change, error) {
 	rules, err := RenderChildRules(parent, controlService, plan)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	name := ChildRouteName(exp.Name)
 	existing := &gwv1.HTTPRoute{}
 	err = r.Client.Get(ctx, types.NamespacedName{Namespace: exp.Namespace, Name: name}, existing)
 	if err != nil && !apierrors.IsNotFound(err) {
-		return false, fmt.Errorf("get child HTTPRoute %s: %w", name, err)
+		return nil, fmt.Errorf("get child HTTPRoute %s: %w", name, err)
 	}
 	found := err == nil
-	beforeWrite := plan.WriteGuard()
 	if len(rules) == 0 {
 		if !found {
-			return false, nil
+			return nil, nil
 		}
-		if err := beforeWrite(ctx); err != nil {
-			return false, err
-		}
-		if err := r.Client.Delete(ctx, existing); err != nil && !apierrors.IsNotFound(err) {
-			return false, fmt.Errorf("delete child HTTPRoute %s: %w", name, err)
-		}
-		return true, nil
+		return []traffic.Change{deleteRoute{c: r.Client, route: existing}}, nil
 	}
 	desired := &gwv1.HTTPRoute{
 		TypeMeta: metav1.TypeMeta{APIVersion: gwv1.GroupVersion.String(), Kind: "HTTPRoute"},
@@ -174,24 +184,44 @@ func (r *Router) applyChild(ctx context.Context, exp *cxv1.CXExperiment, parent 
 		},
 	}
 	if err := controllerutil.SetControllerReference(exp, desired, r.Scheme); err != nil {
-		return false, err
+		return nil, err
 	}
 	if found && upToDate(existing, desired) {
-		return false, nil
+		return nil, nil
 	}
 	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(desired)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	delete(u, "status")
-	obj := &unstructured.Unstructured{Object: u}
-	if err := beforeWrite(ctx); err != nil {
-		return false, err
+	return []traffic.Change{applyRoute{c: r.Client, route: &unstructured.Unstructured{Object: u}, plan: plan}}, nil
+}
+
+// applyRoute applies the child route with server-side apply.
+type applyRoute struct {
+	c     client.Client
+	route *unstructured.Unstructured
+	plan  traffic.Plan
+}
+
+func (a applyRoute) Apply(ctx context.Context) error {
+	if err := a.c.Apply(ctx, client.ApplyConfigurationFromUnstructured(a.route), client.FieldOwner(traffic.FieldOwner), client.ForceOwnership); err != nil {
+		return fmt.Errorf("apply child HTTPRoute %s: %w", a.route.GetName(), explainApplyError(err, a.plan))
 	}
-	if err := r.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(obj), client.FieldOwner(routing.FieldOwner), client.ForceOwnership); err != nil {
-		return false, fmt.Errorf("apply child HTTPRoute %s: %w", name, explainApplyError(err, plan))
+	return nil
+}
+
+// deleteRoute deletes the child route (no segment routes to a variant).
+type deleteRoute struct {
+	c     client.Client
+	route *gwv1.HTTPRoute
+}
+
+func (d deleteRoute) Apply(ctx context.Context) error {
+	if err := d.c.Delete(ctx, d.route); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete child HTTPRoute %s: %w", d.route.Name, err)
 	}
-	return true, nil
+	return nil
 }
 
 // upToDate reports whether the existing child route already holds what
@@ -215,7 +245,7 @@ func upToDate(existing, desired *gwv1.HTTPRoute) bool {
 		equality.Semantic.DeepEqual(existing.Spec.Rules, desired.Spec.Rules)
 }
 
-func ruleSegments(plan routing.Plan, rulesPerSegment int) string {
+func ruleSegments(plan traffic.Plan, rulesPerSegment int) string {
 	var out []string
 	for _, s := range plan.Segments {
 		if s.Segment == cxv1.AllSegment || s.Match == nil || s.AllControl() {
@@ -230,9 +260,9 @@ func ruleSegments(plan routing.Plan, rulesPerSegment int) string {
 
 // explainApplyError turns the API server's refusal of sessionPersistence on
 // standard-channel CRDs into an actionable message.
-func explainApplyError(err error, plan routing.Plan) error {
+func explainApplyError(err error, plan traffic.Plan) error {
 	if plan.Stickiness != nil && strings.Contains(err.Error(), "sessionPersistence") {
-		return routing.Errorf(cxv1.ReasonStickinessUnsupported,
+		return traffic.Errorf(cxv1.ReasonStickinessUnsupported,
 			"the cluster's HTTPRoute CRD has no sessionPersistence (it is in the Gateway API experimental channel); install the experimental CRDs or remove spec.traffic.gatewayAPI.stickiness: %v", err)
 	}
 	return err
@@ -244,19 +274,20 @@ type jsonPatchOp struct {
 	Value json.RawMessage `json:"value,omitempty"`
 }
 
-// applyParent sets the backendRefs (and sessionPersistence) of the parent's
-// control rules, or restores the recorded originals when restore is true.
-func (r *Router) applyParent(ctx context.Context, exp *cxv1.CXExperiment, parent *gwv1.HTTPRoute, controlService string, plan routing.Plan, restore bool) (bool, error) {
+// diffParent returns the patch that sets the backendRefs (and
+// sessionPersistence) of the parent's control rules, or restores the
+// recorded originals when restore is true.
+func (r *Router) diffParent(exp *cxv1.CXExperiment, parent *gwv1.HTTPRoute, controlService string, plan traffic.Plan, restore bool) ([]traffic.Change, error) {
 	originals := exp.Status.Traffic.OriginalRules
 	if len(originals) == 0 {
 		if restore {
-			return false, nil // nothing was ever changed
+			return nil, nil // nothing was ever changed
 		}
-		return false, fmt.Errorf("the original rules of HTTPRoute %s are not recorded yet", parent.Name)
+		return nil, fmt.Errorf("the original rules of HTTPRoute %s are not recorded yet", parent.Name)
 	}
 	idx := ControlRules(parent, controlService)
 	if len(idx) == 0 {
-		return false, routing.Errorf(cxv1.ReasonNoControlRule,
+		return nil, traffic.Errorf(cxv1.ReasonNoControlRule,
 			"HTTPRoute %s no longer has a rule routing to the control Service %s; restore the rule or delete the experiment", parent.Name, controlService)
 	}
 	ops := []jsonPatchOp{{Op: "test", Path: "/metadata/resourceVersion", Value: mustJSON(parent.ResourceVersion)}}
@@ -264,7 +295,7 @@ func (r *Router) applyParent(ctx context.Context, exp *cxv1.CXExperiment, parent
 		rule := parent.Spec.Rules[i]
 		orig, ok := matchOriginal(originals, rule, k)
 		if !ok {
-			return false, routing.Errorf(cxv1.ReasonNoControlRule,
+			return nil, traffic.Errorf(cxv1.ReasonNoControlRule,
 				"rule %d of HTTPRoute %s routes to the control but was not recorded when the experiment started; revert the route change", i, parent.Name)
 		}
 		var wantRefs, wantSP json.RawMessage
@@ -276,11 +307,11 @@ func (r *Router) applyParent(ctx context.Context, exp *cxv1.CXExperiment, parent
 		} else {
 			var origRule gwv1.HTTPRouteRule
 			if err := json.Unmarshal([]byte(orig.BackendRefs), &origRule.BackendRefs); err != nil {
-				return false, fmt.Errorf("decode recorded backendRefs of rule %d: %w", i, err)
+				return nil, fmt.Errorf("decode recorded backendRefs of rule %d: %w", i, err)
 			}
 			refs, err := RenderBackends(origRule, parent.Namespace, plan.Segments[0], plan.TagRequests)
 			if err != nil {
-				return false, err
+				return nil, err
 			}
 			wantRefs = mustJSON(refs)
 			if sp := SessionPersistence(plan.Stickiness); sp != nil {
@@ -304,19 +335,30 @@ func (r *Router) applyParent(ctx context.Context, exp *cxv1.CXExperiment, parent
 		}
 	}
 	if len(ops) == 1 {
-		return false, nil
+		return nil, nil
 	}
 	body, err := json.Marshal(ops)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
-	if err := plan.WriteGuard()(ctx); err != nil {
-		return false, err
+	return []traffic.Change{patchRules{c: r.Client, route: parent, body: body, plan: plan}}, nil
+}
+
+// patchRules patches the parent's control rules with a JSON patch that
+// first tests the route's resourceVersion: a route changed since it was
+// read is not overwritten (the patch fails and the reconcile runs again).
+type patchRules struct {
+	c     client.Client
+	route *gwv1.HTTPRoute
+	body  []byte
+	plan  traffic.Plan
+}
+
+func (p patchRules) Apply(ctx context.Context) error {
+	if err := p.c.Patch(ctx, p.route, client.RawPatch(types.JSONPatchType, p.body), client.FieldOwner(traffic.FieldOwner)); err != nil {
+		return fmt.Errorf("patch HTTPRoute %s rules: %w", p.route.Name, explainApplyError(err, p.plan))
 	}
-	if err := r.Client.Patch(ctx, parent, client.RawPatch(types.JSONPatchType, body), client.FieldOwner(routing.FieldOwner)); err != nil {
-		return false, fmt.Errorf("patch HTTPRoute %s rules: %w", parent.Name, explainApplyError(err, plan))
-	}
-	return true, nil
+	return nil
 }
 
 // matchOriginal finds the recorded original of a control rule: by rule
@@ -393,7 +435,7 @@ func (r *Router) Weights(ctx context.Context, exp *cxv1.CXExperiment) (map[strin
 		out[segment] = w
 	}
 	if len(exp.Spec.Segments) == 0 {
-		parent, err := r.Parent(ctx, exp)
+		parent, err := r.parent(ctx, exp)
 		if err != nil {
 			return nil, err
 		}
@@ -453,13 +495,16 @@ func (r *Router) Finalize(ctx context.Context, exp *cxv1.CXExperiment, keepPromo
 	if err != nil {
 		return err
 	}
-	parent, err := r.Parent(ctx, exp)
+	parent, err := r.parent(ctx, exp)
 	if err != nil {
-		if routing.ReasonOf(err, "") == cxv1.ReasonRouteNotFound {
+		if traffic.ReasonOf(err, "") == cxv1.ReasonRouteNotFound {
 			return nil // nothing left to restore
 		}
 		return err
 	}
-	_, err = r.applyParent(ctx, exp, parent, c.Service.Name, routing.Plan{}, true)
-	return err
+	changes, err := r.diffParent(exp, parent, c.Service.Name, traffic.Plan{}, true)
+	if err != nil {
+		return err
+	}
+	return traffic.Apply(ctx, changes)
 }

@@ -12,7 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
-	"github.com/rapport-dev/rapport/internal/routing"
+	"github.com/rapport-dev/rapport/internal/routing/traffic"
 )
 
 // Split shares total pods between backends by weight (percent): at least
@@ -71,12 +71,10 @@ func Split(total int32, weights []int32) []int32 {
 	return out
 }
 
-// Router implements routing.Router by scaling Deployments.
+// Router routes by scaling Deployments (routing.Router).
 type Router struct {
 	Client client.Client
 }
-
-var _ routing.Router = (*Router)(nil)
 
 func (r *Router) scale(ctx context.Context, ns, name string) (*autoscalingv1.Scale, error) {
 	dep := &appsv1.Deployment{}
@@ -84,7 +82,7 @@ func (r *Router) scale(ctx context.Context, ns, name string) (*autoscalingv1.Sca
 	sc := &autoscalingv1.Scale{}
 	if err := r.Client.SubResource("scale").Get(ctx, dep, sc); err != nil {
 		if apierrors.IsNotFound(err) {
-			return nil, routing.Errorf(cxv1.ReasonDeploymentNotFound,
+			return nil, traffic.Errorf(cxv1.ReasonDeploymentNotFound,
 				"Deployment %s not found in namespace %s; create it, or recreate the experiment with the right spec.variants[].deployment (the field is immutable)", name, ns)
 		}
 		return nil, fmt.Errorf("get scale of Deployment %s: %w", name, err)
@@ -92,24 +90,21 @@ func (r *Router) scale(ctx context.Context, ns, name string) (*autoscalingv1.Sca
 	return sc, nil
 }
 
-func (r *Router) setReplicas(ctx context.Context, ns, name string, n int32, beforeWrite func(context.Context) error) (bool, error) {
-	sc, err := r.scale(ctx, ns, name)
-	if err != nil {
-		return false, err
-	}
-	if sc.Spec.Replicas == n {
-		return false, nil
-	}
-	if err := beforeWrite(ctx); err != nil {
-		return false, err
-	}
+// scaleTo sets a Deployment's replicas through its scale subresource.
+type scaleTo struct {
+	c        client.Client
+	ns, name string
+	replicas int32
+}
+
+func (s scaleTo) Apply(ctx context.Context) error {
 	dep := &appsv1.Deployment{}
-	dep.Namespace, dep.Name = ns, name
-	patch := client.RawPatch(types.MergePatchType, fmt.Appendf(nil, `{"spec":{"replicas":%d}}`, n))
-	if err := r.Client.SubResource("scale").Patch(ctx, dep, patch, client.FieldOwner(routing.FieldOwner)); err != nil {
-		return false, fmt.Errorf("scale Deployment %s to %d: %w", name, n, err)
+	dep.Namespace, dep.Name = s.ns, s.name
+	patch := client.RawPatch(types.MergePatchType, fmt.Appendf(nil, `{"spec":{"replicas":%d}}`, s.replicas))
+	if err := s.c.SubResource("scale").Patch(ctx, dep, patch, client.FieldOwner(traffic.FieldOwner)); err != nil {
+		return fmt.Errorf("scale Deployment %s to %d: %w", s.name, s.replicas, err)
 	}
-	return true, nil
+	return nil
 }
 
 // Record returns the Deployments' replica counts before the experiment.
@@ -128,10 +123,11 @@ func (r *Router) Record(ctx context.Context, exp *cxv1.CXExperiment) (cxv1.Traff
 	return ts, nil
 }
 
-// Apply scales the variants' Deployments to the plan's split.
-func (r *Router) Apply(ctx context.Context, exp *cxv1.CXExperiment, plan routing.Plan) (bool, error) {
+// Diff returns the scales that give the variants' Deployments the plan's
+// split: scale-ups before scale-downs, so capacity never dips during a shift.
+func (r *Router) Diff(ctx context.Context, exp *cxv1.CXExperiment, plan traffic.Plan) ([]traffic.Change, error) {
 	if len(plan.Segments) != 1 {
-		return false, fmt.Errorf("replica routing has no segments, got a plan with %d", len(plan.Segments))
+		return nil, fmt.Errorf("replica routing has no segments, got a plan with %d", len(plan.Segments))
 	}
 	seg := plan.Segments[0]
 	weights := make([]int32, len(seg.Backends))
@@ -139,8 +135,6 @@ func (r *Router) Apply(ctx context.Context, exp *cxv1.CXExperiment, plan routing
 		weights[i] = b.Weight
 	}
 	counts := Split(exp.Spec.Traffic.Replicas.Total, weights)
-	changed := false
-	// Scale up before scaling down, so capacity never dips during a shift.
 	order := make([]int, len(counts))
 	for i := range order {
 		order[i] = i
@@ -149,20 +143,18 @@ func (r *Router) Apply(ctx context.Context, exp *cxv1.CXExperiment, plan routing
 	for i, b := range seg.Backends {
 		sc, err := r.scale(ctx, exp.Namespace, b.Deployment)
 		if err != nil {
-			return false, err
+			return nil, err
 		}
 		cur[i] = sc.Spec.Replicas
 	}
 	sort.SliceStable(order, func(a, b int) bool { return counts[order[a]]-cur[order[a]] > counts[order[b]]-cur[order[b]] })
-	beforeWrite := plan.WriteGuard()
+	var changes []traffic.Change
 	for _, i := range order {
-		c, err := r.setReplicas(ctx, exp.Namespace, seg.Backends[i].Deployment, counts[i], beforeWrite)
-		if err != nil {
-			return changed, err
+		if counts[i] != cur[i] {
+			changes = append(changes, scaleTo{c: r.Client, ns: exp.Namespace, name: seg.Backends[i].Deployment, replicas: counts[i]})
 		}
-		changed = changed || c
 	}
-	return changed, nil
+	return changes, nil
 }
 
 // Weights reads the split from the Deployments' replica counts.
@@ -191,10 +183,17 @@ func (r *Router) Finalize(ctx context.Context, exp *cxv1.CXExperiment, keepPromo
 		return nil
 	}
 	for _, o := range exp.Status.Traffic.OriginalReplicas {
-		if _, err := r.setReplicas(ctx, exp.Namespace, o.Deployment, o.Replicas, routing.Plan{}.WriteGuard()); err != nil {
-			if routing.ReasonOf(err, "") == cxv1.ReasonDeploymentNotFound {
-				continue
-			}
+		sc, err := r.scale(ctx, exp.Namespace, o.Deployment)
+		if traffic.ReasonOf(err, "") == cxv1.ReasonDeploymentNotFound {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if sc.Spec.Replicas == o.Replicas {
+			continue
+		}
+		if err := (scaleTo{c: r.Client, ns: exp.Namespace, name: o.Deployment, replicas: o.Replicas}).Apply(ctx); err != nil {
 			return err
 		}
 	}
