@@ -421,6 +421,25 @@ func (p ExperimentPhase) Terminal() bool {
 	return p == PhaseSucceeded || p == PhaseRolledBack || p == PhaseFailed
 }
 
+// WaitingReason says why a running experiment stays at its current step.
+// The values are also the reasons of its Ready and Reconciling conditions.
+// +kubebuilder:validation:Enum=StepRunning;Paused;AwaitingPromotion;HoldingInconclusive
+type WaitingReason string
+
+const (
+	// WaitingStepRunning means the step collects evidence or holds for its minDuration.
+	WaitingStepRunning WaitingReason = "StepRunning"
+	// WaitingPaused means spec.paused holds the experiment at its step.
+	WaitingPaused WaitingReason = "Paused"
+	// WaitingPromotion means every step passed with promotion: Manual; a
+	// promote action is awaited.
+	WaitingPromotion WaitingReason = "AwaitingPromotion"
+	// WaitingInconclusive means the step's maxDuration passed undecided and
+	// spec.onInconclusive holds it there (Hold, or Continue at the last step)
+	// until the evidence decides.
+	WaitingInconclusive WaitingReason = "HoldingInconclusive"
+)
+
 // Verdict is the decision engine's judgement of a variant in a segment.
 // +kubebuilder:validation:Enum=InsufficientData;Inconclusive;NonInferior;Inferior
 type Verdict string
@@ -678,6 +697,12 @@ type CXExperimentStatus struct {
 	// stepWeight is the weight of the current step.
 	// +optional
 	StepWeight int32 `json:"stepWeight,omitempty"`
+
+	// waiting says why a running experiment stays at its current step:
+	// StepRunning, Paused, AwaitingPromotion or HoldingInconclusive. Empty
+	// before the run starts and once it has ended.
+	// +optional
+	Waiting WaitingReason `json:"waiting,omitempty"`
 
 	// stepStartedAt is when the current step began.
 	// +optional

@@ -97,9 +97,13 @@ func (r *CXExperimentReconciler) measure(ctx context.Context, sc *scope) (ctrl.R
 	} else {
 		sc.breaches = breachesFromStatus(&exp.Status)
 	}
-	// Applied to status after decide, which creates the segments at the
-	// start: the first measurement then shares the start's status write.
-	sc.measurement = &measurement{fields: fields, due: due, polled: polled, interval: interval, summary: summarize(sc.settings, &exp.Spec, result.Tallies)}
+	if exp.Status.Phase == cxv1.PhasePending && exp.Status.Segments == nil {
+		// The run starts in this reconcile (decide): its segments take the
+		// first measurement now, so it shares the start's status write.
+		exp.Status.Segments = rollout.NewSegments(&exp.Spec)
+	}
+	m := measurement{fields: fields, due: due, polled: polled, interval: interval, summary: summarize(sc.settings, &exp.Spec, result.Tallies)}
+	res = lowestRequeue(res, ctrl.Result{RequeueAfter: m.record(&exp.Status, sc.now)})
 	if len(result.Missing) > 0 && polled {
 		sc.measured = succeeded(cxv1.ReasonNoData, "no responses yet for %s (verdict InsufficientData until data arrives)", strings.Join(result.Missing, ", "))
 	} else {
@@ -241,7 +245,7 @@ func evaluate(s cxv1.SatisfactionSettings, spec *cxv1.CXExperimentSpec, t measur
 	return judgements, fields, nil
 }
 
-// measurement is what measure read, for decide to record.
+// measurement is what measure read, to record into status.
 type measurement struct {
 	fields   map[string]map[string]variantFields
 	due      bool
@@ -256,9 +260,6 @@ type measurement struct {
 // cost no write at all (a polled source still records its poll time).
 // It returns how long until held-back counts are due, or 0.
 func (m *measurement) record(st *cxv1.CXExperimentStatus, now time.Time) time.Duration {
-	if m == nil {
-		return 0
-	}
 	// Only the segments change here: copy those, not the whole status (this
 	// runs at every reconcile, i.e. at every collector commit).
 	var before []cxv1.SegmentStatus // stays nil when st.Segments is

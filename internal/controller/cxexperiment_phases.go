@@ -276,9 +276,8 @@ func (r *CXExperimentReconciler) decide(_ context.Context, sc *scope) (ctrl.Resu
 		Now:        sc.now,
 	})
 	sc.exp.Status = out.Status
-	refresh := sc.measurement.record(&sc.exp.Status, sc.now)
 	sc.decision = out
-	return lowestRequeue(ctrl.Result{RequeueAfter: out.RequeueAfter}, ctrl.Result{RequeueAfter: refresh}), false, nil
+	return ctrl.Result{RequeueAfter: out.RequeueAfter}, false, nil
 }
 
 // plan turns the status into the traffic split to apply.

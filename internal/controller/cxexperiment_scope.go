@@ -53,8 +53,6 @@ type scope struct {
 	// metric is the SatisfactionMetric of spec.satisfaction.source.metricRef.
 	metric *cxv1.SatisfactionMetric
 
-	// measurement is what measure read, recorded into status by decide.
-	measurement *measurement
 	// judgements and breaches are the measurement's verdicts for rollout.
 	judgements rollout.Judgements
 	breaches   map[string]map[string]string

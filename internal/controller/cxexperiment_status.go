@@ -82,8 +82,8 @@ func readyCondition(sc *scope) outcome {
 }
 
 func waitingReason(sc *scope) string {
-	if sc.decision.Waiting != "" {
-		return sc.decision.Waiting
+	if w := sc.exp.Status.Waiting; w != "" {
+		return string(w)
 	}
 	return cxv1.ReasonStepRunning
 }

@@ -65,11 +65,8 @@ type Output struct {
 	Events []Event
 	// RolledBack lists the rollbacks decided now.
 	RolledBack []cxv1.Rollback
-	// Waiting says why the experiment is not advancing, for conditions: one
-	// of the cxv1.Reason* constants (StepRunning, Paused, AwaitingPromotion,
-	// HoldingInconclusive), empty once it has ended.
-	Waiting string
-	// WaitingMessage explains Waiting.
+	// WaitingMessage explains Status.Waiting (why the experiment stays at
+	// its step), for conditions; empty once the run has ended.
 	WaitingMessage string
 	// RequeueAfter is when a timer of the step expires (0: no timer).
 	RequeueAfter time.Duration
@@ -98,11 +95,15 @@ type decider struct {
 	st  *cxv1.CXExperimentStatus
 	out Output
 	now metav1.Time
+	// waited is why the experiment waited after the previous decision, so
+	// that a repeated decision does not repeat an event.
+	waited cxv1.WaitingReason
 }
 
 // Decide computes the next status of an experiment.
 func Decide(in Input) Output {
-	d := &decider{in: in, st: in.Status.DeepCopy(), now: metav1.NewTime(in.Now)}
+	d := &decider{in: in, st: in.Status.DeepCopy(), now: metav1.NewTime(in.Now), waited: in.Status.Waiting}
+	d.st.Waiting = "" // set again by wait while the run goes on
 	d.run()
 	d.st.StepWeight = d.stepWeight()
 	d.applyWeights()
@@ -114,8 +115,8 @@ func (d *decider) event(warning bool, reason, format string, args ...any) {
 	d.out.Events = append(d.out.Events, Event{Warning: warning, Reason: reason, Message: fmt.Sprintf(format, args...)})
 }
 
-func (d *decider) wait(reason, format string, args ...any) {
-	d.out.Waiting, d.out.WaitingMessage = reason, fmt.Sprintf(format, args...)
+func (d *decider) wait(reason cxv1.WaitingReason, format string, args ...any) {
+	d.st.Waiting, d.out.WaitingMessage = reason, fmt.Sprintf(format, args...)
 }
 
 func (d *decider) steps() []cxv1.Step { return d.in.Spec.Steps }
@@ -216,6 +217,7 @@ func (d *decider) abort() bool {
 	if d.st.Phase == cxv1.PhasePending {
 		d.st.Phase = cxv1.PhaseRolledBack
 		d.st.CompletedAt = &d.now
+		d.st.Segments = nil // the run never started
 		d.event(true, EventAborted, "aborted before the first step; no traffic was shifted")
 		return true
 	}
@@ -236,19 +238,13 @@ func (d *decider) start() {
 	d.st.CurrentStep = 1
 	d.st.StepStartedAt = &d.now
 	d.st.Phase = cxv1.PhaseProgressing
-	d.st.Segments = nil
-	control := d.in.Spec.ControlVariant()
-	var names []string
-	for _, s := range d.in.Spec.SegmentNames() {
-		seg := cxv1.SegmentStatus{Name: s}
-		seg.Variants = append(seg.Variants, cxv1.VariantStatus{Name: control.Name, State: cxv1.StateControl})
-		for _, v := range d.in.Spec.Variants {
-			if !v.Control {
-				seg.Variants = append(seg.Variants, cxv1.VariantStatus{Name: v.Name, State: cxv1.StateActive})
-			}
-		}
-		d.st.Segments = append(d.st.Segments, seg)
+	if d.st.Segments == nil {
+		// The controller creates them (NewSegments) when it measures the
+		// run before it starts, so the first measurement shares the start's
+		// status write.
+		d.st.Segments = NewSegments(d.in.Spec)
 	}
+	var names []string
 	for _, v := range d.in.Spec.Variants {
 		if !v.Control {
 			names = append(names, v.Name)
@@ -256,6 +252,24 @@ func (d *decider) start() {
 	}
 	d.event(false, EventStarted, "run %d started: step 1/%d sends %d%% of each segment's traffic to each of %s (segments: %s)",
 		d.st.Run, len(d.steps()), d.steps()[0].Weight, strings.Join(names, ", "), strings.Join(d.in.Spec.SegmentNames(), ", "))
+}
+
+// NewSegments returns the segments of a run that starts: in each, the
+// control and every other variant, Active.
+func NewSegments(spec *cxv1.CXExperimentSpec) []cxv1.SegmentStatus {
+	control := spec.ControlVariant()
+	var out []cxv1.SegmentStatus
+	for _, s := range spec.SegmentNames() {
+		seg := cxv1.SegmentStatus{Name: s}
+		seg.Variants = append(seg.Variants, cxv1.VariantStatus{Name: control.Name, State: cxv1.StateControl})
+		for _, v := range spec.Variants {
+			if !v.Control {
+				seg.Variants = append(seg.Variants, cxv1.VariantStatus{Name: v.Name, State: cxv1.StateActive})
+			}
+		}
+		out = append(out, seg)
+	}
+	return out
 }
 
 func (d *decider) eachActive(f func(seg *cxv1.SegmentStatus, v *cxv1.VariantStatus)) {
@@ -324,7 +338,7 @@ func (d *decider) pause() bool {
 			d.st.PausedAt = &d.now
 			d.event(false, EventPaused, "paused at step %d/%d; weights held, rollbacks on evidence still apply", d.st.CurrentStep, len(d.steps()))
 		}
-		d.wait(cxv1.ReasonPaused, "paused at step %d/%d by spec.paused", d.st.CurrentStep, len(d.steps()))
+		d.wait(cxv1.WaitingPaused, "paused at step %d/%d by spec.paused", d.st.CurrentStep, len(d.steps()))
 		return true
 	}
 	if d.st.Phase == cxv1.PhasePaused {
@@ -377,7 +391,7 @@ func (d *decider) evaluateStep() {
 				if !d.awaiting() {
 					d.event(false, EventAwaitPromotion, "all steps passed with every active variant non-inferior; waiting for a promote action (kubectl cx promote)")
 				}
-				d.wait(cxv1.ReasonAwaitingPromotion, "all %d steps passed; waiting for a promote action (annotation %s)", len(d.steps()), cxv1.AnnotationPromote)
+				d.wait(cxv1.WaitingPromotion, "all %d steps passed; waiting for a promote action (annotation %s)", len(d.steps()), cxv1.AnnotationPromote)
 				return
 			}
 			d.promote(false)
@@ -390,7 +404,7 @@ func (d *decider) evaluateStep() {
 		if step.MaxDuration != nil {
 			d.out.RequeueAfter = step.MaxDuration.Duration - elapsed
 		}
-		d.wait(cxv1.ReasonStepRunning, "step %d/%d collecting evidence: %s", d.st.CurrentStep, len(d.steps()), pending)
+		d.wait(cxv1.WaitingStepRunning, "step %d/%d collecting evidence: %s", d.st.CurrentStep, len(d.steps()), pending)
 		return
 	}
 	// maxDuration passed undecided.
@@ -399,13 +413,13 @@ func (d *decider) evaluateStep() {
 		if !d.holding() {
 			d.event(true, EventInconclusive, "step %d/%d reached its maxDuration %s undecided (%s); holding until the evidence decides", d.st.CurrentStep, len(d.steps()), step.MaxDuration.Duration, pending)
 		}
-		d.wait(cxv1.ReasonHolding, "step %d/%d passed its maxDuration undecided; holding: %s", d.st.CurrentStep, len(d.steps()), pending)
+		d.wait(cxv1.WaitingInconclusive, "step %d/%d passed its maxDuration undecided; holding: %s", d.st.CurrentStep, len(d.steps()), pending)
 	case cxv1.InconclusiveContinue:
 		if last {
 			if !d.holding() {
 				d.event(true, EventInconclusive, "last step reached its maxDuration undecided (%s); an undecided variant is never promoted: holding", pending)
 			}
-			d.wait(cxv1.ReasonHolding, "last step passed its maxDuration undecided; holding: %s", pending)
+			d.wait(cxv1.WaitingInconclusive, "last step passed its maxDuration undecided; holding: %s", pending)
 			return
 		}
 		d.event(true, EventContinued, "step %d/%d reached its maxDuration undecided (%s); continuing as spec.onInconclusive says", d.st.CurrentStep, len(d.steps()), pending)
@@ -429,20 +443,10 @@ func (d *decider) evaluateStep() {
 	}
 }
 
-// holding and awaiting read the previous Progressing condition, whose reason
-// the controller sets from Output.Waiting, so that a repeated reconcile does
-// not repeat the event.
-func (d *decider) holding() bool  { return d.progressingReason() == cxv1.ReasonHolding }
-func (d *decider) awaiting() bool { return d.progressingReason() == cxv1.ReasonAwaitingPromotion }
-
-func (d *decider) progressingReason() string {
-	for _, c := range d.st.Conditions {
-		if c.Type == cxv1.ConditionProgressing {
-			return c.Reason
-		}
-	}
-	return ""
-}
+// holding and awaiting read status.waiting as the previous decision left
+// it, so that a repeated reconcile does not repeat the event.
+func (d *decider) holding() bool  { return d.waited == cxv1.WaitingInconclusive }
+func (d *decider) awaiting() bool { return d.waited == cxv1.WaitingPromotion }
 
 func (d *decider) advance(why string) {
 	d.st.CurrentStep++
@@ -458,14 +462,14 @@ func (d *decider) advance(why string) {
 	if step.MaxDuration != nil {
 		d.out.RequeueAfter = step.MaxDuration.Duration
 	}
-	d.wait(cxv1.ReasonStepRunning, "step %d/%d started", d.st.CurrentStep, len(d.steps()))
+	d.wait(cxv1.WaitingStepRunning, "step %d/%d started", d.st.CurrentStep, len(d.steps()))
 }
 
 // waitMinDuration says the step holds for its minDuration. The message names
 // when the hold ends rather than a countdown, and advance uses it too, so a
 // reconcile that changes nothing else writes no status.
 func (d *decider) waitMinDuration(step cxv1.Step) {
-	d.wait(cxv1.ReasonStepRunning, "step %d/%d holds for its minDuration %s, until %s", d.st.CurrentStep, len(d.steps()), step.MinDuration.Duration,
+	d.wait(cxv1.WaitingStepRunning, "step %d/%d holds for its minDuration %s, until %s", d.st.CurrentStep, len(d.steps()), step.MinDuration.Duration,
 		d.st.StepStartedAt.Add(step.MinDuration.Duration).UTC().Format(time.RFC3339))
 }
 

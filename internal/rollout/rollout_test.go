@@ -146,17 +146,12 @@ func runScenario(s *cxv1.CXExperimentSpec, ticks []tick) string {
 		spec.Paused = tk.paused
 		out := Decide(Input{Spec: &spec, Status: &st, Judgements: tk.judgements, Breaches: tk.breaches, Actions: tk.actions, Now: t0.Add(tk.at)})
 		st = out.Status
-		// The controller sets the Progressing condition's reason from Waiting.
-		st.Conditions = nil
-		if out.Waiting != "" {
-			st.Conditions = []metav1.Condition{{Type: cxv1.ConditionProgressing, Reason: out.Waiting}}
-		}
 		fmt.Fprintf(&b, "t=%-6s phase=%-11s step=%d weights=%s", tk.at, st.Phase, st.CurrentStep, formatWeights(&st))
 		if out.RequeueAfter > 0 {
 			fmt.Fprintf(&b, " requeue=%s", out.RequeueAfter)
 		}
-		if out.Waiting != "" {
-			fmt.Fprintf(&b, " waiting=%s", out.Waiting)
+		if st.Waiting != "" {
+			fmt.Fprintf(&b, " waiting=%s", st.Waiting)
 		}
 		b.WriteString("\n")
 		for _, e := range out.Events {
