@@ -1,14 +1,34 @@
 package v1alpha1
 
-// Condition types of CXExperiment. Ready, Progressing and Degraded follow the
-// Kubernetes API conventions; the others say which part of the work is stuck.
+// Condition types of CXExperiment. Ready, Reconciling and Stalled follow
+// kstatus (sigs.k8s.io/cli-utils/pkg/kstatus), so Argo CD, Flux and kubectl
+// wait read an experiment's health without knowing Rapport: Reconciling and
+// Stalled are "abnormal-true" (present only while True). The others say which
+// part of the work is stuck.
+//
+// kstatus reads them as: Current while paused, while awaiting a promotion
+// and once Succeeded; InProgress while Reconciling (Pending, a step
+// collecting evidence, holding undecided) or while observedGeneration lags
+// behind (the last reconcile of this generation failed); Failed when Stalled
+// (an invalid spec, a conflict, a route that cannot carry the split, or
+// rolled back in every segment).
 const (
-	// ConditionReady is True while the experiment runs without errors and
-	// when it has Succeeded; False when Pending, RolledBack or Failed, with
-	// the reason.
+	// ConditionReady is True when the experiment is healthy and where it
+	// should be: a step running without errors, paused, awaiting a
+	// promotion, or Succeeded. False when Pending, RolledBack or Failed, or
+	// while an error (a missing reference, a route write, the reconcile)
+	// blocks it, with that reason.
 	ConditionReady = "Ready"
-	// ConditionProgressing is True while a step is running or waiting.
-	ConditionProgressing = "Progressing"
+	// ConditionReconciling is True while a run is in progress and moving:
+	// Pending (waiting to start, or for a missing reference), a step
+	// collecting evidence, or holding undecided. Absent when Paused,
+	// awaiting a promotion, Succeeded, RolledBack or Failed.
+	ConditionReconciling = "Reconciling"
+	// ConditionStalled is True when the experiment cannot go on without a
+	// human: Failed (reason: the cause) or RolledBack in every segment
+	// (reason RolledBack; retry with the cx.rapport.dev/retry annotation).
+	// Absent otherwise.
+	ConditionStalled = "Stalled"
 	// ConditionDegraded is True when a variant was rolled back somewhere, or
 	// when an error keeps Rapport from measuring or routing.
 	ConditionDegraded = "Degraded"
@@ -53,6 +73,9 @@ const (
 	ReasonNotMeasured           = "NotMeasured"
 	ReasonSucceeded             = "Succeeded"
 	ReasonHealthy               = "Healthy"
+	// ReasonReconcileError: the reconcile failed (e.g. reading the cluster);
+	// it is retried with backoff. The message has the error.
+	ReasonReconcileError = "ReconcileError"
 )
 
 // Condition types and reasons of CustomerSegment and SatisfactionMetric.

@@ -748,8 +748,8 @@ type CXExperimentStatus struct {
 	// +optional
 	Summary Summary `json:"summary,omitempty"`
 
-	// conditions: Ready, Progressing, Degraded, and the domain conditions
-	// ReferencesResolved, TrafficRouted and Measured.
+	// conditions: Ready, Reconciling and Stalled (kstatus), Degraded, and
+	// the domain conditions ReferencesResolved, TrafficRouted and Measured.
 	// +optional
 	// +listType=map
 	// +listMapKey=type

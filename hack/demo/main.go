@@ -438,7 +438,7 @@ func (v *liveView) done() {}
 func render(exp *cxv1.CXExperiment) string {
 	var b strings.Builder
 	st := exp.Status
-	fmt.Fprintf(&b, "%s  phase %-11s step %d/%d  (%s)\n", time.Now().Format("15:04:05"), st.Phase, st.CurrentStep, len(exp.Spec.Steps), progressReason(exp))
+	fmt.Fprintf(&b, "%s  phase %-11s step %d/%d  (%s)\n", time.Now().Format("15:04:05"), st.Phase, st.CurrentStep, len(exp.Spec.Steps), st.Waiting)
 	w := bufio.NewWriter(&b)
 	for _, seg := range st.Segments {
 		fmt.Fprintf(w, "  %-14s", seg.Name)
@@ -459,14 +459,6 @@ func render(exp *cxv1.CXExperiment) string {
 	return b.String()
 }
 
-func progressReason(exp *cxv1.CXExperiment) string {
-	for _, c := range exp.Status.Conditions {
-		if c.Type == cxv1.ConditionProgressing {
-			return c.Reason
-		}
-	}
-	return ""
-}
 
 func objectMeta(name string) metav1.ObjectMeta { return metav1.ObjectMeta{Name: name} }
 

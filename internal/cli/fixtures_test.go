@@ -115,7 +115,7 @@ func progressingStatus() cxv1.CXExperimentStatus {
 		Summary: cxv1.Summary{Control: "86.0", Variants: "one-page 86.1 (+0.1), express 80.9 (-5.1)"},
 		Conditions: []metav1.Condition{
 			{Type: cxv1.ConditionReady, Status: metav1.ConditionTrue, Reason: cxv1.ReasonStepRunning, Message: "step 2/3 holds for its minDuration 30m0s, until 2026-05-04T10:18:00Z", LastTransitionTime: *at(2 * time.Hour)},
-			{Type: cxv1.ConditionProgressing, Status: metav1.ConditionTrue, Reason: cxv1.ReasonStepRunning, Message: "step 2/3 holds for its minDuration 30m0s, until 2026-05-04T10:18:00Z", LastTransitionTime: *at(2 * time.Hour)},
+			{Type: cxv1.ConditionReconciling, Status: metav1.ConditionTrue, Reason: cxv1.ReasonStepRunning, Message: "step 2/3 holds for its minDuration 30m0s, until 2026-05-04T10:18:00Z", LastTransitionTime: *at(2 * time.Hour)},
 			{Type: cxv1.ConditionDegraded, Status: metav1.ConditionTrue, Reason: cxv1.ReasonPartialRollback, Message: "1 rollback(s); last: express in new-customers (Inferior): " + expressEvidence, LastTransitionTime: *at(95 * time.Minute)},
 		},
 	}
@@ -156,7 +156,6 @@ func succeededStatus() cxv1.CXExperimentStatus {
 		Summary:        cxv1.Summary{Control: "86.1", Variants: "one-page 85.9 (-0.2), express 83.9 (-2.2)"},
 		Conditions: []metav1.Condition{
 			{Type: cxv1.ConditionReady, Status: metav1.ConditionTrue, Reason: cxv1.ReasonSucceeded, Message: "promoted: enterprise: control 0%, one-page 100%, express 0%; new-customers: control 100%, one-page 0%, express 0%", LastTransitionTime: *at(5 * time.Minute)},
-			{Type: cxv1.ConditionProgressing, Status: metav1.ConditionFalse, Reason: cxv1.ReasonSucceeded, Message: "the experiment ended: promoted", LastTransitionTime: *at(5 * time.Minute)},
 			{Type: cxv1.ConditionDegraded, Status: metav1.ConditionTrue, Reason: cxv1.ReasonPartialRollback, Message: "2 rollback(s); last: one-page in new-customers (Inferior): " + onePageEvidence, LastTransitionTime: *at(115 * time.Minute)},
 		},
 	}

@@ -125,7 +125,9 @@ func TestRenderList(t *testing.T) {
 func TestRenderStatus(t *testing.T) {
 	paused := progressingStatus()
 	paused.Phase, paused.PausedAt = cxv1.PhasePaused, at(5*time.Minute)
-	paused.Conditions[1].Reason, paused.Conditions[1].Message = cxv1.ReasonPaused, "paused at step 2/3 by spec.paused"
+	// Paused: Ready says so; there is no Reconciling condition.
+	paused.Conditions[0].Reason, paused.Conditions[0].Message = cxv1.ReasonPaused, "paused at step 2/3 by spec.paused"
+	paused.Conditions = append(paused.Conditions[:1], paused.Conditions[2:]...)
 	for _, tc := range []struct {
 		golden string
 		status cxv1.CXExperimentStatus

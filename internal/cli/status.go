@@ -110,10 +110,25 @@ func renderHeader(p *printer, exp *cxv1.CXExperiment, o RenderOptions) {
 	if st.MeasuredAt != nil {
 		kv.add(c("Measured:"), c(age(o.Now, st.MeasuredAt.Time)+" ago"))
 	}
-	if cond := findCondition(st.Conditions, cxv1.ConditionProgressing); cond != nil && cond.Message != "" && !st.Phase.Terminal() {
-		kv.add(c("Waiting:"), c(cond.Message))
+	if msg := waitingMessage(st); msg != "" {
+		kv.add(c("Waiting:"), c(msg))
 	}
 	kv.write(p, o)
+}
+
+// waitingMessage says what a run that has not ended waits for: the message
+// of its Reconciling condition, or of Ready while paused or awaiting a
+// promotion (no Reconciling then).
+func waitingMessage(st *cxv1.CXExperimentStatus) string {
+	if st.Phase.Terminal() {
+		return ""
+	}
+	for _, t := range []string{cxv1.ConditionReconciling, cxv1.ConditionReady} {
+		if cond := findCondition(st.Conditions, t); cond != nil && cond.Message != "" {
+			return cond.Message
+		}
+	}
+	return ""
 }
 
 func renderSegments(p *printer, exp *cxv1.CXExperiment, o RenderOptions) {

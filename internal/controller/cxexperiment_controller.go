@@ -7,8 +7,6 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	kerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/client-go/tools/events"
@@ -64,7 +62,8 @@ type CXExperimentReconciler struct {
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile moves one experiment forward. It reads like a table of contents:
-// the work is in the phases (cxexperiment_phases.go).
+// the work is in the phases (resolve, measure, decide, route), the status is
+// projected and written once, in the defer (cxexperiment_status.go).
 func (r *CXExperimentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	exp := &cxv1.CXExperiment{}
 	if err := r.Get(ctx, req.NamespacedName, exp); err != nil {
@@ -90,7 +89,7 @@ func (r *CXExperimentReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		if sc.skipStatus {
 			return // the write-ahead failed: nothing to record or announce
 		}
-		if err := r.patchStatus(ctx, sc); err != nil {
+		if err := r.patchStatus(ctx, sc, retErr); err != nil {
 			retErr = kerrors.NewAggregate([]error{retErr, err})
 			return
 		}
@@ -102,6 +101,7 @@ func (r *CXExperimentReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		exp.Status.Phase, exp.Status.Run = cxv1.PhasePending, 1
 	}
 	if err := sc.loadSettings(); err != nil {
+		// Stalled until the spec changes: retrying cannot help.
 		r.fail(sc, cxv1.ReasonInvalidSpec, err.Error())
 		return ctrl.Result{}, reconcile.TerminalError(err)
 	}
@@ -126,7 +126,6 @@ func (r *CXExperimentReconciler) runPhases(ctx context.Context, sc *scope, phase
 			break
 		}
 	}
-	setConditions(sc)
 	if sc.routeErr != nil {
 		// A failed traffic change is retried with backoff once status is written.
 		return ctrl.Result{}, sc.routeErr
@@ -139,39 +138,6 @@ func lowestRequeue(a, b ctrl.Result) ctrl.Result {
 		a.RequeueAfter = b.RequeueAfter
 	}
 	return a
-}
-
-// patchStatus writes the status once, as a merge patch of what changed.
-func (r *CXExperimentReconciler) patchStatus(ctx context.Context, sc *scope) error {
-	return r.writeStatus(ctx, sc, true)
-}
-
-// writeStatus patches the status; a missing experiment is an error unless
-// ignoreMissing (the write-ahead must not change traffic for an experiment
-// that is gone: its finalizer has already restored the route).
-func (r *CXExperimentReconciler) writeStatus(ctx context.Context, sc *scope, ignoreMissing bool) error {
-	if sc.exp.DeletionTimestamp.IsZero() && sc.statusErr == nil {
-		sc.exp.Status.ObservedGeneration = sc.exp.Generation
-	}
-	if equality.Semantic.DeepEqual(sc.orig.Status, sc.exp.Status) {
-		return nil
-	}
-	// The patch carries the resourceVersion it was computed from: a
-	// reconcile that started from a stale copy (the cache lagging behind our
-	// own last write, or a write whose answer was lost) gets a Conflict and
-	// runs again on fresh state, instead of splicing its decision into a
-	// newer one (a merge patch replaces whole lists such as segments).
-	if err := r.Status().Patch(ctx, sc.exp, client.MergeFromWithOptions(sc.orig, client.MergeFromWithOptimisticLock{})); err != nil {
-		if apierrors.IsNotFound(err) && ignoreMissing {
-			return nil
-		}
-		if apierrors.IsConflict(err) {
-			return fmt.Errorf("patch status: the experiment changed since it was read; reconciling again: %w", err)
-		}
-		return fmt.Errorf("patch status: %w", err)
-	}
-	sc.orig = sc.exp.DeepCopy()
-	return nil
 }
 
 // event records a Kubernetes Event on the experiment.

@@ -409,7 +409,10 @@ func (r *CXExperimentReconciler) writeAhead(ctx context.Context, sc *scope) erro
 	exp := sc.exp
 	applied := metav1.NewTime(r.Clock.Now())
 	exp.Status.Traffic.AppliedAt = &applied
-	setConditions(sc)
+	// As it will read once applied, observedGeneration included (a second
+	// write only for that would double the writes of a start); if the
+	// router's write fails, the final write takes it back.
+	setStatus(sc, nil, true)
 	return r.writeStatus(ctx, sc, false)
 }
 

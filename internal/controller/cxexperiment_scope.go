@@ -69,8 +69,6 @@ type scope struct {
 	keepTraffic bool
 	// routeErr is returned once events are recorded, so the reconcile is retried.
 	routeErr error
-	// statusErr keeps observedGeneration from advancing when set.
-	statusErr error
 	// skipStatus is set when the write-ahead of a traffic change failed:
 	// the reconcile ends without another status write or announcement.
 	skipStatus bool

@@ -1,41 +1,218 @@
 package controller
 
 import (
+	"context"
+	"errors"
 	"fmt"
 
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
 )
 
-// setConditions derives the conditions from the phase and the outcomes of
-// this reconcile. Parts that did not run keep their previous condition.
-func setConditions(sc *scope) {
+// Status is projected in one place: setStatus computes observedGeneration
+// and every condition from the scope and the reconcile's error, in the
+// deferred status write of Reconcile (and in the write-ahead of a traffic
+// change, as the status will read once the change is applied). Each
+// condition has a pure setter with explicit inputs and a table test
+// (cluster-api's cluster_controller_status.go is the model).
+
+// conditionInputs is what the conditions are computed from.
+type conditionInputs struct {
+	// refs, measured and routed are the outcomes of this reconcile's parts;
+	// a part that did not run (evaluated false) keeps its condition.
+	refs, measured, routed outcome
+	// err is the reconcile's error, nil when it succeeded.
+	err error
+	// waitingMessage explains status.waiting (rollout's WaitingMessage).
+	waitingMessage string
+	// generation stamps the conditions: the experiment's generation once
+	// the reconcile succeeded, else the observedGeneration as read.
+	generation int64
+}
+
+// legacyConditions are condition types older versions wrote.
+var legacyConditions = []string{"Progressing"}
+
+// setStatus projects the conditions and observedGeneration. done says the
+// reconcile has finished with this generation: it succeeded, or it found
+// the spec invalid (a terminal error: the generation was observed and
+// judged). Only then does observedGeneration advance, so a GitOps tool
+// never reads a failed reconcile as up to date.
+func setStatus(sc *scope, reconcileErr error, done bool) {
 	exp := sc.exp
-	st := &exp.Status
-	gen := exp.Generation
-	set := func(t string, ok bool, reason, msg string) {
-		status := metav1.ConditionFalse
-		if ok {
-			status = metav1.ConditionTrue
-		}
-		meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: t, Status: status, Reason: reason, Message: truncate(msg), ObservedGeneration: gen})
+	in := conditionInputs{
+		refs: sc.refs, measured: sc.measured, routed: sc.routed,
+		err: reconcileErr, waitingMessage: sc.decision.WaitingMessage,
+		generation: sc.before.ObservedGeneration,
 	}
+	if done {
+		in.generation = exp.Generation
+	}
+	exp.Status.ObservedGeneration = in.generation
+	for _, t := range legacyConditions {
+		meta.RemoveStatusCondition(&exp.Status.Conditions, t)
+	}
+	setDomainConditions(exp, in)
+	setReadyCondition(exp, in)
+	setReconcilingCondition(exp, in)
+	setStalledCondition(exp, in)
+	setDegradedCondition(exp, in)
+}
+
+// finished reports whether a reconcile that returned err is done with the
+// generation: it succeeded, or ended with a terminal error.
+func finished(err error) bool {
+	return err == nil || errors.Is(err, reconcile.TerminalError(nil))
+}
+
+// setDomainConditions sets ReferencesResolved, Measured and TrafficRouted
+// from the parts that ran in this reconcile.
+func setDomainConditions(exp *cxv1.CXExperiment, in conditionInputs) {
 	for _, c := range []struct {
 		t string
 		o outcome
-	}{{cxv1.ConditionReferencesResolved, sc.refs}, {cxv1.ConditionMeasured, sc.measured}, {cxv1.ConditionTrafficRouted, sc.routed}} {
+	}{{cxv1.ConditionReferencesResolved, in.refs}, {cxv1.ConditionMeasured, in.measured}, {cxv1.ConditionTrafficRouted, in.routed}} {
 		if c.o.evaluated {
-			set(c.t, c.o.ok, c.o.reason, c.o.message)
+			setCondition(exp, c.t, c.o, in.generation)
 		}
 	}
+}
 
-	ready, progressing := readyCondition(sc), progressingCondition(sc)
-	set(cxv1.ConditionReady, ready.ok, ready.reason, ready.message)
-	set(cxv1.ConditionProgressing, progressing.ok, progressing.reason, progressing.message)
-	degraded := degradedCondition(sc)
-	set(cxv1.ConditionDegraded, degraded.ok, degraded.reason, degraded.message)
+// setReadyCondition: True while healthy and where it should be (a step
+// running, paused, awaiting a promotion, Succeeded); False when Pending,
+// RolledBack, Failed, or blocked by an error.
+func setReadyCondition(exp *cxv1.CXExperiment, in conditionInputs) {
+	setCondition(exp, cxv1.ConditionReady, readiness(exp, in), in.generation)
+}
+
+func readiness(exp *cxv1.CXExperiment, in conditionInputs) outcome {
+	st := &exp.Status
+	switch st.Phase {
+	case cxv1.PhaseFailed:
+		return failureCause(exp, in)
+	case cxv1.PhaseRolledBack:
+		return failed(cxv1.ReasonRolledBack, "%s", rollbackSummary(st))
+	}
+	if o, bad := in.blocking(); bad {
+		return o
+	}
+	switch st.Phase {
+	case cxv1.PhaseSucceeded:
+		return succeeded(cxv1.ReasonSucceeded, "promoted: %s", formatWeights(exp))
+	case cxv1.PhasePending, "":
+		return failed(cxv1.ReasonStepRunning, "waiting to start")
+	}
+	return succeeded(waitingReason(st), "%s", in.waitingMessage)
+}
+
+// setReconcilingCondition: True while the run is in progress and moving
+// (Pending, a step collecting evidence, holding undecided); removed when
+// Paused, awaiting a promotion, or ended.
+func setReconcilingCondition(exp *cxv1.CXExperiment, in conditionInputs) {
+	st := &exp.Status
+	var o outcome
+	switch {
+	case st.Phase == cxv1.PhasePending || st.Phase == "":
+		o = succeeded(cxv1.ReasonStepRunning, "starting")
+		if b, bad := in.blocking(); bad {
+			o = succeeded(b.reason, "waiting to start: %s", b.message)
+		}
+	case st.Phase == cxv1.PhaseProgressing && st.Waiting != cxv1.WaitingPromotion && st.Waiting != cxv1.WaitingPaused:
+		o = succeeded(waitingReason(st), "%s", in.waitingMessage)
+	default:
+		meta.RemoveStatusCondition(&st.Conditions, cxv1.ConditionReconciling)
+		return
+	}
+	setCondition(exp, cxv1.ConditionReconciling, o, in.generation)
+}
+
+// setStalledCondition: True when only a human can move the experiment on:
+// Failed (with the cause) or RolledBack in every segment; removed otherwise.
+func setStalledCondition(exp *cxv1.CXExperiment, in conditionInputs) {
+	st := &exp.Status
+	var o outcome
+	switch st.Phase {
+	case cxv1.PhaseFailed:
+		cause := failureCause(exp, in)
+		o = succeeded(cause.reason, "%s", cause.message)
+	case cxv1.PhaseRolledBack:
+		o = succeeded(cxv1.ReasonRolledBack, "%s; retry with the %s annotation (kubectl cx retry)", rollbackSummary(st), cxv1.AnnotationRetry)
+	default:
+		meta.RemoveStatusCondition(&st.Conditions, cxv1.ConditionStalled)
+		return
+	}
+	setCondition(exp, cxv1.ConditionStalled, o, in.generation)
+}
+
+// setDegradedCondition: True when an error blocks measuring or routing, or
+// a variant was rolled back somewhere.
+func setDegradedCondition(exp *cxv1.CXExperiment, in conditionInputs) {
+	st := &exp.Status
+	o := failed(cxv1.ReasonHealthy, "no variant rolled back, no error")
+	switch b, bad := in.blocking(); {
+	case bad:
+		o = succeeded(b.reason, "%s", b.message)
+	case in.measured.evaluated && !in.measured.ok:
+		o = succeeded(in.measured.reason, "%s", in.measured.message)
+	case len(st.Rollbacks) > 0:
+		reason := cxv1.ReasonPartialRollback
+		if st.Phase == cxv1.PhaseRolledBack {
+			reason = cxv1.ReasonRolledBack
+		}
+		o = succeeded(reason, "%s", rollbackSummary(st))
+	}
+	setCondition(exp, cxv1.ConditionDegraded, o, in.generation)
+}
+
+// blocking returns the first failure of this reconcile: a missing or
+// unusable reference, a failed route write, or another error.
+func (in conditionInputs) blocking() (outcome, bool) {
+	for _, o := range []outcome{in.refs, in.routed} {
+		if o.evaluated && !o.ok {
+			return o, true
+		}
+	}
+	if in.err != nil {
+		return failed(cxv1.ReasonReconcileError, "%v; retrying", in.err), true
+	}
+	return outcome{}, false
+}
+
+// failureCause says why a Failed experiment failed: this reconcile's
+// failure, else the ReferencesResolved condition recorded when it failed
+// (an ended experiment no longer resolves its references).
+func failureCause(exp *cxv1.CXExperiment, in conditionInputs) outcome {
+	if c := meta.FindStatusCondition(exp.Status.Conditions, cxv1.ConditionReferencesResolved); c != nil && c.Status == metav1.ConditionFalse && !in.refs.evaluated {
+		return failed(c.Reason, "%s", c.Message)
+	}
+	if o, bad := in.blocking(); bad {
+		return o
+	}
+	return failed(cxv1.ReasonInvalidSpec, "the experiment failed; fix the cause and retry with the %s annotation", cxv1.AnnotationRetry)
+}
+
+func waitingReason(st *cxv1.CXExperimentStatus) string {
+	if st.Waiting != "" {
+		return string(st.Waiting)
+	}
+	return cxv1.ReasonStepRunning
+}
+
+// setCondition sets a condition from an outcome (ok: True).
+func setCondition(exp *cxv1.CXExperiment, t string, o outcome, generation int64) {
+	status := metav1.ConditionFalse
+	if o.ok {
+		status = metav1.ConditionTrue
+	}
+	meta.SetStatusCondition(&exp.Status.Conditions, metav1.Condition{
+		Type: t, Status: status, Reason: o.reason, Message: truncate(o.message), ObservedGeneration: generation,
+	})
 }
 
 func truncate(s string) string {
@@ -45,89 +222,42 @@ func truncate(s string) string {
 	return s
 }
 
-// blocking returns the first failed outcome of this reconcile.
-func blocking(sc *scope) (outcome, bool) {
-	for _, o := range []outcome{sc.refs, sc.routed} {
-		if o.evaluated && !o.ok {
-			return o, true
-		}
-	}
-	return outcome{}, false
-}
-
-func readyCondition(sc *scope) outcome {
-	st := &sc.exp.Status
-	switch st.Phase {
-	case cxv1.PhaseFailed:
-		if c := meta.FindStatusCondition(st.Conditions, cxv1.ConditionReferencesResolved); c != nil && c.Status == metav1.ConditionFalse && !sc.refs.evaluated {
-			return failed(c.Reason, "%s", c.Message)
-		}
-		if o, bad := blocking(sc); bad {
-			return o
-		}
-		return failed(cxv1.ReasonInvalidSpec, "the experiment failed; fix the cause and retry with the %s annotation", cxv1.AnnotationRetry)
-	case cxv1.PhaseRolledBack:
-		return failed(cxv1.ReasonRolledBack, "%s", rollbackSummary(st))
-	}
-	if o, bad := blocking(sc); bad {
-		return o
-	}
-	switch st.Phase {
-	case cxv1.PhaseSucceeded:
-		return succeeded(cxv1.ReasonSucceeded, "promoted: %s", formatWeights(sc.exp))
-	case cxv1.PhasePending:
-		return failed(cxv1.ReasonStepRunning, "waiting to start")
-	}
-	return succeeded(waitingReason(sc), "%s", sc.decision.WaitingMessage)
-}
-
-func waitingReason(sc *scope) string {
-	if w := sc.exp.Status.Waiting; w != "" {
-		return string(w)
-	}
-	return cxv1.ReasonStepRunning
-}
-
-func progressingCondition(sc *scope) outcome {
-	st := &sc.exp.Status
-	switch st.Phase {
-	case cxv1.PhaseSucceeded:
-		return failed(cxv1.ReasonSucceeded, "the experiment ended: promoted")
-	case cxv1.PhaseRolledBack:
-		return failed(cxv1.ReasonRolledBack, "the experiment ended: rolled back")
-	case cxv1.PhaseFailed:
-		return failed(cxv1.ReasonInvalidSpec, "the experiment ended: failed")
-	case cxv1.PhasePending:
-		if o, bad := blocking(sc); bad {
-			return failed(o.reason, "waiting to start: %s", o.message)
-		}
-		return succeeded(cxv1.ReasonStepRunning, "starting")
-	}
-	return succeeded(waitingReason(sc), "%s", sc.decision.WaitingMessage)
-}
-
-func degradedCondition(sc *scope) outcome {
-	st := &sc.exp.Status
-	if o, bad := blocking(sc); bad {
-		return succeeded(o.reason, "%s", o.message)
-	}
-	if sc.measured.evaluated && !sc.measured.ok {
-		return succeeded(sc.measured.reason, "%s", sc.measured.message)
-	}
-	if len(st.Rollbacks) > 0 {
-		reason := cxv1.ReasonPartialRollback
-		if st.Phase == cxv1.PhaseRolledBack {
-			reason = cxv1.ReasonRolledBack
-		}
-		return succeeded(reason, "%s", rollbackSummary(st))
-	}
-	return failed(cxv1.ReasonHealthy, "no variant rolled back, no error")
-}
-
 func rollbackSummary(st *cxv1.CXExperimentStatus) string {
 	if len(st.Rollbacks) == 0 {
 		return "rolled back"
 	}
 	last := st.Rollbacks[len(st.Rollbacks)-1]
 	return fmt.Sprintf("%d rollback(s); last: %s in %s (%s): %s", len(st.Rollbacks), last.Variant, last.Segment, last.Reason, last.Evidence)
+}
+
+// patchStatus projects the status (setStatus) and writes it: the one status
+// write of a reconcile, in its defer.
+func (r *CXExperimentReconciler) patchStatus(ctx context.Context, sc *scope, reconcileErr error) error {
+	setStatus(sc, reconcileErr, finished(reconcileErr))
+	return r.writeStatus(ctx, sc, true)
+}
+
+// writeStatus patches the status; a missing experiment is an error unless
+// ignoreMissing (the write-ahead must not change traffic for an experiment
+// that is gone: its finalizer has already restored the route).
+func (r *CXExperimentReconciler) writeStatus(ctx context.Context, sc *scope, ignoreMissing bool) error {
+	if equality.Semantic.DeepEqual(sc.orig.Status, sc.exp.Status) {
+		return nil
+	}
+	// The patch carries the resourceVersion it was computed from: a
+	// reconcile that started from a stale copy (the cache lagging behind our
+	// own last write, or a write whose answer was lost) gets a Conflict and
+	// runs again on fresh state, instead of splicing its decision into a
+	// newer one (a merge patch replaces whole lists such as segments).
+	if err := r.Status().Patch(ctx, sc.exp, client.MergeFromWithOptions(sc.orig, client.MergeFromWithOptimisticLock{})); err != nil {
+		if apierrors.IsNotFound(err) && ignoreMissing {
+			return nil
+		}
+		if apierrors.IsConflict(err) {
+			return fmt.Errorf("patch status: the experiment changed since it was read; reconciling again: %w", err)
+		}
+		return fmt.Errorf("patch status: %w", err)
+	}
+	sc.orig = sc.exp.DeepCopy()
+	return nil
 }

@@ -303,10 +303,15 @@ func (s *shop) annotate(name, key string) {
 	})
 }
 
-// waitingReason polls the reason of the Progressing condition.
-func (s *shop) progressingReason(name string) func() string {
+// waiting polls status.waiting: why the running experiment stays at its step.
+func (s *shop) waiting(name string) func() cxv1.WaitingReason {
+	return func() cxv1.WaitingReason { return s.get(name).Status.Waiting }
+}
+
+// conditionReason polls the reason of a condition ("" when absent).
+func (s *shop) conditionReason(name, t string) func() string {
 	return func() string {
-		if c := condition(s.get(name), cxv1.ConditionProgressing); c != nil {
+		if c := condition(s.get(name), t); c != nil {
 			return c.Reason
 		}
 		return ""

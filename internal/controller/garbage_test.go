@@ -39,7 +39,7 @@ var _ = Describe("CXExperiment with a Prometheus that answers garbage", func() {
 			}
 			return c.Message
 		}).Should(ContainSubstring(`"banana" is not an integer score`))
-		Eventually(s.progressingReason("checkout-redesign")).Should(Equal(cxv1.ReasonHolding))
+		Eventually(s.waiting("checkout-redesign")).Should(Equal(cxv1.WaitingInconclusive))
 		got := s.get("checkout-redesign")
 		Expect(got.Status.CurrentStep).To(Equal(int32(1)))
 		Expect(got.Status.Segments[0].Variants[1].Verdict).To(Equal(cxv1.VerdictInsufficientData), "garbage is never read as a score")

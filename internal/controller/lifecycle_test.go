@@ -175,7 +175,8 @@ var _ = Describe("CXExperiment manual control", func() {
 		s.start(exp)
 		s.post("checkout-redesign", scores("control", "enterprise", 1500, 86))
 		s.post("checkout-redesign", scores("one-page", "enterprise", 1500, 87))
-		Eventually(s.progressingReason("checkout-redesign")).Should(Equal(cxv1.ReasonAwaitingPromotion))
+		Eventually(s.waiting("checkout-redesign")).Should(Equal(cxv1.WaitingPromotion))
+		Expect(s.conditionReason("checkout-redesign", cxv1.ConditionReady)()).To(Equal(cxv1.ReasonAwaitingPromotion))
 		Expect(s.phase("checkout-redesign")()).To(Equal(cxv1.PhaseProgressing))
 		Eventually(s.segmentWeights("checkout-redesign", "enterprise")).
 			Should(Equal(map[string]int32{"control": 50, "one-page": 50}))
@@ -212,7 +213,7 @@ var _ = Describe("CXExperiment undecided steps", func() {
 	It("holds at the step with onInconclusive: Hold until the evidence decides", func() {
 		s := newShop()
 		undecided(s, cxv1.InconclusiveHold)
-		Eventually(s.progressingReason("checkout-redesign")).Should(Equal(cxv1.ReasonHolding))
+		Eventually(s.waiting("checkout-redesign")).Should(Equal(cxv1.WaitingInconclusive))
 		Expect(s.get("checkout-redesign").Status.CurrentStep).To(Equal(int32(1)))
 		Expect(s.weights("checkout-redesign")["enterprise"]).To(Equal(map[string]int32{"control": 90, "one-page": 10}))
 		s.post("checkout-redesign", scores("control", "enterprise", 1500, 86))
@@ -224,7 +225,7 @@ var _ = Describe("CXExperiment undecided steps", func() {
 		s := newShop()
 		undecided(s, cxv1.InconclusiveContinue)
 		Eventually(func() int32 { return s.get("checkout-redesign").Status.CurrentStep }, 20*time.Second).Should(Equal(int32(3)))
-		Eventually(s.progressingReason("checkout-redesign")).Should(Equal(cxv1.ReasonHolding))
+		Eventually(s.waiting("checkout-redesign")).Should(Equal(cxv1.WaitingInconclusive))
 		Expect(s.phase("checkout-redesign")()).To(Equal(cxv1.PhaseProgressing))
 		Eventually(s.segmentWeights("checkout-redesign", "enterprise")).
 			Should(Equal(map[string]int32{"control": 50, "one-page": 50}))
@@ -396,6 +397,7 @@ var _ = Describe("CXExperiment references and conflicts", func() {
 		c := condition(s.get("second"), cxv1.ConditionReady)
 		Expect(c.Reason).To(Equal(cxv1.ReasonConflict))
 		Expect(c.Message).To(ContainSubstring("experiment first"))
+		Expect(s.conditionReason("second", cxv1.ConditionStalled)()).To(Equal(cxv1.ReasonConflict), "kstatus: Failed")
 		Expect(s.childExists("second")()).To(BeFalse())
 
 		third := s.experiment("third", "new-customers")

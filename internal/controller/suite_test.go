@@ -8,6 +8,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -59,6 +60,7 @@ var _ = BeforeSuite(func() {
 	Expect(clientgoscheme.AddToScheme(scheme)).To(Succeed())
 	Expect(cxv1.AddToScheme(scheme)).To(Succeed())
 	Expect(gwv1.Install(scheme)).To(Succeed())
+	Expect(apiextensionsv1.AddToScheme(scheme)).To(Succeed())
 
 	var err error
 	testEnv, err = utils.NewEnvironment(utils.EnvironmentOptions{})
@@ -100,7 +102,7 @@ func startManager() {
 	collectorURL = "http://" + addr
 
 	Expect((&CXExperimentReconciler{
-		Client: statusFaults.client(mgr.GetClient()), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(),
+		Client: faultyClient(mgr.GetClient()), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(),
 		Recorder: mgr.GetEventRecorder("rapport"), Clock: clock.RealClock{},
 		Collector: &collectorsource.Source{Reader: mgr.GetClient()},
 		Prometheus: func(q cxv1.PrometheusQuery, token string) (measure.Source, error) {

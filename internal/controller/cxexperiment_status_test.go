@@ -1,0 +1,203 @@
+package controller
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
+)
+
+// statusExperiment returns an experiment in a phase, waiting for a reason.
+func statusExperiment(phase cxv1.ExperimentPhase, waiting cxv1.WaitingReason, conds ...metav1.Condition) *cxv1.CXExperiment {
+	exp := &cxv1.CXExperiment{}
+	exp.Generation = 3
+	exp.Spec.Variants = []cxv1.Variant{{Name: "control", Control: true}, {Name: "one-page"}}
+	exp.Status.Phase, exp.Status.Waiting, exp.Status.Conditions = phase, waiting, conds
+	return exp
+}
+
+// want is a condition as a table row reads it: "" when absent, else
+// "True/Reason" or "False/Reason".
+func conditionState(exp *cxv1.CXExperiment, t string) string {
+	c := meta.FindStatusCondition(exp.Status.Conditions, t)
+	if c == nil {
+		return ""
+	}
+	return fmt.Sprintf("%s/%s", c.Status, c.Reason)
+}
+
+var (
+	resolved    = succeeded(cxv1.ReasonResolved, "found")
+	routeGone   = failed(cxv1.ReasonRouteNotFound, "HTTPRoute checkout not found")
+	applyFailed = failed(cxv1.ReasonApplyFailed, "patch HTTPRoute checkout: refused")
+)
+
+func TestSetReadyCondition(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		exp  *cxv1.CXExperiment
+		in   conditionInputs
+		want string
+	}{
+		{"pending", statusExperiment(cxv1.PhasePending, ""), conditionInputs{}, "False/StepRunning"},
+		{"pending, route missing", statusExperiment(cxv1.PhasePending, ""), conditionInputs{refs: routeGone}, "False/RouteNotFound"},
+		{"step running", statusExperiment(cxv1.PhaseProgressing, cxv1.WaitingStepRunning), conditionInputs{refs: resolved}, "True/StepRunning"},
+		{"holding undecided", statusExperiment(cxv1.PhaseProgressing, cxv1.WaitingInconclusive), conditionInputs{}, "True/HoldingInconclusive"},
+		{"awaiting promotion", statusExperiment(cxv1.PhaseProgressing, cxv1.WaitingPromotion), conditionInputs{}, "True/AwaitingPromotion"},
+		{"paused", statusExperiment(cxv1.PhasePaused, cxv1.WaitingPaused), conditionInputs{}, "True/Paused"},
+		{"route write failed", statusExperiment(cxv1.PhaseProgressing, cxv1.WaitingStepRunning), conditionInputs{routed: applyFailed, err: errors.New("refused")}, "False/ApplyFailed"},
+		{"reconcile error", statusExperiment(cxv1.PhaseProgressing, cxv1.WaitingStepRunning), conditionInputs{err: errors.New("list experiments: timeout")}, "False/ReconcileError"},
+		{"succeeded", statusExperiment(cxv1.PhaseSucceeded, ""), conditionInputs{}, "True/Succeeded"},
+		{"rolled back", statusExperiment(cxv1.PhaseRolledBack, ""), conditionInputs{}, "False/RolledBack"},
+		{"failed now: the cause", statusExperiment(cxv1.PhaseFailed, ""), conditionInputs{refs: failed(cxv1.ReasonConflict, "experiment first routes it")}, "False/ConflictingExperiment"},
+		{"failed earlier: the recorded cause", statusExperiment(cxv1.PhaseFailed, "", metav1.Condition{Type: cxv1.ConditionReferencesResolved, Status: metav1.ConditionFalse, Reason: cxv1.ReasonSegmentInvalid, Message: "bad regex"}),
+			conditionInputs{}, "False/SegmentInvalid"},
+		{"failed, invalid spec", statusExperiment(cxv1.PhaseFailed, ""), conditionInputs{refs: failed(cxv1.ReasonInvalidSpec, "spec.satisfaction.maxDrop: 75 is outside 0..50"), err: reconcile.TerminalError(errors.New("maxDrop"))}, "False/InvalidSpec"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			setReadyCondition(tc.exp, tc.in)
+			if got := conditionState(tc.exp, cxv1.ConditionReady); got != tc.want {
+				t.Fatalf("Ready = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestSetReconcilingCondition(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		exp  *cxv1.CXExperiment
+		in   conditionInputs
+		want string
+	}{
+		{"pending", statusExperiment(cxv1.PhasePending, ""), conditionInputs{}, "True/StepRunning"},
+		{"pending, waiting for a Service", statusExperiment(cxv1.PhasePending, ""), conditionInputs{refs: failed(cxv1.ReasonServiceNotFound, "Service checkout-v9 not found")}, "True/ServiceNotFound"},
+		{"step running", statusExperiment(cxv1.PhaseProgressing, cxv1.WaitingStepRunning), conditionInputs{}, "True/StepRunning"},
+		{"holding undecided", statusExperiment(cxv1.PhaseProgressing, cxv1.WaitingInconclusive), conditionInputs{}, "True/HoldingInconclusive"},
+		{"awaiting promotion: a human decides", statusExperiment(cxv1.PhaseProgressing, cxv1.WaitingPromotion), conditionInputs{}, ""},
+		{"paused", statusExperiment(cxv1.PhasePaused, cxv1.WaitingPaused), conditionInputs{}, ""},
+		{"succeeded", statusExperiment(cxv1.PhaseSucceeded, ""), conditionInputs{}, ""},
+		{"rolled back", statusExperiment(cxv1.PhaseRolledBack, ""), conditionInputs{}, ""},
+		{"failed", statusExperiment(cxv1.PhaseFailed, ""), conditionInputs{}, ""},
+		{"removed once the run ends", statusExperiment(cxv1.PhaseSucceeded, "", metav1.Condition{Type: cxv1.ConditionReconciling, Status: metav1.ConditionTrue, Reason: cxv1.ReasonStepRunning}),
+			conditionInputs{}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			setReconcilingCondition(tc.exp, tc.in)
+			if got := conditionState(tc.exp, cxv1.ConditionReconciling); got != tc.want {
+				t.Fatalf("Reconciling = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestSetStalledCondition(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		exp  *cxv1.CXExperiment
+		in   conditionInputs
+		want string
+	}{
+		{"failed: invalid spec", statusExperiment(cxv1.PhaseFailed, ""), conditionInputs{refs: failed(cxv1.ReasonInvalidSpec, "spec.satisfaction.maxDrop")}, "True/InvalidSpec"},
+		{"failed: route limit", statusExperiment(cxv1.PhaseFailed, ""), conditionInputs{refs: failed(cxv1.ReasonRouteLimitExceeded, "18 route rules"), routed: failed(cxv1.ReasonRouteLimitExceeded, "18 route rules")}, "True/RouteLimitExceeded"},
+		{"rolled back", statusExperiment(cxv1.PhaseRolledBack, ""), conditionInputs{}, "True/RolledBack"},
+		{"pending, route missing: it may still appear", statusExperiment(cxv1.PhasePending, ""), conditionInputs{refs: routeGone}, ""},
+		{"step running", statusExperiment(cxv1.PhaseProgressing, cxv1.WaitingStepRunning), conditionInputs{}, ""},
+		{"succeeded", statusExperiment(cxv1.PhaseSucceeded, ""), conditionInputs{}, ""},
+		{"removed by a retry", statusExperiment(cxv1.PhasePending, "", metav1.Condition{Type: cxv1.ConditionStalled, Status: metav1.ConditionTrue, Reason: cxv1.ReasonRolledBack}),
+			conditionInputs{}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			setStalledCondition(tc.exp, tc.in)
+			if got := conditionState(tc.exp, cxv1.ConditionStalled); got != tc.want {
+				t.Fatalf("Stalled = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestSetDegradedCondition(t *testing.T) {
+	rolledBack := func(phase cxv1.ExperimentPhase) *cxv1.CXExperiment {
+		exp := statusExperiment(phase, "")
+		exp.Status.Rollbacks = []cxv1.Rollback{{Variant: "one-page", Segment: "enterprise", Reason: cxv1.RollbackInferior}}
+		return exp
+	}
+	for _, tc := range []struct {
+		name string
+		exp  *cxv1.CXExperiment
+		in   conditionInputs
+		want string
+	}{
+		{"healthy", statusExperiment(cxv1.PhaseProgressing, cxv1.WaitingStepRunning), conditionInputs{refs: resolved}, "False/Healthy"},
+		{"measuring failed", statusExperiment(cxv1.PhaseProgressing, cxv1.WaitingStepRunning), conditionInputs{measured: failed(cxv1.ReasonMeasurementFailed, "prometheus down")}, "True/MeasurementFailed"},
+		{"route write failed", statusExperiment(cxv1.PhaseProgressing, cxv1.WaitingStepRunning), conditionInputs{routed: applyFailed}, "True/ApplyFailed"},
+		{"one segment rolled back", rolledBack(cxv1.PhaseProgressing), conditionInputs{}, "True/PartialRollback"},
+		{"every segment rolled back", rolledBack(cxv1.PhaseRolledBack), conditionInputs{}, "True/RolledBack"},
+		{"an error comes first", rolledBack(cxv1.PhaseProgressing), conditionInputs{err: errors.New("timeout")}, "True/ReconcileError"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			setDegradedCondition(tc.exp, tc.in)
+			if got := conditionState(tc.exp, cxv1.ConditionDegraded); got != tc.want {
+				t.Fatalf("Degraded = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestSetDomainConditionsKeepPartsThatDidNotRun(t *testing.T) {
+	exp := statusExperiment(cxv1.PhaseProgressing, cxv1.WaitingStepRunning,
+		metav1.Condition{Type: cxv1.ConditionMeasured, Status: metav1.ConditionTrue, Reason: cxv1.ReasonMeasured, ObservedGeneration: 2})
+	setDomainConditions(exp, conditionInputs{refs: resolved, routed: applyFailed, generation: 3})
+	for tp, want := range map[string]string{
+		cxv1.ConditionReferencesResolved: "True/Resolved",
+		cxv1.ConditionTrafficRouted:      "False/ApplyFailed",
+		cxv1.ConditionMeasured:           "True/Measured",
+	} {
+		if got := conditionState(exp, tp); got != want {
+			t.Errorf("%s = %q, want %q", tp, got, want)
+		}
+	}
+	if c := meta.FindStatusCondition(exp.Status.Conditions, cxv1.ConditionMeasured); c.ObservedGeneration != 2 {
+		t.Errorf("Measured did not run: its observedGeneration %d changed", c.ObservedGeneration)
+	}
+}
+
+// TestSetStatusObservedGeneration: observedGeneration (status and
+// conditions) advances only when the reconcile finished with the
+// generation: it succeeded, or found the spec invalid.
+func TestSetStatusObservedGeneration(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want int64
+	}{
+		{"succeeded", nil, 3},
+		{"the route write failed", errors.New("patch HTTPRoute checkout: refused"), 2},
+		{"invalid spec (terminal)", reconcile.TerminalError(errors.New("spec.satisfaction.maxDrop")), 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			exp := statusExperiment(cxv1.PhaseProgressing, cxv1.WaitingStepRunning,
+				metav1.Condition{Type: "Progressing", Status: metav1.ConditionTrue, Reason: cxv1.ReasonStepRunning})
+			exp.Status.ObservedGeneration = 2
+			sc := newScope(exp, exp.CreationTimestamp.Time)
+			sc.refs = resolved
+			setStatus(sc, tc.err, finished(tc.err))
+			if exp.Status.ObservedGeneration != tc.want {
+				t.Errorf("observedGeneration = %d, want %d", exp.Status.ObservedGeneration, tc.want)
+			}
+			for _, c := range exp.Status.Conditions {
+				if c.ObservedGeneration != tc.want {
+					t.Errorf("condition %s: observedGeneration %d, want %d", c.Type, c.ObservedGeneration, tc.want)
+				}
+			}
+			if meta.FindStatusCondition(exp.Status.Conditions, "Progressing") != nil {
+				t.Error("the Progressing condition of older versions is still there")
+			}
+		})
+	}
+}

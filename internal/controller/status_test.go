@@ -1,0 +1,147 @@
+package controller
+
+import (
+	"strings"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
+)
+
+var _ = Describe("CXExperiment status", func() {
+	It("is Reconciling while a step runs, then Ready without Reconciling or Stalled once promoted", func() {
+		s := newShop()
+		s.start(s.experiment("checkout-redesign", "enterprise"))
+		Eventually(func(g Gomega) {
+			exp := s.get("checkout-redesign")
+			g.Expect(condition(exp, cxv1.ConditionReconciling)).NotTo(BeNil())
+			g.Expect(condition(exp, cxv1.ConditionReconciling).Status).To(Equal(metav1.ConditionTrue))
+			g.Expect(condition(exp, cxv1.ConditionReady).Status).To(Equal(metav1.ConditionTrue))
+			g.Expect(condition(exp, cxv1.ConditionStalled)).To(BeNil())
+			g.Expect(exp.Status.ObservedGeneration).To(Equal(exp.Generation))
+		}).Should(Succeed())
+
+		s.post("checkout-redesign", scores("control", "enterprise", 1500, 86))
+		s.post("checkout-redesign", scores("one-page", "enterprise", 1500, 87))
+		Eventually(s.phase("checkout-redesign")).Should(Equal(cxv1.PhaseSucceeded))
+		exp := s.get("checkout-redesign")
+		Expect(condition(exp, cxv1.ConditionReady).Reason).To(Equal(cxv1.ReasonSucceeded))
+		Expect(condition(exp, cxv1.ConditionReconciling)).To(BeNil(), "kstatus: Current")
+		Expect(condition(exp, cxv1.ConditionStalled)).To(BeNil())
+		Expect(condition(exp, "Progressing")).To(BeNil(), "the condition of older versions is gone")
+	})
+
+	It("is Stalled when rolled back in every segment", func() {
+		s := newShop()
+		s.start(s.experiment("checkout-redesign", "enterprise"))
+		s.post("checkout-redesign", scores("control", "enterprise", 1000, 86))
+		s.post("checkout-redesign", scores("one-page", "enterprise", 1000, 70))
+		Eventually(s.phase("checkout-redesign")).Should(Equal(cxv1.PhaseRolledBack))
+		exp := s.get("checkout-redesign")
+		Expect(condition(exp, cxv1.ConditionStalled).Reason).To(Equal(cxv1.ReasonRolledBack), "kstatus: Failed")
+		Expect(condition(exp, cxv1.ConditionStalled).Status).To(Equal(metav1.ConditionTrue))
+		Expect(condition(exp, cxv1.ConditionReady).Status).To(Equal(metav1.ConditionFalse))
+		Expect(condition(exp, cxv1.ConditionReconciling)).To(BeNil())
+	})
+
+	It("does not report a generation as observed while its traffic change keeps failing", func() {
+		s := newShop()
+		routeFaults.set(s.ns, true)
+		defer routeFaults.set(s.ns, false)
+		s.create(s.experiment("checkout-redesign", "enterprise"))
+
+		// The failed reconcile's status: the route write failed, and
+		// observedGeneration (status and conditions) has not advanced.
+		Eventually(func(g Gomega) {
+			exp := s.get("checkout-redesign")
+			routed := condition(exp, cxv1.ConditionTrafficRouted)
+			g.Expect(routed).NotTo(BeNil())
+			g.Expect(routed.Reason).To(Equal(cxv1.ReasonApplyFailed))
+			g.Expect(exp.Status.ObservedGeneration).To(BeZero(), "a GitOps tool must not read a failed reconcile as up to date")
+			for _, c := range exp.Status.Conditions {
+				g.Expect(c.ObservedGeneration).To(BeZero(), "condition %s", c.Type)
+			}
+			g.Expect(condition(exp, cxv1.ConditionReady).Status).To(Equal(metav1.ConditionFalse))
+			g.Expect(condition(exp, cxv1.ConditionReady).Reason).To(Equal(cxv1.ReasonApplyFailed))
+		}).Should(Succeed())
+		Expect(s.childExists("checkout-redesign")()).To(BeFalse())
+
+		routeFaults.set(s.ns, false)
+		Eventually(func(g Gomega) {
+			exp := s.get("checkout-redesign")
+			g.Expect(exp.Status.ObservedGeneration).To(Equal(exp.Generation))
+			g.Expect(condition(exp, cxv1.ConditionTrafficRouted).Reason).To(Equal(cxv1.ReasonApplied))
+			g.Expect(condition(exp, cxv1.ConditionReady).Status).To(Equal(metav1.ConditionTrue))
+		}).Should(Succeed())
+		Eventually(s.childExists("checkout-redesign")).Should(BeTrue())
+	})
+
+	It("reports an invalid spec the schema let through as Stalled and not Ready", func() {
+		// An API server whose CRD is older than the controller (here: one
+		// without the maxDrop rule) stores a spec the controller refuses.
+		relaxMaxDropRule()
+		s := newShop()
+		exp := s.experiment("checkout-redesign", "enterprise")
+		exp.Spec.Satisfaction.MaxDrop = "75"
+		Eventually(func() error { return k8s.Create(ctx, exp.DeepCopy()) }).Should(Succeed())
+
+		Eventually(func(g Gomega) {
+			got := s.get("checkout-redesign")
+			g.Expect(got.Status.Phase).To(Equal(cxv1.PhaseFailed))
+			stalled := condition(got, cxv1.ConditionStalled)
+			g.Expect(stalled).NotTo(BeNil(), "tools that read conditions must see that it cannot go on")
+			g.Expect(stalled.Status).To(Equal(metav1.ConditionTrue))
+			g.Expect(stalled.Reason).To(Equal(cxv1.ReasonInvalidSpec))
+			g.Expect(stalled.Message).To(ContainSubstring("spec.satisfaction.maxDrop"))
+			ready := condition(got, cxv1.ConditionReady)
+			g.Expect(ready).NotTo(BeNil())
+			g.Expect(ready.Status).To(Equal(metav1.ConditionFalse))
+			g.Expect(ready.Reason).To(Equal(cxv1.ReasonInvalidSpec))
+			g.Expect(got.Status.ObservedGeneration).To(Equal(got.Generation), "the generation was observed and judged invalid (kstatus: Failed)")
+		}).Should(Succeed())
+		Expect(s.childExists("checkout-redesign")()).To(BeFalse())
+	})
+})
+
+// relaxMaxDropRule removes the CEL rule that bounds spec.satisfaction.maxDrop
+// from the CXExperiment CRD of the API server, until the spec ends.
+func relaxMaxDropRule() {
+	key := types.NamespacedName{Name: "cxexperiments.cx.rapport.dev"}
+	crd := &apiextensionsv1.CustomResourceDefinition{}
+	Expect(k8s.Get(ctx, key, crd)).To(Succeed())
+	original := crd.Spec.DeepCopy()
+	DeferCleanup(func() {
+		Eventually(func() error {
+			c := &apiextensionsv1.CustomResourceDefinition{}
+			if err := k8s.Get(ctx, key, c); err != nil {
+				return err
+			}
+			c.Spec = *original
+			return k8s.Update(ctx, c)
+		}).Should(Succeed())
+	})
+	Eventually(func() error {
+		c := &apiextensionsv1.CustomResourceDefinition{}
+		if err := k8s.Get(ctx, key, c); err != nil {
+			return err
+		}
+		for i := range c.Spec.Versions {
+			sat := c.Spec.Versions[i].Schema.OpenAPIV3Schema.Properties["spec"].Properties["satisfaction"]
+			var keep apiextensionsv1.ValidationRules
+			for _, r := range sat.XValidations {
+				if !strings.Contains(r.Rule, "maxDrop") {
+					keep = append(keep, r)
+				}
+			}
+			sat.XValidations = keep
+			spec := c.Spec.Versions[i].Schema.OpenAPIV3Schema.Properties["spec"]
+			spec.Properties["satisfaction"] = sat
+			c.Spec.Versions[i].Schema.OpenAPIV3Schema.Properties["spec"] = spec
+		}
+		return k8s.Update(ctx, c)
+	}).Should(Succeed())
+}
