@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"io"
+	"math"
 	"sort"
 	"strings"
 	"time"
@@ -322,7 +323,7 @@ func reportSettings(spec *cxv1.CXExperimentSpec) ReportSettings {
 			out.SatisfiedAtOrAbove = s.SatisfiedAtOrAbove
 		}
 		out.MaxDrop, out.Minimum, out.MinResponses = s.MaxDrop, s.Minimum, s.MinResponses
-		out.Confidence, _ = parseFloat(percent(s.Confidence))
+		out.Confidence = math.Round(s.Confidence*1000) / 10 // percent, as percent() prints it
 	} else {
 		out.Metric = string(spec.Satisfaction.Metric)
 	}

@@ -7,7 +7,6 @@ import (
 
 	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
 	"github.com/rapport-dev/rapport/internal/measure"
-	promsource "github.com/rapport-dev/rapport/internal/measure/prometheus"
 	"github.com/rapport-dev/rapport/internal/rollout"
 )
 
@@ -54,7 +53,7 @@ func (r *CXExperimentReconciler) guardrails(ctx context.Context, sc *scope, judg
 					block(seg.Name, v.Name, fmt.Sprintf("guardrail %s cannot be read: %v", g.Name, verr))
 					continue
 				}
-				breached, evidence, berr := promsource.Breached(*g, value)
+				breached, evidence, berr := rollout.Breached(*g, value)
 				if berr != nil {
 					block(seg.Name, v.Name, fmt.Sprintf("guardrail %s: %v", g.Name, berr))
 					continue

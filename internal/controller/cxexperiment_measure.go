@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"strconv"
 	"strings"
 	"time"
 
@@ -162,10 +161,9 @@ type variantFields struct {
 	verdict                                      cxv1.Verdict
 }
 
-func fmtPoints(x float64) string { return fmt.Sprintf("%.1f", x) }
-
+// fmtInterval formats an interval of the decision engine for status.
 func fmtInterval(iv analysis.Interval) string {
-	return fmt.Sprintf("[%.1f, %.1f]", iv.Lower, iv.Upper)
+	return cxv1.FormatInterval(iv.Lower, iv.Upper)
 }
 
 // evaluate runs the decision engine on each segment's tallies. It returns
@@ -205,7 +203,7 @@ func evaluate(s cxv1.SatisfactionSettings, spec *cxv1.CXExperimentSpec, t measur
 			if total == 0 {
 				return ""
 			}
-			return fmt.Sprintf("%.1f", 100*float64(n)/float64(total))
+			return cxv1.FormatPoints(100 * float64(n) / float64(total))
 		}
 		ctlEst, err := analysis.EstimateArm(cfg, ctl)
 		if err != nil {
@@ -213,7 +211,7 @@ func evaluate(s cxv1.SatisfactionSettings, spec *cxv1.CXExperimentSpec, t measur
 		}
 		cf := variantFields{responses: ctlEst.Responses, share: share(ctlEst.Responses)}
 		if ctlEst.Responses > 0 {
-			cf.score = fmtPoints(ctlEst.Score)
+			cf.score = cxv1.FormatPoints(ctlEst.Score)
 			if hw, err := analysis.HalfWidth(ctlEst.Variance, cfg.MixingVariance(), cfg.IntervalAlpha(len(others))); err == nil && ctlEst.Responses >= s.MinResponses {
 				lo := 0.0
 				if s.Metric == cxv1.MetricNPS {
@@ -234,7 +232,7 @@ func evaluate(s cxv1.SatisfactionSettings, spec *cxv1.CXExperimentSpec, t measur
 			}
 			f := variantFields{responses: a.Responses, share: share(a.Responses), verdict: cxv1.Verdict(a.Verdict), message: a.Explanation}
 			if a.Responses > 0 && a.ControlResponses > 0 && !math.IsNaN(a.Score) {
-				f.score, f.diff = fmtPoints(a.Score), fmtPoints(a.Difference)
+				f.score, f.diff = cxv1.FormatPoints(a.Score), cxv1.FormatPoints(a.Difference)
 				if a.Verdict != analysis.InsufficientData {
 					f.scoreIv, f.diffIv = fmtInterval(a.ScoreInterval), fmtInterval(a.DifferenceInterval)
 				}
@@ -331,7 +329,7 @@ func judgementsFromStatus(st *cxv1.CXExperimentStatus) rollout.Judgements {
 			if v.Verdict == "" {
 				continue
 			}
-			score, err := strconv.ParseFloat(v.Score, 64)
+			score, err := cxv1.ParsePoints(v.Score)
 			if err != nil {
 				score = 0 // no score yet: ranks last at promotion
 			}
@@ -364,7 +362,7 @@ func summarize(s cxv1.SatisfactionSettings, spec *cxv1.CXExperimentSpec, t measu
 	var out cxv1.Summary
 	ctl, ok := pooled(control)
 	if ok {
-		out.Control = fmtPoints(ctl.Score)
+		out.Control = cxv1.FormatPoints(ctl.Score)
 	}
 	var parts []string
 	for _, v := range others {

@@ -1,9 +1,6 @@
 package metrics
 
 import (
-	"strconv"
-	"strings"
-
 	"github.com/prometheus/client_golang/prometheus"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
@@ -157,14 +154,10 @@ func ObserveExperiment(exp *cxv1.CXExperiment) {
 			l := []string{ns, name, seg.Name, v.Name}
 			TrafficWeight.WithLabelValues(l...).Set(float64(v.Weight) / 100)
 			Responses.WithLabelValues(l...).Set(float64(v.Responses))
-			setParsed(Score, l, v.Score)
-			lo, hi := parseInterval(v.ScoreInterval)
-			setParsed(ScoreLower, l, lo)
-			setParsed(ScoreUpper, l, hi)
-			setParsed(Difference, l, v.Difference)
-			lo, hi = parseInterval(v.DifferenceInterval)
-			setParsed(DifferenceLower, l, lo)
-			setParsed(DifferenceUpper, l, hi)
+			setPoints(Score, l, v.Score)
+			setInterval(ScoreLower, ScoreUpper, l, v.ScoreInterval)
+			setPoints(Difference, l, v.Difference)
+			setInterval(DifferenceLower, DifferenceUpper, l, v.DifferenceInterval)
 			if v.Verdict != "" {
 				for _, vd := range verdicts {
 					val := 0.0
@@ -178,25 +171,27 @@ func ObserveExperiment(exp *cxv1.CXExperiment) {
 	}
 }
 
-// setParsed sets a gauge from a decimal string of the status, or removes
-// the series when the value is unknown (so dashboards show a gap, not 0).
-func setParsed(g *prometheus.GaugeVec, labels []string, s string) {
-	f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
-	if s == "" || err != nil {
+// setPoints sets a gauge from points of the status, or removes the series
+// when the value is unknown (so dashboards show a gap, not 0).
+func setPoints(g *prometheus.GaugeVec, labels []string, s string) {
+	f, err := cxv1.ParsePoints(s)
+	if err != nil {
 		g.DeleteLabelValues(labels...)
 		return
 	}
 	g.WithLabelValues(labels...).Set(f)
 }
 
-// parseInterval splits "[83.1, 89.0]" into its bounds.
-func parseInterval(s string) (string, string) {
-	s = strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(s), "["), "]")
-	lo, hi, ok := strings.Cut(s, ",")
-	if !ok {
-		return "", ""
+// setInterval sets the gauges of an interval's bounds, or removes both.
+func setInterval(lower, upper *prometheus.GaugeVec, labels []string, s string) {
+	lo, hi, err := cxv1.ParseInterval(s)
+	if err != nil {
+		lower.DeleteLabelValues(labels...)
+		upper.DeleteLabelValues(labels...)
+		return
 	}
-	return strings.TrimSpace(lo), strings.TrimSpace(hi)
+	lower.WithLabelValues(labels...).Set(lo)
+	upper.WithLabelValues(labels...).Set(hi)
 }
 
 // RecordRollbacks counts rollbacks decided in a reconcile.

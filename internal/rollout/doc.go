@@ -9,6 +9,9 @@
 // Traffic weights are a function of that status (DesiredWeights); package
 // routing applies them.
 //
+// It also judges guardrail values (Breached), beside the verdicts of the
+// decision engine: a reader only fetches the value.
+//
 // Safety rules it owns:
 //   - an Inferior verdict or a guardrail breach rolls the variant back in
 //     that segment at once, even while paused;

@@ -14,6 +14,7 @@ import (
 
 	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
 	"github.com/rapport-dev/rapport/internal/measure"
+	"github.com/rapport-dev/rapport/internal/rollout"
 	"github.com/rapport-dev/rapport/test/utils"
 )
 
@@ -169,14 +170,14 @@ func TestRealPrometheus(t *testing.T) {
 		v, err := value("one-page", "all")
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(v).To(Equal(0.034))
-		breached, evidence, err := Breached(guard, v)
+		breached, evidence, err := rollout.Breached(guard, v)
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(breached).To(BeTrue())
 		g.Expect(evidence).To(Equal("error-rate 0.034 > max 0.01"))
 
 		v, err = value("control", "all")
 		g.Expect(err).NotTo(HaveOccurred())
-		breached, evidence, err = Breached(guard, v)
+		breached, evidence, err = rollout.Breached(guard, v)
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(breached).To(BeFalse())
 		g.Expect(evidence).To(Equal("error-rate 0.004 <= max 0.01"))
