@@ -6,6 +6,8 @@ import (
 	"crypto/tls"
 	"flag"
 	"os"
+	"path/filepath"
+	"slices"
 	"time"
 
 	"k8s.io/apimachinery/pkg/labels"
@@ -17,6 +19,7 @@ import (
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -49,6 +52,8 @@ func init() {
 func main() {
 	var (
 		metricsAddr, probeAddr, collectorAddr string
+		metricsCertPath, metricsCertName      string
+		metricsCertKey                        string
 		collectorCert, collectorKey           string
 		collectorRate                         float64
 		collectorBurst, collectorMaxBatch     int
@@ -72,6 +77,9 @@ func main() {
 	flag.DurationVar(&renewDeadline, "leader-elect-renew-deadline", 10*time.Second, "How long the leader keeps trying to renew before it gives up leadership.")
 	flag.DurationVar(&retry, "leader-elect-retry-period", 2*time.Second, "How often leader election is retried.")
 	flag.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS with authentication and authorisation.")
+	flag.StringVar(&metricsCertPath, "metrics-cert-path", "", "Folder of the certificate the metrics endpoint serves (e.g. a mounted kubernetes.io/tls Secret), watched for rotation. Empty: a self-signed certificate generated at start-up.")
+	flag.StringVar(&metricsCertName, "metrics-cert-name", "tls.crt", "File name of the metrics certificate in --metrics-cert-path.")
+	flag.StringVar(&metricsCertKey, "metrics-cert-key", "tls.key", "File name of the metrics private key in --metrics-cert-path.")
 	flag.BoolVar(&http2, "enable-http2", false, "Allow HTTP/2 on the metrics endpoint (off by default: CVE-2023-44487, CVE-2023-39325).")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
@@ -85,6 +93,18 @@ func main() {
 	metricsOpts := metricsserver.Options{BindAddress: metricsAddr, SecureServing: secureMetrics, TLSOpts: tlsOpts}
 	if secureMetrics {
 		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+	// A certificate Prometheus can verify (the ServiceMonitor then needs no
+	// insecureSkipVerify), reloaded when the Secret behind it rotates.
+	var metricsCerts *certwatcher.CertWatcher
+	if metricsCertPath != "" {
+		var err error
+		metricsCerts, err = certwatcher.New(filepath.Join(metricsCertPath, metricsCertName), filepath.Join(metricsCertPath, metricsCertKey))
+		if err != nil {
+			setupLog.Error(err, "unable to load the metrics certificate", "path", metricsCertPath)
+			os.Exit(1)
+		}
+		metricsOpts.TLSOpts = append(slices.Clone(tlsOpts), func(c *tls.Config) { c.GetCertificate = metricsCerts.GetCertificate })
 	}
 
 	tokenSelector := labels.SelectorFromSet(labels.Set{cxv1.LabelFeedbackToken: "true"})
@@ -111,6 +131,13 @@ func main() {
 	if err != nil {
 		setupLog.Error(err, "unable to create the manager")
 		os.Exit(1)
+	}
+
+	if metricsCerts != nil {
+		if err := mgr.Add(metricsCerts); err != nil {
+			setupLog.Error(err, "unable to watch the metrics certificate")
+			os.Exit(1)
+		}
 	}
 
 	gatewayAPI := true
@@ -156,12 +183,8 @@ func main() {
 		setupLog.Error(err, "unable to create the controller", "controller", "CXExperiment")
 		os.Exit(1)
 	}
-	if err := (&controller.CustomerSegmentReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
-		setupLog.Error(err, "unable to create the controller", "controller", "CustomerSegment")
-		os.Exit(1)
-	}
-	if err := (&controller.SatisfactionMetricReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
-		setupLog.Error(err, "unable to create the controller", "controller", "SatisfactionMetric")
+	if err := (&controller.ValidationReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
+		setupLog.Error(err, "unable to create the controllers", "controller", "CustomerSegment, SatisfactionMetric")
 		os.Exit(1)
 	}
 

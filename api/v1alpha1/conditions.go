@@ -44,43 +44,110 @@ const (
 // Condition reasons of CXExperiment. Each is a CamelCase word for machines;
 // the condition message carries the detail for people.
 const (
-	ReasonStepRunning           = "StepRunning"
-	ReasonPaused                = "Paused"
-	ReasonAwaitingPromotion     = "AwaitingPromotion"
-	ReasonHolding               = "HoldingInconclusive"
-	ReasonPromoted              = "Promoted"
-	ReasonRolledBack            = "RolledBack"
-	ReasonPartialRollback       = "PartialRollback"
-	ReasonAborted               = "Aborted"
-	ReasonInvalidSpec           = "InvalidSpec"
-	ReasonRouteNotFound         = "RouteNotFound"
-	ReasonNoControlRule         = "NoRuleRoutesToControl"
-	ReasonServiceNotFound       = "ServiceNotFound"
-	ReasonDeploymentNotFound    = "DeploymentNotFound"
-	ReasonSegmentNotFound       = "SegmentNotFound"
-	ReasonSegmentInvalid        = "SegmentInvalid"
-	ReasonMetricNotFound        = "MetricNotFound"
-	ReasonConflict              = "ConflictingExperiment"
-	ReasonRouteLimitExceeded    = "RouteLimitExceeded"
+	// Why a running experiment stays at its step (status.waiting): reasons
+	// of Ready (True) and of Reconciling while it is present.
+
+	// ReasonStepRunning: the step collects evidence or holds for its
+	// minDuration; also Ready (False) and Reconciling of a Pending
+	// experiment about to start.
+	ReasonStepRunning = "StepRunning"
+	// ReasonPaused: spec.paused holds the experiment at its step.
+	ReasonPaused = "Paused"
+	// ReasonAwaitingPromotion: every step passed with promotion: Manual; a
+	// promote action (cx.rapport.dev/promote) is awaited.
+	ReasonAwaitingPromotion = "AwaitingPromotion"
+	// ReasonHolding: the step's maxDuration passed undecided and
+	// spec.onInconclusive holds it until the evidence decides.
+	ReasonHolding = "HoldingInconclusive"
+
+	// How a run ended, and what it left behind.
+
+	// ReasonSucceeded: promoted; each segment routes to its chosen variant
+	// (Ready True).
+	ReasonSucceeded = "Succeeded"
+	// ReasonRolledBack: no variant is active in any segment; all traffic is
+	// on the control (Ready False, Stalled and Degraded True).
+	ReasonRolledBack = "RolledBack"
+	// ReasonPartialRollback: a variant was rolled back in some segment while
+	// the experiment goes on or succeeded (Degraded True).
+	ReasonPartialRollback = "PartialRollback"
+	// ReasonHealthy: no variant rolled back and no error (Degraded False).
+	ReasonHealthy = "Healthy"
+
+	// Why the experiment cannot run as specified: it fails (Stalled True)
+	// until the spec or the cluster is fixed and it is retried.
+
+	// ReasonInvalidSpec: spec.satisfaction (or another field) does not
+	// parse, though the schema let it through (an older CRD); also the
+	// traffic mode missing or doubled.
+	ReasonInvalidSpec = "InvalidSpec"
+	// ReasonConflict: an earlier experiment already routes the same
+	// customers of the same route or Deployments.
+	ReasonConflict = "ConflictingExperiment"
+	// ReasonSegmentInvalid: a CustomerSegment cannot be rendered into routes
+	// (e.g. a regular expression that does not compile).
+	ReasonSegmentInvalid = "SegmentInvalid"
+	// ReasonNoControlRule: no rule of the HTTPRoute routes to the control
+	// Service (or one that does cannot carry a split).
+	ReasonNoControlRule = "NoRuleRoutesToControl"
+	// ReasonRouteLimitExceeded: the child route would break a Gateway API
+	// limit (rules, matches).
+	ReasonRouteLimitExceeded = "RouteLimitExceeded"
+	// ReasonStickinessUnsupported: the cluster's HTTPRoute CRD has no
+	// sessionPersistence (the Gateway API experimental channel).
 	ReasonStickinessUnsupported = "StickinessUnsupported"
-	ReasonResolved              = "Resolved"
-	ReasonApplied               = "Applied"
-	ReasonApplyFailed           = "ApplyFailed"
-	ReasonRestored              = "Restored"
-	ReasonMeasured              = "Measured"
-	ReasonNoData                = "NoData"
-	ReasonMeasurementFailed     = "MeasurementFailed"
-	ReasonNotMeasured           = "NotMeasured"
-	ReasonSucceeded             = "Succeeded"
-	ReasonHealthy               = "Healthy"
+
+	// Missing references: the experiment waits (Pending, Reconciling True;
+	// ReferencesResolved and Ready False) until the object appears.
+
+	// ReasonRouteNotFound: the HTTPRoute is missing, or the cluster has no
+	// HTTPRoute CRD.
+	ReasonRouteNotFound = "RouteNotFound"
+	// ReasonServiceNotFound: a variant's Service is missing.
+	ReasonServiceNotFound = "ServiceNotFound"
+	// ReasonDeploymentNotFound: a variant's Deployment is missing.
+	ReasonDeploymentNotFound = "DeploymentNotFound"
+	// ReasonSegmentNotFound: a CustomerSegment is missing (or, once
+	// promoted, one whose variant the route keeps).
+	ReasonSegmentNotFound = "SegmentNotFound"
+	// ReasonMetricNotFound: the SatisfactionMetric of
+	// spec.satisfaction.source.metricRef is missing.
+	ReasonMetricNotFound = "MetricNotFound"
+	// ReasonResolved: every reference exists and is usable
+	// (ReferencesResolved True).
+	ReasonResolved = "Resolved"
+
+	// Traffic (TrafficRouted).
+
+	// ReasonApplied: the desired split is applied (written ahead with the
+	// decision, and again once the route write returned).
+	ReasonApplied = "Applied"
+	// ReasonApplyFailed: writing the route or scaling a Deployment failed;
+	// retried with backoff.
+	ReasonApplyFailed = "ApplyFailed"
+
+	// Measurement (Measured).
+
+	// ReasonMeasured: satisfaction was read.
+	ReasonMeasured = "Measured"
+	// ReasonNoData: a polled source answered with no responses for some
+	// variants (their verdict is InsufficientData until data arrives).
+	ReasonNoData = "NoData"
+	// ReasonMeasurementFailed: the source could not be read; every verdict
+	// becomes InsufficientData (Degraded True).
+	ReasonMeasurementFailed = "MeasurementFailed"
+
 	// ReasonReconcileError: the reconcile failed (e.g. reading the cluster);
 	// it is retried with backoff. The message has the error.
 	ReasonReconcileError = "ReconcileError"
 )
 
-// Condition types and reasons of CustomerSegment and SatisfactionMetric.
+// Condition reasons of CustomerSegment and SatisfactionMetric (their Ready condition).
 const (
-	ReasonValid   = "Valid"
+	// ReasonValid: what the schema cannot check holds (regular expressions
+	// compile; the query template renders).
+	ReasonValid = "Valid"
+	// ReasonInvalid: it does not; the message names the field and the error.
 	ReasonInvalid = "Invalid"
 )
 

@@ -459,7 +459,6 @@ func render(exp *cxv1.CXExperiment) string {
 	return b.String()
 }
 
-
 func objectMeta(name string) metav1.ObjectMeta { return metav1.ObjectMeta{Name: name} }
 
 // refusals explains answers the collector did not accept, by status code.

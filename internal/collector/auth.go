@@ -1,7 +1,6 @@
 package collector
 
 import (
-	"container/list"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -13,6 +12,7 @@ import (
 
 	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/utils/lru"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
@@ -90,25 +90,19 @@ func matchToken(ctx context.Context, c client.Reader, d tokenDigest, opts ...cli
 }
 
 // limiters holds a token bucket per authenticated token. It is a bounded
-// LRU: the least recently used bucket is dropped past max entries, so many
-// tokens cannot grow memory (a dropped token restarts with a full burst).
+// LRU (k8s.io/utils/lru): the least recently used bucket is dropped past
+// max entries, so many tokens cannot grow memory (a dropped token restarts
+// with a full burst).
 type limiters struct {
 	rate  rate.Limit
 	burst int
-	max   int
 
-	mu    sync.Mutex
-	order *list.List // front: most recently used; values are *limiterEntry
-	byKey map[tokenDigest]*list.Element
-}
-
-type limiterEntry struct {
-	key tokenDigest
-	lim *rate.Limiter
+	mu    sync.Mutex // makes "get or create" one step
+	cache *lru.Cache // tokenDigest -> *rate.Limiter
 }
 
 func newLimiters(r rate.Limit, burst, max int) *limiters {
-	return &limiters{rate: r, burst: burst, max: max, order: list.New(), byKey: map[tokenDigest]*list.Element{}}
+	return &limiters{rate: r, burst: burst, cache: lru.New(max)}
 }
 
 // allow takes one request from key's bucket, or says how long to wait.
@@ -117,20 +111,14 @@ func (l *limiters) allow(key tokenDigest, now time.Time) (bool, time.Duration) {
 		return true, 0
 	}
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	var lim *rate.Limiter
-	if e, ok := l.byKey[key]; ok {
-		l.order.MoveToFront(e)
-		lim = e.Value.(*limiterEntry).lim
+	if v, ok := l.cache.Get(key); ok {
+		lim = v.(*rate.Limiter)
 	} else {
 		lim = rate.NewLimiter(l.rate, l.burst)
-		l.byKey[key] = l.order.PushFront(&limiterEntry{key: key, lim: lim})
-		if l.order.Len() > l.max {
-			oldest := l.order.Back()
-			l.order.Remove(oldest)
-			delete(l.byKey, oldest.Value.(*limiterEntry).key)
-		}
+		l.cache.Add(key, lim)
 	}
+	l.mu.Unlock()
 	if lim.AllowN(now, 1) {
 		return true, 0
 	}
@@ -142,8 +130,4 @@ func (l *limiters) allow(key tokenDigest, now time.Time) (bool, time.Duration) {
 	return false, r.DelayFrom(now)
 }
 
-func (l *limiters) len() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.order.Len()
-}
+func (l *limiters) len() int { return l.cache.Len() }

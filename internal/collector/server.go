@@ -10,10 +10,8 @@ import (
 	"math"
 	"net"
 	"net/http"
-	"os"
 	"slices"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -23,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
@@ -81,9 +80,10 @@ type Options struct {
 	RateBurst int
 	// MaxPending is the most responses waiting per experiment for a write.
 	MaxPending int
-	// TLSCertFile and TLSKeyFile turn on TLS. The files are re-read when
-	// they change (checked at most every 10s), so rotated certificates apply
-	// without a restart.
+	// TLSCertFile and TLSKeyFile turn on TLS. The files are watched
+	// (controller-runtime's certwatcher: file events, and a poll every
+	// 10s), so rotated certificates apply without a restart; a broken
+	// rotation keeps the last good pair.
 	TLSCertFile, TLSKeyFile string
 	// HeaderTimeout bounds reading a request's headers, against slow
 	// clients (default 5s).
@@ -101,7 +101,7 @@ type Server struct {
 	opts     Options
 	commit   *committer
 	limits   *limiters
-	certs    *certReloader
+	certs    *certwatcher.CertWatcher
 	handler  http.Handler
 	clock    clock.PassiveClock
 	log      logr.Logger
@@ -164,9 +164,9 @@ func New(opts Options) (*Server, error) {
 		return nil, errors.New("collector: set both TLSCertFile and TLSKeyFile, or neither")
 	}
 	if opts.TLSCertFile != "" {
-		c, err := newCertReloader(opts.TLSCertFile, opts.TLSKeyFile, opts.Log)
+		c, err := certwatcher.New(opts.TLSCertFile, opts.TLSKeyFile)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("collector: TLS key pair: %w", err)
 		}
 		s.certs = c
 	}
@@ -212,7 +212,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		MaxHeaderBytes: 16 << 10,
 	}
 	if s.certs != nil {
-		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: s.certs.get}
+		go func() {
+			if err := s.certs.Start(ctx); err != nil {
+				s.log.Error(err, "watching the collector's TLS certificate; serving the last one loaded")
+			}
+		}()
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: s.certs.GetCertificate}
 		ln = tls.NewListener(ln, srv.TLSConfig)
 	}
 	errc := make(chan error, 1)
@@ -467,60 +472,3 @@ func (s *statusRecorder) WriteHeader(code int) {
 }
 
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
-
-// certReloader serves the certificate in the TLS files, re-reading them
-// when their modification time changes.
-type certReloader struct {
-	certFile, keyFile string
-	log               logr.Logger
-	// every is how often the files' modification times are checked.
-	every time.Duration
-
-	mu      sync.Mutex
-	cert    *tls.Certificate
-	checked time.Time
-	certMod time.Time
-	keyMod  time.Time
-}
-
-func newCertReloader(certFile, keyFile string, log logr.Logger) (*certReloader, error) {
-	c := &certReloader{certFile: certFile, keyFile: keyFile, log: log, every: 10 * time.Second}
-	if err := c.load(); err != nil {
-		return nil, err
-	}
-	return c, nil
-}
-
-func (c *certReloader) load() error {
-	ci, err := os.Stat(c.certFile)
-	if err != nil {
-		return fmt.Errorf("collector: TLS certificate: %w", err)
-	}
-	ki, err := os.Stat(c.keyFile)
-	if err != nil {
-		return fmt.Errorf("collector: TLS key: %w", err)
-	}
-	if c.cert != nil && ci.ModTime().Equal(c.certMod) && ki.ModTime().Equal(c.keyMod) {
-		return nil
-	}
-	pair, err := tls.LoadX509KeyPair(c.certFile, c.keyFile)
-	if err != nil {
-		return fmt.Errorf("collector: TLS key pair: %w", err)
-	}
-	c.cert, c.certMod, c.keyMod = &pair, ci.ModTime(), ki.ModTime()
-	return nil
-}
-
-func (c *certReloader) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if now := time.Now(); now.Sub(c.checked) >= c.every {
-		c.checked = now
-		if err := c.load(); err != nil {
-			// Keep serving the last good pair; a half-written rotation
-			// settles by the next check.
-			c.log.Error(err, "reloading the collector's TLS certificate; keeping the previous one")
-		}
-	}
-	return c.cert, nil
-}

@@ -97,9 +97,7 @@ func (r *CXExperimentReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		metrics.ObserveExperiment(sc.exp)
 	}()
 
-	if exp.Status.Phase == "" {
-		exp.Status.Phase, exp.Status.Run = cxv1.PhasePending, 1
-	}
+	rollout.Initialize(&exp.Status)
 	if err := sc.loadSettings(); err != nil {
 		// Stalled until the spec changes: retrying cannot help.
 		r.fail(sc, cxv1.ReasonInvalidSpec, err.Error())
@@ -138,22 +136,6 @@ func lowestRequeue(a, b ctrl.Result) ctrl.Result {
 		a.RequeueAfter = b.RequeueAfter
 	}
 	return a
-}
-
-// event records a Kubernetes Event on the experiment.
-func (r *CXExperimentReconciler) event(exp *cxv1.CXExperiment, e rollout.Event) {
-	if r.Recorder == nil {
-		return
-	}
-	kind := corev1.EventTypeNormal
-	if e.Warning {
-		kind = corev1.EventTypeWarning
-	}
-	note := e.Message
-	if len(note) > 1000 { // events.k8s.io notes are limited to 1 kB
-		note = note[:997] + "..."
-	}
-	r.Recorder.Eventf(exp, nil, kind, e.Reason, e.Reason, "%s", note)
 }
 
 // SetupWithManager registers the controller and its watches.

@@ -55,8 +55,9 @@ func (r *CXExperimentReconciler) measure(ctx context.Context, sc *scope) (ctrl.R
 	due := exp.Status.MeasuredAt == nil || sc.now.Sub(exp.Status.MeasuredAt.Time) >= interval
 	polled := exp.Spec.Satisfaction.Source.MetricRef != nil
 	if polled && !due {
+		// A guardrail breach rolls its variant back at once: none is
+		// pending between polls (sc.breaches stays empty).
 		sc.judgements = judgementsFromStatus(&exp.Status)
-		sc.breaches = breachesFromStatus(&exp.Status)
 		return ctrl.Result{RequeueAfter: exp.Status.MeasuredAt.Add(interval).Sub(sc.now)}, false, nil
 	}
 	var res ctrl.Result
@@ -93,8 +94,6 @@ func (r *CXExperimentReconciler) measure(ctx context.Context, sc *scope) (ctrl.R
 	sc.judgements = judgements
 	if len(exp.Spec.Guardrails) > 0 && (due || sc.exp.Status.MeasuredAt == nil) {
 		sc.breaches = r.guardrails(ctx, sc, judgements)
-	} else {
-		sc.breaches = breachesFromStatus(&exp.Status)
 	}
 	if exp.Status.Phase == cxv1.PhasePending && exp.Status.Segments == nil {
 		// The run starts in this reconcile (decide): its segments take the
@@ -338,10 +337,6 @@ func judgementsFromStatus(st *cxv1.CXExperimentStatus) rollout.Judgements {
 	}
 	return out
 }
-
-// breachesFromStatus: guardrail breaches roll a variant back at once, so
-// none is pending between polls.
-func breachesFromStatus(*cxv1.CXExperimentStatus) map[string]map[string]string { return nil }
 
 // summarize pools each variant's responses across segments for kubectl get.
 func summarize(s cxv1.SatisfactionSettings, spec *cxv1.CXExperimentSpec, t measure.Tallies) cxv1.Summary {

@@ -111,8 +111,7 @@ func startManager() {
 		Guardrails: promsource.NewGuardrails(),
 		GatewayAPI: true,
 	}).SetupWithManager(mgr)).To(Succeed())
-	Expect((&CustomerSegmentReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr)).To(Succeed())
-	Expect((&SatisfactionMetricReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr)).To(Succeed())
+	Expect((&ValidationReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr)).To(Succeed())
 
 	mctx, stop := context.WithCancel(ctx)
 	mgrStop, mgrDone = stop, make(chan struct{})

@@ -128,13 +128,19 @@ func (d *decider) stepWeight() int32 {
 	return d.steps()[d.st.CurrentStep-1].Weight
 }
 
+// Initialize gives an experiment never reconciled its first run: Pending,
+// run 1. It leaves any other status as it is.
+func Initialize(st *cxv1.CXExperimentStatus) {
+	if st.Phase == "" {
+		st.Phase = cxv1.PhasePending
+	}
+	if st.Run == 0 {
+		st.Run = 1
+	}
+}
+
 func (d *decider) run() {
-	if d.st.Phase == "" {
-		d.st.Phase = cxv1.PhasePending
-	}
-	if d.st.Run == 0 {
-		d.st.Run = 1
-	}
+	Initialize(d.st)
 	d.retry()
 	if d.st.Phase.Terminal() {
 		d.ignoreActions()
@@ -258,8 +264,9 @@ func (d *decider) start() {
 // control and every other variant, Active.
 func NewSegments(spec *cxv1.CXExperimentSpec) []cxv1.SegmentStatus {
 	control := spec.ControlVariant()
-	var out []cxv1.SegmentStatus
-	for _, s := range spec.SegmentNames() {
+	names := spec.SegmentNames()
+	out := make([]cxv1.SegmentStatus, 0, len(names))
+	for _, s := range names {
 		seg := cxv1.SegmentStatus{Name: s}
 		seg.Variants = append(seg.Variants, cxv1.VariantStatus{Name: control.Name, State: cxv1.StateControl})
 		for _, v := range spec.Variants {

@@ -32,12 +32,14 @@ const (
 	releaseNS    = "rapport-system"
 	tlsSecret    = "rapport-collector-tls"
 	monitoringV1 = "monitoring.coreos.com/v1"
+	// certManagerV1 is cert-manager's API (the metrics certificate).
+	certManagerV1 = "cert-manager.io/v1"
 )
 
 // allFeatures turns on every optional object of the chart.
 var allFeatures = []string{
 	"serviceMonitor.enabled=true", "prometheusRule.enabled=true", "grafanaDashboard.enabled=true",
-	"collector.tls.secretName=" + tlsSecret,
+	"collector.tls.secretName=" + tlsSecret, "metrics.tls.certManager.enabled=true",
 }
 
 // rendered is one `helm template` output.
@@ -192,14 +194,14 @@ func TestChartRenders(t *testing.T) {
 				"leader-elect": "true", "health-probe-bind-address": ":8081", "metrics-bind-address": ":8443",
 				"metrics-secure": "true", "collector-bind-address": ":8082", "collector-rate-limit": "200",
 				"collector-rate-burst": "400", "collector-max-batch": "1000", "zap-log-level": "info", "zap-encoder": "json",
-			}, "collector-tls-cert-file", "collector-tls-key-file", "enable-http2",
+			}, "collector-tls-cert-file", "collector-tls-key-file", "enable-http2", "metrics-cert-path",
 				"leader-elect-lease-duration", "leader-elect-renew-deadline", "leader-elect-retry-period")
 			if len(d.Spec.Template.Spec.Volumes) != 0 {
 				t.Errorf("volumes without TLS: %v", d.Spec.Template.Spec.Volumes)
 			}
 		}},
 		{"monitoring, dashboard and collector TLS", allFeatures, func(t *testing.T, r rendered) {
-			wantKinds(t, r, map[string]int{"ServiceMonitor": 1, "PrometheusRule": 1, "ConfigMap": 1})
+			wantKinds(t, r, map[string]int{"ServiceMonitor": 1, "PrometheusRule": 1, "ConfigMap": 1, "Issuer": 1, "Certificate": 1})
 			d := typed(t, r.find("Deployment", "rapport-controller-manager"), &appsv1.Deployment{})
 			c := d.Spec.Template.Spec.Containers[0]
 			args := argMap(c.Args)
@@ -233,6 +235,19 @@ func TestChartRenders(t *testing.T) {
 				t.Errorf("collector port named %q with TLS, want https", svc.Spec.Ports[0].Name)
 			}
 			checkServiceMonitor(t, r, true)
+			checkMetricsCertificate(t, r, d, "rapport-metrics-cert")
+		}},
+		{"metrics certificate from the user's Secret", []string{"metrics.tls.secretName=my-metrics-cert", "serviceMonitor.enabled=true"}, func(t *testing.T, r rendered) {
+			wantKinds(t, r, map[string]int{"Issuer": 0, "Certificate": 0})
+			d := typed(t, r.find("Deployment", "rapport-controller-manager"), &appsv1.Deployment{})
+			checkMetricsCertificate(t, r, d, "my-metrics-cert")
+		}},
+		{"metrics certificate from the user's issuer", []string{"metrics.tls.certManager.enabled=true", "metrics.tls.certManager.issuerRef.kind=ClusterIssuer", "metrics.tls.certManager.issuerRef.name=corp-ca"}, func(t *testing.T, r rendered) {
+			wantKinds(t, r, map[string]int{"Issuer": 0, "Certificate": 1})
+			ref, _, _ := unstructured.NestedStringMap(r.ofKind("Certificate")[0].Object, "spec", "issuerRef")
+			if ref["kind"] != "ClusterIssuer" || ref["name"] != "corp-ca" {
+				t.Errorf("issuerRef %v, want ClusterIssuer corp-ca", ref)
+			}
 		}},
 		{"plain HTTP metrics, no collector, one replica", []string{
 			"metrics.secure=false", "collector.enabled=false", "replicaCount=1", "serviceMonitor.enabled=true",
@@ -328,7 +343,7 @@ func checkCommon(t *testing.T, r rendered, knownFlags map[string]bool) {
 		if l["app.kubernetes.io/name"] != "rapport" || l["app.kubernetes.io/instance"] != releaseName || l["app.kubernetes.io/managed-by"] != "Helm" {
 			t.Errorf("%s: labels %v lack app.kubernetes.io/name, instance or managed-by", where, l)
 		}
-		if o.GetAPIVersion() == monitoringV1 {
+		if o.GetAPIVersion() == monitoringV1 || o.GetAPIVersion() == certManagerV1 {
 			continue // no Go types here; checked field by field
 		}
 		obj, err := scheme.Scheme.New(o.GroupVersionKind())
@@ -470,6 +485,45 @@ func checkRestricted(t *testing.T, pod *corev1.PodSecurityContext, c *corev1.Sec
 	}
 }
 
+// checkMetricsCertificate checks that the manager serves metrics with the
+// certificate of Secret secret, that a rendered Certificate issues it for the
+// metrics Service, and that the ServiceMonitor verifies it.
+func checkMetricsCertificate(t *testing.T, r rendered, d *appsv1.Deployment, secret string) {
+	t.Helper()
+	c := d.Spec.Template.Spec.Containers[0]
+	dir := argMap(c.Args)["metrics-cert-path"]
+	var mount *corev1.VolumeMount
+	for i := range c.VolumeMounts {
+		if c.VolumeMounts[i].MountPath == dir {
+			mount = &c.VolumeMounts[i]
+		}
+	}
+	if dir == "" || mount == nil || !mount.ReadOnly {
+		t.Fatalf("--metrics-cert-path=%q is not a read-only mount: %v", dir, c.VolumeMounts)
+	}
+	if !slices.ContainsFunc(d.Spec.Template.Spec.Volumes, func(v corev1.Volume) bool {
+		return v.Name == mount.Name && v.Secret != nil && v.Secret.SecretName == secret
+	}) {
+		t.Errorf("volume %s is not Secret %s: %v", mount.Name, secret, d.Spec.Template.Spec.Volumes)
+	}
+	serverName := "rapport-controller-manager-metrics-service." + releaseNS + ".svc"
+	for _, cert := range r.ofKind("Certificate") {
+		name, _, _ := unstructured.NestedString(cert.Object, "spec", "secretName")
+		dns, _, _ := unstructured.NestedStringSlice(cert.Object, "spec", "dnsNames")
+		if name != secret || !slices.Contains(dns, serverName) {
+			t.Errorf("Certificate %s writes Secret %s for %v; want %s for %s", cert.GetName(), name, dns, secret, serverName)
+		}
+	}
+	for _, sm := range r.ofKind("ServiceMonitor") {
+		eps, _, _ := unstructured.NestedSlice(sm.Object, "spec", "endpoints")
+		tls, _ := eps[0].(map[string]any)["tlsConfig"].(map[string]any)
+		ca, _, _ := unstructured.NestedStringMap(tls, "ca", "secret")
+		if tls["serverName"] != serverName || ca["name"] != secret || ca["key"] != "ca.crt" || tls["insecureSkipVerify"] != nil {
+			t.Errorf("ServiceMonitor tlsConfig %v: want serverName %s and the ca.crt of Secret %s, no insecureSkipVerify", tls, serverName, secret)
+		}
+	}
+}
+
 // checkServiceMonitor checks the rendered ServiceMonitor against the metrics
 // Service, and (secure) against config/prometheus/monitor.yaml.
 func checkServiceMonitor(t *testing.T, r rendered, secure bool) {
@@ -537,6 +591,22 @@ func TestChartRejectsBadValues(t *testing.T) {
 				t.Errorf("--set %s failed, but not on the schema: %v", set, err)
 			}
 		})
+	}
+}
+
+// TestChartServiceMonitorNeedsAVerifiableCertificate: a ServiceMonitor
+// over the self-signed certificate is refused, naming the values to set,
+// unless its tlsConfig says how to scrape.
+func TestChartServiceMonitorNeedsAVerifiableCertificate(t *testing.T) {
+	helmTool.find(t)
+	_, err := helmTemplate(t, "serviceMonitor.enabled=true")
+	if err == nil || !strings.Contains(err.Error(), "metrics.tls.certManager.enabled=true or metrics.tls.secretName") {
+		t.Fatalf("a ServiceMonitor without a verifiable certificate: %v, want a refusal naming metrics.tls", err)
+	}
+	r := mustTemplate(t, "serviceMonitor.enabled=true", "serviceMonitor.tlsConfig.insecureSkipVerify=true")
+	eps, _, _ := unstructured.NestedSlice(r.ofKind("ServiceMonitor")[0].Object, "spec", "endpoints")
+	if tls := eps[0].(map[string]any)["tlsConfig"]; !reflect.DeepEqual(tls, map[string]any{"insecureSkipVerify": true}) {
+		t.Errorf("tlsConfig %v, want the one asked for", tls)
 	}
 }
 
@@ -814,8 +884,95 @@ func TestKustomizeBuilds(t *testing.T) {
 	if svc.Name != "controller-manager-metrics-service" || ep["port"] != "https" || svc.Spec.Ports[0].Name != "https" {
 		t.Errorf("the ServiceMonitor scrapes port %v; the metrics Service %s has port %s", ep["port"], svc.Name, svc.Spec.Ports[0].Name)
 	}
+	if ep["scheme"] != "https" || ep["bearerTokenFile"] == nil || ep["honorLabels"] != true {
+		t.Errorf("endpoint %v: want https, a bearer token and honorLabels", ep)
+	}
+
+	// It verifies the certificate config/certmanager issues for that Service
+	// (with the prefix and namespace of config/default), which the patch of
+	// config/default mounts.
 	tls, _ := ep["tlsConfig"].(map[string]any)
-	if ep["scheme"] != "https" || ep["bearerTokenFile"] == nil || tls["insecureSkipVerify"] != true || ep["honorLabels"] != true {
-		t.Errorf("endpoint %v: want https, a bearer token, insecureSkipVerify (self-signed certificate) and honorLabels", ep)
+	ca, _, _ := unstructured.NestedStringMap(tls, "ca", "secret")
+	serverName := "rapport-" + svc.Name + ".rapport-system.svc"
+	if tls["serverName"] != serverName || ca["key"] != "ca.crt" || tls["insecureSkipVerify"] != nil {
+		t.Errorf("tlsConfig %v: want serverName %s and a ca.crt, no insecureSkipVerify", tls, serverName)
+	}
+	out, err = run(t, kustomize, "build", "config/certmanager")
+	if err != nil {
+		t.Fatalf("kustomize build config/certmanager: %v\n%s", err, out)
+	}
+	var cert *unstructured.Unstructured
+	for _, o := range decodeDocs(t, out) {
+		if o.GetKind() == "Certificate" {
+			cert = o
+		}
+	}
+	if cert == nil {
+		t.Fatal("config/certmanager builds no Certificate")
+	}
+	secret, _, _ := unstructured.NestedString(cert.Object, "spec", "secretName")
+	dns, _, _ := unstructured.NestedStringSlice(cert.Object, "spec", "dnsNames")
+	if secret != ca["name"] || !slices.Contains(dns, serverName) {
+		t.Errorf("config/certmanager issues Secret %s for %v; the ServiceMonitor verifies %s with Secret %s", secret, dns, serverName, ca["name"])
+	}
+	patch := readRepoFile(t, "config/default/cert_metrics_manager_patch.yaml")
+	if !strings.Contains(string(patch), "--metrics-cert-path=") || !strings.Contains(string(patch), "secretName: "+secret) {
+		t.Errorf("config/default/cert_metrics_manager_patch.yaml does not mount Secret %s for --metrics-cert-path", secret)
 	}
 }
+
+// TestKustomizeMetricsCertificate builds config/default with the lines its
+// comments say to uncomment for a verified scrape (../prometheus,
+// ../certmanager and the certificate patch), from a copy of config/: the
+// manager serves the Secret cert-manager writes, for the name the
+// ServiceMonitor verifies.
+func TestKustomizeMetricsCertificate(t *testing.T) {
+	kustomize := kustomizeTool.find(t)
+	dir := filepath.Join(t.TempDir(), "config")
+	if err := os.CopyFS(dir, os.DirFS(repoPath("config"))); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "default", "kustomization.yaml")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	uncomment := false
+	for _, l := range strings.Split(string(b), "\n") {
+		switch {
+		case l == "#- ../prometheus" || l == "#- ../certmanager":
+			l = l[1:]
+		case l == "#patches:":
+			l, uncomment = l[1:], true
+		case uncomment && strings.HasPrefix(l, "#"):
+			l = l[1:]
+		default:
+			uncomment = false
+		}
+		lines = append(lines, l)
+	}
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := run(t, kustomize, "build", filepath.Join(dir, "default"))
+	if err != nil {
+		t.Fatalf("config/default with the metrics certificate does not build: %v\n%s", err, out)
+	}
+	objs := decodeDocs(t, out)
+	find := func(kind string) *unstructured.Unstructured {
+		for _, o := range objs {
+			if o.GetKind() == kind {
+				return o
+			}
+		}
+		t.Fatalf("no %s built", kind)
+		return nil
+	}
+	d := typed(t, find("Deployment"), &appsv1.Deployment{})
+	sm := mustTemplateLike(objs)
+	checkMetricsCertificate(t, sm, d, "rapport-metrics-cert")
+}
+
+// mustTemplateLike wraps built objects for the checks of rendered charts.
+func mustTemplateLike(objs []*unstructured.Unstructured) rendered { return rendered{objs: objs} }

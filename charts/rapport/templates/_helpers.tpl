@@ -59,3 +59,28 @@ control-plane: controller-manager
 {{- define "rapport.collectorTLSDir" -}}
 /etc/rapport/collector-tls
 {{- end -}}
+
+{{/* Mount path of the metrics endpoint's certificate. */}}
+{{- define "rapport.metricsTLSDir" -}}
+/etc/rapport/metrics-tls
+{{- end -}}
+
+{{/*
+The Secret with the metrics endpoint's certificate: metrics.tls.secretName,
+else "<fullname>-metrics-cert" when cert-manager issues it, else empty (the
+manager serves a self-signed certificate).
+*/}}
+{{- define "rapport.metricsTLSSecret" -}}
+{{- if and .Values.metrics.enabled .Values.metrics.secure -}}
+{{- if .Values.metrics.tls.secretName -}}
+{{- .Values.metrics.tls.secretName -}}
+{{- else if .Values.metrics.tls.certManager.enabled -}}
+{{- printf "%s-metrics-cert" (include "rapport.fullname" .) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* DNS name of the metrics Service, which its certificate names. */}}
+{{- define "rapport.metricsServiceDNS" -}}
+{{- printf "%s-controller-manager-metrics-service.%s.svc" (include "rapport.fullname" .) .Release.Namespace -}}
+{{- end -}}

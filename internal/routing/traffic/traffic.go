@@ -69,18 +69,6 @@ func (p Plan) AllControl() bool {
 	return true
 }
 
-// Weights returns Weights[segment][variant].
-func (p Plan) Weights() map[string]map[string]int32 {
-	out := make(map[string]map[string]int32, len(p.Segments))
-	for _, s := range p.Segments {
-		out[s.Segment] = make(map[string]int32, len(s.Backends))
-		for _, b := range s.Backends {
-			out[s.Segment][b.Variant] = b.Weight
-		}
-	}
-	return out
-}
-
 // Change is one write a router found necessary to route a plan: a patch of
 // the user's route, an apply or delete of the child route, a scale of a
 // Deployment. A router computes its changes without writing (Router.Diff),
