@@ -71,3 +71,24 @@ func (r *CXExperimentReconciler) guardrails(ctx context.Context, sc *scope, judg
 	}
 	return breaches
 }
+
+// holdForGuardrails keeps a variant from advancing or being promoted on a
+// reconcile that did not read its guardrails: they are read once per
+// spec.satisfaction.interval, and passing them is a condition of advancing.
+// Without it, a NonInferior verdict between two reads (a verdict change
+// moves measuredAt, and with it the next read) advanced a step whose
+// guardrail had no data. The verdict in status is not changed.
+func holdForGuardrails(spec *cxv1.CXExperimentSpec, judgements rollout.Judgements) {
+	if len(spec.Guardrails) == 0 {
+		return
+	}
+	for seg, variants := range judgements {
+		for v, j := range variants {
+			if j.Verdict == cxv1.VerdictNonInferior {
+				j.Verdict = cxv1.VerdictInconclusive
+				j.Evidence = "guardrails not read yet; read every spec.satisfaction.interval (" + j.Evidence + ")"
+				judgements[seg][v] = j
+			}
+		}
+	}
+}

@@ -58,6 +58,7 @@ func (r *CXExperimentReconciler) measure(ctx context.Context, sc *scope) (ctrl.R
 		// A guardrail breach rolls its variant back at once: none is
 		// pending between polls (sc.breaches stays empty).
 		sc.judgements = judgementsFromStatus(&exp.Status)
+		holdForGuardrails(&exp.Spec, sc.judgements)
 		return ctrl.Result{RequeueAfter: exp.Status.MeasuredAt.Add(interval).Sub(sc.now)}, false, nil
 	}
 	var res ctrl.Result
@@ -94,6 +95,8 @@ func (r *CXExperimentReconciler) measure(ctx context.Context, sc *scope) (ctrl.R
 	sc.judgements = judgements
 	if len(exp.Spec.Guardrails) > 0 && (due || sc.exp.Status.MeasuredAt == nil) {
 		sc.breaches = r.guardrails(ctx, sc, judgements)
+	} else {
+		holdForGuardrails(&exp.Spec, judgements)
 	}
 	if exp.Status.Phase == cxv1.PhasePending && exp.Status.Segments == nil {
 		// The run starts in this reconcile (decide): its segments take the
