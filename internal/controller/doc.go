@@ -3,5 +3,6 @@
 // rollout for the next step, routing to render and apply traffic), record
 // events and metrics, and write status once per reconcile.
 //
-// Data flows one way: reconcile -> measure -> decide -> route -> status.
+// Data flows one way: reconcile -> measure -> decide -> plan -> render ->
+// apply -> status; docs/development.md names the file that owns each step.
 package controller
