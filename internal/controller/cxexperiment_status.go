@@ -116,39 +116,46 @@ func readiness(exp *cxv1.CXExperiment, in conditionInputs) outcome {
 // Paused, awaiting a promotion, or ended.
 func setReconcilingCondition(exp *cxv1.CXExperiment, in conditionInputs) {
 	st := &exp.Status
-	var o outcome
 	switch {
 	case st.Phase == cxv1.PhasePending || st.Phase == "":
-		o = succeeded(cxv1.ReasonStepRunning, "starting")
+		o := succeeded(cxv1.ReasonStepRunning, "starting")
 		if b, bad := in.blocking(); bad {
 			o = succeeded(b.reason, "waiting to start: %s", b.message)
 		}
+		setAbnormalCondition(exp, cxv1.ConditionReconciling, &o, in.generation)
 	case st.Phase == cxv1.PhaseProgressing && st.Waiting != cxv1.WaitingPromotion && st.Waiting != cxv1.WaitingPaused:
-		o = succeeded(waitingReason(st), "%s", in.waitingMessage)
+		setAbnormalCondition(exp, cxv1.ConditionReconciling, ptr(succeeded(waitingReason(st), "%s", in.waitingMessage)), in.generation)
 	default:
-		meta.RemoveStatusCondition(&st.Conditions, cxv1.ConditionReconciling)
-		return
+		setAbnormalCondition(exp, cxv1.ConditionReconciling, nil, in.generation)
 	}
-	setCondition(exp, cxv1.ConditionReconciling, o, in.generation)
 }
 
 // setStalledCondition: True when only a human can move the experiment on:
 // Failed (with the cause) or RolledBack in every segment; removed otherwise.
 func setStalledCondition(exp *cxv1.CXExperiment, in conditionInputs) {
 	st := &exp.Status
-	var o outcome
+	var o *outcome
 	switch st.Phase {
 	case cxv1.PhaseFailed:
 		cause := failureCause(exp, in)
-		o = succeeded(cause.reason, "%s", cause.message)
+		o = ptr(succeeded(cause.reason, "%s", cause.message))
 	case cxv1.PhaseRolledBack:
-		o = succeeded(cxv1.ReasonRolledBack, "%s; retry with the %s annotation (kubectl cx retry)", rollbackSummary(st), cxv1.AnnotationRetry)
-	default:
-		meta.RemoveStatusCondition(&st.Conditions, cxv1.ConditionStalled)
+		o = ptr(succeeded(cxv1.ReasonRolledBack, "%s; retry with the %s annotation (kubectl cx retry)", rollbackSummary(st), cxv1.AnnotationRetry))
+	}
+	setAbnormalCondition(exp, cxv1.ConditionStalled, o, in.generation)
+}
+
+// setAbnormalCondition sets a kstatus "abnormal-true" condition
+// (Reconciling, Stalled): present only while True, removed when o is nil.
+func setAbnormalCondition(exp *cxv1.CXExperiment, t string, o *outcome, generation int64) {
+	if o == nil {
+		meta.RemoveStatusCondition(&exp.Status.Conditions, t)
 		return
 	}
-	setCondition(exp, cxv1.ConditionStalled, o, in.generation)
+	setCondition(exp, t, *o, generation)
 }
+
+func ptr[T any](v T) *T { return &v }
 
 // setDegradedCondition: True when an error blocks measuring or routing, or
 // a variant was rolled back somewhere.

@@ -31,6 +31,28 @@ func conditionState(exp *cxv1.CXExperiment, t string) string {
 	return fmt.Sprintf("%s/%s", c.Status, c.Reason)
 }
 
+// conditionCase is a row of a setter's table: the condition the setter
+// leaves ("" when absent, else "True/Reason" or "False/Reason").
+type conditionCase struct {
+	name string
+	exp  *cxv1.CXExperiment
+	in   conditionInputs
+	want string
+}
+
+// runConditionCases runs set on each case and checks condition t.
+func runConditionCases(t *testing.T, set func(*cxv1.CXExperiment, conditionInputs), ct string, cases []conditionCase) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			set(tc.exp, tc.in)
+			if got := conditionState(tc.exp, ct); got != tc.want {
+				t.Fatalf("%s = %q, want %q", ct, got, tc.want)
+			}
+		})
+	}
+}
+
 var (
 	resolved    = succeeded(cxv1.ReasonResolved, "found")
 	routeGone   = failed(cxv1.ReasonRouteNotFound, "HTTPRoute checkout not found")
@@ -38,12 +60,7 @@ var (
 )
 
 func TestSetReadyCondition(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		exp  *cxv1.CXExperiment
-		in   conditionInputs
-		want string
-	}{
+	runConditionCases(t, setReadyCondition, cxv1.ConditionReady, []conditionCase{
 		{"pending", statusExperiment(cxv1.PhasePending, ""), conditionInputs{}, "False/StepRunning"},
 		{"pending, route missing", statusExperiment(cxv1.PhasePending, ""), conditionInputs{refs: routeGone}, "False/RouteNotFound"},
 		{"step running", statusExperiment(cxv1.PhaseProgressing, cxv1.WaitingStepRunning), conditionInputs{refs: resolved}, "True/StepRunning"},
@@ -58,23 +75,11 @@ func TestSetReadyCondition(t *testing.T) {
 		{"failed earlier: the recorded cause", statusExperiment(cxv1.PhaseFailed, "", metav1.Condition{Type: cxv1.ConditionReferencesResolved, Status: metav1.ConditionFalse, Reason: cxv1.ReasonSegmentInvalid, Message: "bad regex"}),
 			conditionInputs{}, "False/SegmentInvalid"},
 		{"failed, invalid spec", statusExperiment(cxv1.PhaseFailed, ""), conditionInputs{refs: failed(cxv1.ReasonInvalidSpec, "spec.satisfaction.maxDrop: 75 is outside 0..50"), err: reconcile.TerminalError(errors.New("maxDrop"))}, "False/InvalidSpec"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			setReadyCondition(tc.exp, tc.in)
-			if got := conditionState(tc.exp, cxv1.ConditionReady); got != tc.want {
-				t.Fatalf("Ready = %q, want %q", got, tc.want)
-			}
-		})
-	}
+	})
 }
 
 func TestSetReconcilingCondition(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		exp  *cxv1.CXExperiment
-		in   conditionInputs
-		want string
-	}{
+	runConditionCases(t, setReconcilingCondition, cxv1.ConditionReconciling, []conditionCase{
 		{"pending", statusExperiment(cxv1.PhasePending, ""), conditionInputs{}, "True/StepRunning"},
 		{"pending, waiting for a Service", statusExperiment(cxv1.PhasePending, ""), conditionInputs{refs: failed(cxv1.ReasonServiceNotFound, "Service checkout-v9 not found")}, "True/ServiceNotFound"},
 		{"step running", statusExperiment(cxv1.PhaseProgressing, cxv1.WaitingStepRunning), conditionInputs{}, "True/StepRunning"},
@@ -86,23 +91,11 @@ func TestSetReconcilingCondition(t *testing.T) {
 		{"failed", statusExperiment(cxv1.PhaseFailed, ""), conditionInputs{}, ""},
 		{"removed once the run ends", statusExperiment(cxv1.PhaseSucceeded, "", metav1.Condition{Type: cxv1.ConditionReconciling, Status: metav1.ConditionTrue, Reason: cxv1.ReasonStepRunning}),
 			conditionInputs{}, ""},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			setReconcilingCondition(tc.exp, tc.in)
-			if got := conditionState(tc.exp, cxv1.ConditionReconciling); got != tc.want {
-				t.Fatalf("Reconciling = %q, want %q", got, tc.want)
-			}
-		})
-	}
+	})
 }
 
 func TestSetStalledCondition(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		exp  *cxv1.CXExperiment
-		in   conditionInputs
-		want string
-	}{
+	runConditionCases(t, setStalledCondition, cxv1.ConditionStalled, []conditionCase{
 		{"failed: invalid spec", statusExperiment(cxv1.PhaseFailed, ""), conditionInputs{refs: failed(cxv1.ReasonInvalidSpec, "spec.satisfaction.maxDrop")}, "True/InvalidSpec"},
 		{"failed: route limit", statusExperiment(cxv1.PhaseFailed, ""), conditionInputs{refs: failed(cxv1.ReasonRouteLimitExceeded, "18 route rules"), routed: failed(cxv1.ReasonRouteLimitExceeded, "18 route rules")}, "True/RouteLimitExceeded"},
 		{"rolled back", statusExperiment(cxv1.PhaseRolledBack, ""), conditionInputs{}, "True/RolledBack"},
@@ -111,14 +104,7 @@ func TestSetStalledCondition(t *testing.T) {
 		{"succeeded", statusExperiment(cxv1.PhaseSucceeded, ""), conditionInputs{}, ""},
 		{"removed by a retry", statusExperiment(cxv1.PhasePending, "", metav1.Condition{Type: cxv1.ConditionStalled, Status: metav1.ConditionTrue, Reason: cxv1.ReasonRolledBack}),
 			conditionInputs{}, ""},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			setStalledCondition(tc.exp, tc.in)
-			if got := conditionState(tc.exp, cxv1.ConditionStalled); got != tc.want {
-				t.Fatalf("Stalled = %q, want %q", got, tc.want)
-			}
-		})
-	}
+	})
 }
 
 func TestSetDegradedCondition(t *testing.T) {
@@ -127,26 +113,14 @@ func TestSetDegradedCondition(t *testing.T) {
 		exp.Status.Rollbacks = []cxv1.Rollback{{Variant: "one-page", Segment: "enterprise", Reason: cxv1.RollbackInferior}}
 		return exp
 	}
-	for _, tc := range []struct {
-		name string
-		exp  *cxv1.CXExperiment
-		in   conditionInputs
-		want string
-	}{
+	runConditionCases(t, setDegradedCondition, cxv1.ConditionDegraded, []conditionCase{
 		{"healthy", statusExperiment(cxv1.PhaseProgressing, cxv1.WaitingStepRunning), conditionInputs{refs: resolved}, "False/Healthy"},
 		{"measuring failed", statusExperiment(cxv1.PhaseProgressing, cxv1.WaitingStepRunning), conditionInputs{measured: failed(cxv1.ReasonMeasurementFailed, "prometheus down")}, "True/MeasurementFailed"},
 		{"route write failed", statusExperiment(cxv1.PhaseProgressing, cxv1.WaitingStepRunning), conditionInputs{routed: applyFailed}, "True/ApplyFailed"},
 		{"one segment rolled back", rolledBack(cxv1.PhaseProgressing), conditionInputs{}, "True/PartialRollback"},
 		{"every segment rolled back", rolledBack(cxv1.PhaseRolledBack), conditionInputs{}, "True/RolledBack"},
 		{"an error comes first", rolledBack(cxv1.PhaseProgressing), conditionInputs{err: errors.New("timeout")}, "True/ReconcileError"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			setDegradedCondition(tc.exp, tc.in)
-			if got := conditionState(tc.exp, cxv1.ConditionDegraded); got != tc.want {
-				t.Fatalf("Degraded = %q, want %q", got, tc.want)
-			}
-		})
-	}
+	})
 }
 
 func TestSetDomainConditionsKeepPartsThatDidNotRun(t *testing.T) {

@@ -35,8 +35,6 @@ type shop struct {
 	token string
 }
 
-func ptr[T any](v T) *T { return &v }
-
 func newShop() *shop {
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "shop-"}}
 	Expect(k8s.Create(ctx, ns)).To(Succeed())

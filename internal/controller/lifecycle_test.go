@@ -102,6 +102,9 @@ var _ = Describe("CXExperiment rollbacks", func() {
 		Expect(s.parentJSON("checkout")()).To(Equal(before))
 		exp := s.get("checkout-redesign")
 		Expect(condition(exp, cxv1.ConditionReady).Reason).To(Equal(cxv1.ReasonRolledBack))
+		Expect(condition(exp, cxv1.ConditionStalled).Reason).To(Equal(cxv1.ReasonRolledBack), "kstatus: Failed")
+		Expect(condition(exp, cxv1.ConditionStalled).Status).To(Equal(metav1.ConditionTrue))
+		Expect(condition(exp, cxv1.ConditionReconciling)).To(BeNil())
 		Eventually(s.events("checkout-redesign")).Should(ContainElement("ExperimentRolledBack"))
 	})
 

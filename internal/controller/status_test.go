@@ -35,19 +35,6 @@ var _ = Describe("CXExperiment status", func() {
 		Expect(condition(exp, "Progressing")).To(BeNil(), "the condition of older versions is gone")
 	})
 
-	It("is Stalled when rolled back in every segment", func() {
-		s := newShop()
-		s.start(s.experiment("checkout-redesign", "enterprise"))
-		s.post("checkout-redesign", scores("control", "enterprise", 1000, 86))
-		s.post("checkout-redesign", scores("one-page", "enterprise", 1000, 70))
-		Eventually(s.phase("checkout-redesign")).Should(Equal(cxv1.PhaseRolledBack))
-		exp := s.get("checkout-redesign")
-		Expect(condition(exp, cxv1.ConditionStalled).Reason).To(Equal(cxv1.ReasonRolledBack), "kstatus: Failed")
-		Expect(condition(exp, cxv1.ConditionStalled).Status).To(Equal(metav1.ConditionTrue))
-		Expect(condition(exp, cxv1.ConditionReady).Status).To(Equal(metav1.ConditionFalse))
-		Expect(condition(exp, cxv1.ConditionReconciling)).To(BeNil())
-	})
-
 	It("does not report a generation as observed while its traffic change keeps failing", func() {
 		s := newShop()
 		routeFaults.set(s.ns, true)
