@@ -499,6 +499,13 @@ type VariantStatus struct {
 	// message explains the verdict in one line, with the numbers.
 	// +optional
 	Message string `json:"message,omitempty"`
+
+	// windows are the variant's open recent-evidence windows (at most 3),
+	// kept by Rapport so that a restart continues the same test.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=3
+	Windows []RecentWindow `json:"windows,omitempty"`
 }
 
 // SegmentStatus is the state of one segment of the experiment.
@@ -516,15 +523,35 @@ type SegmentStatus struct {
 	// +listType=map
 	// +listMapKey=name
 	Variants []VariantStatus `json:"variants,omitempty"`
+
+	// epoch is the segment's current allocation epoch (see epochs); 0 for a
+	// run that started before Rapport recorded epochs.
+	// +optional
+	Epoch int32 `json:"epoch,omitempty"`
+
+	// epochs are the segment's allocation epochs of the run, oldest first:
+	// a new one starts whenever the segment's weights change (a step, a
+	// rollback, a promotion).
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=64
+	Epochs []EpochStatus `json:"epochs,omitempty"`
+
+	// sampleRatio is the sample-ratio-mismatch test of the segment.
+	// +optional
+	SampleRatio *SampleRatioStatus `json:"sampleRatio,omitempty"`
 }
 
 // RollbackReason says why a variant was rolled back.
-// +kubebuilder:validation:Enum=Inferior;BelowMinimum;GuardrailBreached;Inconclusive;Aborted
+// +kubebuilder:validation:Enum=Inferior;RecentlyInferior;BelowMinimum;GuardrailBreached;Inconclusive;Aborted
 type RollbackReason string
 
 const (
 	// RollbackInferior means confidently more than maxDrop below the control.
 	RollbackInferior RollbackReason = "Inferior"
+	// RollbackRecentlyInferior means confidently more than maxDrop below the
+	// control over its recent responses: a regression that began mid-run.
+	RollbackRecentlyInferior RollbackReason = "RecentlyInferior"
 	// RollbackBelowMinimum means confidently below spec.satisfaction.minimum.
 	RollbackBelowMinimum RollbackReason = "BelowMinimum"
 	// RollbackGuardrail means a guardrail breached.
@@ -699,6 +726,12 @@ type CXExperimentStatus struct {
 	// measuredAt is when satisfaction was last measured.
 	// +optional
 	MeasuredAt *metav1.Time `json:"measuredAt,omitempty"`
+
+	// settings are the satisfaction settings the current run is judged by:
+	// spec.satisfaction as it was when the run started. An edit of
+	// spec.satisfaction during a run applies to the next run.
+	// +optional
+	Settings *RunSettings `json:"settings,omitempty"`
 
 	// segments holds weights, measurements and verdicts per segment and variant.
 	// +optional
