@@ -246,15 +246,20 @@ type Satisfaction struct {
 
 	// maxDrop is the largest tolerated drop of a variant against the control,
 	// in points (0..50), e.g. "3": a variant is rolled back once it is
-	// confidently more than maxDrop points below the control.
+	// confidently more than maxDrop points below the control, over the run or
+	// over its recent responses. Fixed for a run: an edit applies to the next run.
 	// +optional
 	// +kubebuilder:default="3"
 	// +kubebuilder:validation:MaxLength=6
 	// +kubebuilder:validation:Pattern=`^[0-9]{1,2}(\.[0-9]{1,2})?$`
 	MaxDrop string `json:"maxDrop,omitempty"`
 
-	// confidence is the confidence level of the always-valid intervals, in
-	// percent (80..99.9), e.g. "95".
+	// confidence sets the error budgets, in percent (80..99.9), e.g. "95":
+	// with alpha = 100 - confidence, the chance that any variant beyond
+	// maxDrop (or below minimum) is ever advanced or promoted, in any segment
+	// of the experiment, is at most alpha (family-wise); and in each segment,
+	// the chance that a variant within maxDrop is ever rolled back is at most
+	// alpha (per segment). Fixed for a run: an edit applies to the next run.
 	// +optional
 	// +kubebuilder:default="95"
 	// +kubebuilder:validation:MaxLength=5

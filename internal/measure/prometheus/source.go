@@ -66,7 +66,7 @@ type pair struct {
 	segment, variant string
 	epoch            int32
 	window           time.Duration
-	at               time.Time // zero: now
+	at               time.Time // zero: now (a run without epochs)
 }
 
 // pairs lists what to read for q: every variant of every segment, once per
@@ -86,9 +86,10 @@ func pairs(q measure.Query, now time.Time) []pair {
 				if end.IsZero() {
 					end = now
 				}
+				// Evaluated at the very end its window was computed from, so
+				// the span read is exactly [Start, end].
 				w := max(end.Sub(sp.Start), time.Second)
-				at := sp.End // zero for the open epoch: the client's now
-				out = append(out, pair{segment: seg, variant: v, epoch: sp.Epoch, window: w, at: at})
+				out = append(out, pair{segment: seg, variant: v, epoch: sp.Epoch, window: w, at: end})
 			}
 		}
 	}
