@@ -246,15 +246,20 @@ type Satisfaction struct {
 
 	// maxDrop is the largest tolerated drop of a variant against the control,
 	// in points (0..50), e.g. "3": a variant is rolled back once it is
-	// confidently more than maxDrop points below the control.
+	// confidently more than maxDrop points below the control, over the run or
+	// over its recent responses. Fixed for a run: an edit applies to the next run.
 	// +optional
 	// +kubebuilder:default="3"
 	// +kubebuilder:validation:MaxLength=6
 	// +kubebuilder:validation:Pattern=`^[0-9]{1,2}(\.[0-9]{1,2})?$`
 	MaxDrop string `json:"maxDrop,omitempty"`
 
-	// confidence is the confidence level of the always-valid intervals, in
-	// percent (80..99.9), e.g. "95".
+	// confidence sets the error budgets, in percent (80..99.9), e.g. "95":
+	// with alpha = 100 - confidence, the chance that any variant beyond
+	// maxDrop (or below minimum) is ever advanced or promoted, in any segment
+	// of the experiment, is at most alpha (family-wise); and in each segment,
+	// the chance that a variant within maxDrop is ever rolled back is at most
+	// alpha (per segment). Fixed for a run: an edit applies to the next run.
 	// +optional
 	// +kubebuilder:default="95"
 	// +kubebuilder:validation:MaxLength=5
@@ -518,6 +523,13 @@ type VariantStatus struct {
 	// message explains the verdict in one line, with the numbers.
 	// +optional
 	Message string `json:"message,omitempty"`
+
+	// windows are the variant's open recent-evidence windows (at most 3),
+	// kept by Rapport so that a restart continues the same test.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=3
+	Windows []RecentWindow `json:"windows,omitempty"`
 }
 
 // SegmentStatus is the state of one segment of the experiment.
@@ -535,15 +547,35 @@ type SegmentStatus struct {
 	// +listType=map
 	// +listMapKey=name
 	Variants []VariantStatus `json:"variants,omitempty"`
+
+	// epoch is the segment's current allocation epoch (see epochs); 0 for a
+	// run that started before Rapport recorded epochs.
+	// +optional
+	Epoch int32 `json:"epoch,omitempty"`
+
+	// epochs are the segment's allocation epochs of the run, oldest first:
+	// a new one starts whenever the segment's weights change (a step, a
+	// rollback, a promotion).
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=64
+	Epochs []EpochStatus `json:"epochs,omitempty"`
+
+	// sampleRatio is the sample-ratio-mismatch test of the segment.
+	// +optional
+	SampleRatio *SampleRatioStatus `json:"sampleRatio,omitempty"`
 }
 
 // RollbackReason says why a variant was rolled back.
-// +kubebuilder:validation:Enum=Inferior;BelowMinimum;GuardrailBreached;Inconclusive;Aborted
+// +kubebuilder:validation:Enum=Inferior;RecentlyInferior;BelowMinimum;GuardrailBreached;Inconclusive;Aborted
 type RollbackReason string
 
 const (
 	// RollbackInferior means confidently more than maxDrop below the control.
 	RollbackInferior RollbackReason = "Inferior"
+	// RollbackRecentlyInferior means confidently more than maxDrop below the
+	// control over its recent responses: a regression that began mid-run.
+	RollbackRecentlyInferior RollbackReason = "RecentlyInferior"
 	// RollbackBelowMinimum means confidently below spec.satisfaction.minimum.
 	RollbackBelowMinimum RollbackReason = "BelowMinimum"
 	// RollbackGuardrail means a guardrail breached.
@@ -724,6 +756,12 @@ type CXExperimentStatus struct {
 	// measuredAt is when satisfaction was last measured.
 	// +optional
 	MeasuredAt *metav1.Time `json:"measuredAt,omitempty"`
+
+	// settings are the satisfaction settings the current run is judged by:
+	// spec.satisfaction as it was when the run started. An edit of
+	// spec.satisfaction during a run applies to the next run.
+	// +optional
+	Settings *RunSettings `json:"settings,omitempty"`
 
 	// segments holds weights, measurements and verdicts per segment and variant.
 	// +optional

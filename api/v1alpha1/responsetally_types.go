@@ -14,6 +14,31 @@ type TallyCount struct {
 	// +required
 	Variant string `json:"variant"`
 
+	// scores[i] is the number of responses with score scoreMin+i, over the
+	// whole run (the sum of epochs, plus responses counted before epochs
+	// were recorded).
+	// +required
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=11
+	Scores []int64 `json:"scores"`
+
+	// epochs splits the counts by the allocation epoch in which the
+	// customers were served (see CXExperiment status.segments[].epochs).
+	// Counts in scores but in no epoch were recorded before epochs existed
+	// and are read as one epoch of their own.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=64
+	Epochs []EpochCount `json:"epochs,omitempty"`
+}
+
+// EpochCount is the number of responses at each score in one epoch.
+type EpochCount struct {
+	// epoch number (status.segments[].epochs[].epoch of the experiment).
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	Epoch int32 `json:"epoch"`
+
 	// scores[i] is the number of responses with score scoreMin+i.
 	// +required
 	// +listType=atomic

@@ -23,8 +23,12 @@ type SecretKeyRef struct {
 //
 // The query is a Go template. Rapport fills in:
 // {{ .Variant }}, {{ .Segment }} ("all" when the experiment has no segments),
-// {{ .Namespace }}, {{ .Experiment }} and {{ .Window }} (the time since the
-// experiment run started, as a PromQL duration such as 3725s).
+// {{ .Namespace }}, {{ .Experiment }} and {{ .Window }}: the length of the
+// span being read, as a PromQL duration such as 3725s or 90250ms. Rapport
+// reads each allocation epoch of a segment separately: the query is
+// evaluated at the epoch's end (now for the current one) with {{ .Window }}
+// the epoch's length, so it must count the responses of the last
+// {{ .Window }}, e.g. with increase(...[{{ .Window }}]).
 type PrometheusQuery struct {
 	// address is the base URL of the Prometheus HTTP API, e.g. http://prometheus.monitoring:9090.
 	// +required

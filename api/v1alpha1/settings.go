@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -120,6 +121,106 @@ func (s Satisfaction) Settings() (SatisfactionSettings, error) {
 		out.Interval = 30 * time.Second
 	}
 	return out, nil
+}
+
+// RunSettings returns the settings a run starting now is judged by:
+// spec.satisfaction with defaults applied.
+func (s Satisfaction) RunSettings() (RunSettings, error) {
+	set, err := s.Settings()
+	if err != nil {
+		return RunSettings{}, err
+	}
+	out := RunSettings{
+		Metric: set.Metric, ScaleMax: int32(set.ScoreMax), MinResponses: int32(set.MinResponses),
+		MaxDrop: s.MaxDrop, Confidence: s.Confidence, Minimum: s.Minimum,
+	}
+	if out.MaxDrop == "" {
+		out.MaxDrop = "3"
+	}
+	if out.Confidence == "" {
+		out.Confidence = "95"
+	}
+	if set.Metric == MetricCSAT {
+		out.SatisfiedAtOrAbove = int32(set.SatisfiedAtOrAbove)
+	}
+	if out.Minimum != nil {
+		m := *out.Minimum
+		out.Minimum = &m
+	}
+	return out, nil
+}
+
+// Satisfaction turns run settings back into the judgement fields of
+// spec.satisfaction, with src's source and interval.
+func (r RunSettings) Satisfaction(src Satisfaction) Satisfaction {
+	out := src
+	out.Metric = r.Metric
+	scaleMax := r.ScaleMax
+	out.ScaleMax = &scaleMax
+	out.SatisfiedAtOrAbove = nil
+	if r.Metric == MetricCSAT {
+		sat := r.SatisfiedAtOrAbove
+		out.SatisfiedAtOrAbove = &sat
+	}
+	out.Minimum = r.Minimum
+	out.MaxDrop, out.Confidence, out.MinResponses = r.MaxDrop, r.Confidence, r.MinResponses
+	return out
+}
+
+// JudgedSettings returns the settings the experiment's current run is judged
+// by: status.settings when the run recorded them, else spec.satisfaction.
+// Source and interval always come from the spec: they say where and how
+// often to read, not how to judge.
+func (e *CXExperiment) JudgedSettings() (SatisfactionSettings, error) {
+	if e.Status.Settings == nil {
+		return e.Spec.Satisfaction.Settings()
+	}
+	set, err := e.Status.Settings.Satisfaction(e.Spec.Satisfaction).Settings()
+	if err != nil {
+		return set, fmt.Errorf("status.settings (the settings this run started with): %w", err)
+	}
+	return set, nil
+}
+
+// SettingsChanged reports whether spec.satisfaction now judges differently
+// from the settings the current run started with, and describes the
+// difference ("maxDrop 3 -> 2, confidence 95 -> 90").
+func (e *CXExperiment) SettingsChanged() (bool, string) {
+	if e.Status.Settings == nil {
+		return false, ""
+	}
+	now, err := e.Spec.Satisfaction.RunSettings()
+	if err != nil {
+		return false, ""
+	}
+	was := *e.Status.Settings
+	var diffs []string
+	add := func(field, a, b string) {
+		if a != b {
+			diffs = append(diffs, fmt.Sprintf("%s %s -> %s", field, a, b))
+		}
+	}
+	str := func(p *string) string {
+		if p == nil {
+			return "unset"
+		}
+		return *p
+	}
+	add("metric", string(was.Metric), string(now.Metric))
+	add("scaleMax", strconv.Itoa(int(was.ScaleMax)), strconv.Itoa(int(now.ScaleMax)))
+	add("satisfiedAtOrAbove", strconv.Itoa(int(was.SatisfiedAtOrAbove)), strconv.Itoa(int(now.SatisfiedAtOrAbove)))
+	add("minimum", str(was.Minimum), str(now.Minimum))
+	decimal := func(field, a, b string) {
+		x, errA := ParseDecimal(a)
+		y, errB := ParseDecimal(b)
+		if errA != nil || errB != nil || x != y { // "3" and "3.0" are the same threshold
+			add(field, a, b)
+		}
+	}
+	decimal("maxDrop", was.MaxDrop, now.MaxDrop)
+	decimal("confidence", was.Confidence, now.Confidence)
+	add("minResponses", strconv.Itoa(int(was.MinResponses)), strconv.Itoa(int(now.MinResponses)))
+	return len(diffs) > 0, strings.Join(diffs, ", ")
 }
 
 // ControlVariant returns the control variant, or nil when there is none.

@@ -68,6 +68,10 @@ type analyzeFlags struct {
 	baseline     float64
 	drops        []float64
 	power        float64
+	weights      []int
+	planVariants int
+	passives     float64
+	segments     int
 }
 
 func newAnalyzeCommand(o *Options) *cobra.Command {
@@ -96,10 +100,12 @@ Every setting of the file is optional; flags given on the command line win.
 
 --plan answers "how many responses do we need?": for a control at --baseline
 points and a variant --drop points lower (a list; default 0 and twice the
-max drop, the two cases the margin is designed around), the responses per arm
-at which Rapport, looking after every response, is expected to call the
-verdict, next to the classical fixed-horizon sample size (a single look, 80%
-power by default), which is only valid if nobody looks before the end.`,
+max drop, the two cases the margin is designed around), at each step weight
+(--weights, the percentage of the segment each variant gets), the responses
+of the segment (and of the variant and the control) after which Rapport,
+looking after every 10 responses, reaches the verdict in half and in nine
+out of ten runs, next to the classical fixed-horizon sample (a single look,
+80% power by default), which is only valid if nobody looks before the end.`,
 		Example: `  # Judge one variant on a CSAT 1..5 survey
   kubectl cx analyze --metric CSAT --scale-max 5 \
     --control 3,4,10,40,43 --variant one-page=5,6,12,40,37
@@ -112,8 +118,8 @@ power by default), which is only valid if nobody looks before the end.`,
   # From a file
   kubectl cx analyze --file counts.json
 
-  # Plan: responses per arm to catch a 5-point drop from a CSAT of 85
-  kubectl cx analyze --plan --baseline 85 --drop 5`,
+  # Plan: responses to catch a 5-point drop from a CSAT of 85, at steps of 5%, 25% and 50%
+  kubectl cx analyze --plan --baseline 85 --drop 5 --weights 5,25,50`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return o.runAnalyze(cmd.Flags(), f)
@@ -135,6 +141,10 @@ power by default), which is only valid if nobody looks before the end.`,
 	fl.Float64Var(&f.baseline, "baseline", 0, "with --plan: the control's expected score, in points")
 	fl.Float64SliceVar(&f.drops, "drop", nil, "with --plan: the variant's true drop below the control, in points (comma-separated list)")
 	fl.Float64Var(&f.power, "power", 0.8, "with --plan: the power of the fixed-horizon comparison (0.5..0.99)")
+	fl.IntSliceVar(&f.weights, "weights", []int{50}, "with --plan: the steps' weights, percent of the segment to each variant (e.g. 5,25,50)")
+	fl.IntVar(&f.planVariants, "variants", 1, "with --plan: the number of non-control variants in each segment")
+	fl.Float64Var(&f.passives, "passives", 35, "with --plan and NPS: the share of passives, in percent")
+	fl.IntVar(&f.segments, "segments", 1, "the number of segments of the experiment (the advance budget is split across them)")
 	return cmd
 }
 
@@ -161,13 +171,17 @@ func (o *Options) runAnalyze(fs *pflag.FlagSet, f *analyzeFlags) error {
 		if len(drops) == 0 {
 			drops = []float64{0, 2 * cfg.MaxDrop}
 		}
-		p, err := Plan(cfg, f.baseline, drops, f.power)
+		var weights []int32
+		for _, w := range f.weights {
+			weights = append(weights, int32(w))
+		}
+		p, err := Plan(cfg, f.baseline, drops, weights, max(f.planVariants, 1), f.passives, f.power)
 		if err != nil {
 			return usageErrorf("%v", err)
 		}
 		return RenderPlan(o.Out, p, o.renderOptions())
 	}
-	for _, name := range []string{"baseline", "drop", "power"} {
+	for _, name := range []string{"baseline", "drop", "power", "weights", "variants", "passives"} {
 		if fs.Changed(name) {
 			return usageErrorf("--%s applies to --plan only", name)
 		}
@@ -210,7 +224,7 @@ func analyzeConfig(fs *pflag.FlagSet, f *analyzeFlags, file *CountsFile) (analys
 	if !fs.Changed("metric") && file.Metric != "" {
 		metric = strings.ToUpper(file.Metric)
 	}
-	cfg := analysis.Config{Metric: analysis.Metric(metric), MinResponses: f.minResponses}
+	cfg := analysis.Config{Metric: analysis.Metric(metric), MinResponses: f.minResponses, Segments: f.segments}
 	pickInt := func(flag string, v int, fileV *int) int {
 		if !fs.Changed(flag) && fileV != nil {
 			return *fileV
@@ -334,39 +348,25 @@ func analyzeArms(f *analyzeFlags, file *CountsFile, cfg analysis.Config) (analys
 // AnalysisResult is what analyze shows: the configuration, the control's
 // estimate and each variant's assessment.
 type AnalysisResult struct {
-	Config          analysis.Config
-	Control         string
-	ControlEstimate analysis.Estimate
-	// ControlInterval is the control's always-valid interval at the level
-	// each interval of the segment is built with.
-	ControlInterval analysis.Interval
-	Assessments     []analysis.Assessment
+	Config      analysis.Config
+	Control     analysis.ArmEstimate
+	Assessments []analysis.Assessment
+	SampleRatio analysis.SampleRatio
 }
 
 // Analyze runs the decision engine on one segment's counts, the way the
-// controller does.
+// controller does (the counts read as one epoch).
 func Analyze(cfg analysis.Config, control analysis.Arm, variants []analysis.Arm) (AnalysisResult, error) {
-	as, err := analysis.Evaluate(cfg, control, variants)
+	seg := analysis.Segment{Control: control.Name, Epochs: []analysis.Epoch{{Number: 1, Counts: analysis.Counts{control.Name: control.Counts}}}}
+	for _, v := range variants {
+		seg.Variants = append(seg.Variants, v.Name)
+		seg.Epochs[0].Counts[v.Name] = v.Counts
+	}
+	res, err := analysis.Evaluate(cfg, seg)
 	if err != nil {
 		return AnalysisResult{}, err
 	}
-	est, err := analysis.EstimateArm(cfg, control)
-	if err != nil {
-		return AnalysisResult{}, err
-	}
-	hw, err := analysis.HalfWidth(est.Variance, cfg.MixingVariance(), cfg.IntervalAlpha(len(variants)))
-	if err != nil {
-		return AnalysisResult{}, err
-	}
-	lo, hi := 0.0, 100.0
-	if cfg.Metric == analysis.NPS {
-		lo = -100
-	}
-	return AnalysisResult{
-		Config: cfg, Control: control.Name, ControlEstimate: est,
-		ControlInterval: analysis.Interval{Lower: max(est.Score-hw, lo), Upper: min(est.Score+hw, hi)},
-		Assessments:     as,
-	}, nil
+	return AnalysisResult{Config: cfg, Control: res.Control, Assessments: res.Variants, SampleRatio: res.SampleRatio}, nil
 }
 
 // configLine summarises an engine configuration like settingsLine does for a spec.
@@ -396,18 +396,24 @@ func RenderAnalysis(w io.Writer, r AnalysisResult, o RenderOptions) error {
 	p.println()
 	t := &table{}
 	t.header("VARIANT", "RESPONSES", "SCORE", "DIFF", "VERDICT")
-	ci := r.ControlInterval
-	name := r.Control
+	ci := r.Control.Interval
+	name := r.Control.Name
 	if name != "control" {
 		name += " (control)"
 	}
-	t.add(c(name), c(thousands(r.ControlEstimate.Responses)),
-		c(fmt.Sprintf("%s ± %s", f1(r.ControlEstimate.Score), f1((ci.Upper-ci.Lower)/2))), c("-"), c("-"))
+	score := f1(r.Control.Score)
+	if r.Control.Responses >= r.Config.MinResponses {
+		score = fmt.Sprintf("%s [%s, %s]", f1(r.Control.Score), f1(ci.Lower), f1(ci.Upper))
+	}
+	t.add(c(name), c(thousands(r.Control.Responses)), c(score), c("-"), c("-"))
 	for _, a := range r.Assessments {
 		si, di := a.ScoreInterval, a.DifferenceInterval
-		t.add(c(a.Variant), c(thousands(a.Responses)),
-			c(fmt.Sprintf("%s ± %s", f1(a.Score), f1((si.Upper-si.Lower)/2))),
-			c(fmt.Sprintf("%s [%s, %s]", f1(a.Difference), f1(di.Lower), f1(di.Upper))),
+		score, diff := f1(a.Score), f1(a.Difference)
+		if a.Verdict != analysis.InsufficientData {
+			score = fmt.Sprintf("%s [%s, %s]", f1(a.Score), f1(si.Lower), f1(si.Upper))
+			diff = fmt.Sprintf("%s [%s, %s]", f1(a.Difference), f1(di.Lower), f1(di.Upper))
+		}
+		t.add(c(a.Variant), c(thousands(a.Responses)), c(score), c(diff),
 			colored(verdictColor(cxv1.Verdict(a.Verdict)), string(a.Verdict)))
 	}
 	t.write(p, o)
@@ -418,42 +424,42 @@ func RenderAnalysis(w io.Writer, r AnalysisResult, o RenderOptions) error {
 	return p.err
 }
 
-// PlanRow is the plan for one true drop.
+// PlanRow is the plan for one true drop at one step weight.
 type PlanRow struct {
 	Drop float64
-	// Verdict is the verdict the drop leads to: Inferior above MaxDrop, NonInferior below.
-	Verdict analysis.Verdict
-	// AlwaysValid is RequiredResponses: per arm, with a look after every response.
-	AlwaysValid int64
-	// FixedHorizon is FixedHorizonResponses: per arm, one look, at Power.
-	FixedHorizon int64
+	// Weight is the step's weight: the percentage of the segment each
+	// variant receives; the control keeps the rest.
+	Weight int32
+	analysis.Plan
 }
 
 // PlanResult is what analyze --plan shows.
 type PlanResult struct {
 	Config   analysis.Config
 	Baseline float64
+	Passives float64
+	Variants int
 	Power    float64
 	Rows     []PlanRow
 }
 
-// Plan computes the responses per arm needed to call each drop.
-func Plan(cfg analysis.Config, baseline float64, drops []float64, power float64) (PlanResult, error) {
-	p := PlanResult{Config: cfg, Baseline: baseline, Power: power}
-	for _, d := range drops {
-		n, err := analysis.RequiredResponses(cfg, baseline, d)
-		if err != nil {
-			return p, fmt.Errorf("drop %g: %w", d, err)
+// Plan computes when each drop is expected to be called at each step weight.
+func Plan(cfg analysis.Config, baseline float64, drops []float64, weights []int32, variants int, passives, power float64) (PlanResult, error) {
+	p := PlanResult{Config: cfg, Baseline: baseline, Passives: passives, Variants: variants, Power: power}
+	for _, w := range weights {
+		if w < 1 || int(w)*variants >= 100 {
+			return p, fmt.Errorf("weight %d: each of %d variant(s) gets the weight and the control the rest, so the weight must be 1..%d", w, variants, (99)/variants)
 		}
-		fh, err := analysis.FixedHorizonResponses(cfg, baseline, d, power)
-		if err != nil {
-			return p, fmt.Errorf("drop %g: %w", d, err)
+		for _, d := range drops {
+			pl, err := analysis.PlanComparison(cfg, analysis.PlanInput{
+				Baseline: baseline, Drop: d, Passives: passives, VariantWeight: w, ControlWeight: 100 - int32(variants)*w,
+				Variants: variants, Power: power,
+			})
+			if err != nil {
+				return p, fmt.Errorf("drop %g at weight %d: %w", d, w, err)
+			}
+			p.Rows = append(p.Rows, PlanRow{Drop: d, Weight: w, Plan: pl})
 		}
-		v := analysis.NonInferior
-		if d > cfg.MaxDrop {
-			v = analysis.Inferior
-		}
-		p.Rows = append(p.Rows, PlanRow{Drop: d, Verdict: v, AlwaysValid: n, FixedHorizon: fh})
 	}
 	return p, nil
 }
@@ -462,21 +468,32 @@ func Plan(cfg analysis.Config, baseline float64, drops []float64, power float64)
 func RenderPlan(w io.Writer, plan PlanResult, o RenderOptions) error {
 	p := &printer{w: w}
 	p.println(configLine(plan.Config))
-	p.printf("Control at %s points; one variant against it.\n\n", points(plan.Baseline))
+	p.printf("Control at %s points; %d variant(s) against it", points(plan.Baseline), plan.Variants)
+	if plan.Config.Metric == analysis.NPS {
+		p.printf(", %s%% passives", points(plan.Passives))
+	}
+	p.printf("; %d segment(s) share the advance budget.\n\n", plan.Config.Segments)
 	t := &table{}
-	t.header("DROP", "VARIANT SCORE", "VERDICT", "RESPONSES PER ARM (RAPPORT)", fmt.Sprintf("FIXED HORIZON (%s%% POWER)", percent(plan.Power)), "RATIO")
+	t.header("DROP", "VARIANT SCORE", "VERDICT", "WEIGHT", "SEGMENT RESPONSES (MEDIAN / P90)", "VARIANT", "CONTROL",
+		fmt.Sprintf("FIXED HORIZON (%s%% POWER)", percent(plan.Power)))
 	for _, r := range plan.Rows {
-		ratio := "-"
-		if r.FixedHorizon > 0 {
-			ratio = fmt.Sprintf("%.1fx", float64(r.AlwaysValid)/float64(r.FixedHorizon))
+		median, p90 := "never", "never"
+		if r.Median.Segment > 0 {
+			median = thousands(r.Median.Segment)
+		}
+		if r.P90.Segment > 0 {
+			p90 = thousands(r.P90.Segment)
 		}
 		t.add(c(points(r.Drop)), c(points(plan.Baseline-r.Drop)), colored(verdictColor(cxv1.Verdict(r.Verdict)), string(r.Verdict)),
-			c(thousands(r.AlwaysValid)), c(thousands(r.FixedHorizon)), c(ratio))
+			c(fmt.Sprintf("%d%%", r.Weight)), c(median+" / "+p90), c(thousands(r.Median.Variant)), c(thousands(r.Median.Control)),
+			c(thousands(r.FixedHorizon)))
 	}
 	t.write(p, o)
 	p.println()
-	p.println("RAPPORT: responses per arm (variant and control, in each segment) at which Rapport, looking after every")
-	p.println("response, is expected to call the verdict (at least min responses). FIXED HORIZON: the classical sample")
-	p.println("size for a single look at the end; looking earlier invalidates it. Several variants in a segment need more.")
+	p.println("SEGMENT RESPONSES: responses of the segment (every variant together) after which half (median) and nine")
+	p.println("in ten (p90) of runs reach the verdict, looking after every 10 responses; VARIANT and CONTROL: their")
+	p.println("responses at the median. A variant beyond the margin never advances, so its rollback is planned at the")
+	p.println("first step's weight. FIXED HORIZON: the classical sample for a single look at the end (same error rate);")
+	p.println("looking earlier invalidates it. Simulated on the normal approximation with a fixed seed (deterministic).")
 	return p.err
 }

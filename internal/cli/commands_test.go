@@ -127,7 +127,7 @@ func TestAnalyzeGolden(t *testing.T) {
 			"--variant", "one-page=192,228,600,2460,2520", "--variant", "express=360,480,960,2100,2100"}},
 		{"analyze-nps-minimum.golden", []string{"--metric", "nps", "--max-drop", "5", "--minimum", "10", "--confidence", "99",
 			"--control-name", "today", "--control", "10,2,3,5,5,10,15,40,60,150,200", "--variant", "new-flow=20,5,5,8,8,14,20,40,60,120,150"}},
-		{"analyze-plan.golden", []string{"--plan", "--baseline", "85", "--drop", "5"}},
+		{"analyze-plan.golden", []string{"--plan", "--baseline", "85", "--drop", "5", "--weights", "5,25,50"}},
 		{"analyze-plan-nps.golden", []string{"--plan", "--metric", "NPS", "--baseline", "30", "--max-drop", "5", "--drop", "0,2,10,15", "--power", "0.9"}},
 	} {
 		t.Run(tc.golden, func(t *testing.T) {
@@ -139,13 +139,14 @@ func TestAnalyzeGolden(t *testing.T) {
 
 // TestAnalyzeMatchesEngine checks analyze against the decision engine itself.
 func TestAnalyzeMatchesEngine(t *testing.T) {
-	cfg := analysis.Config{Metric: analysis.CSAT, ScaleMin: 1, ScaleMax: 5, SatisfiedAtOrAbove: 4, MaxDrop: 3, Confidence: 0.95, MinResponses: 100}
-	control := analysis.Arm{Name: "control", Counts: []int64{180, 240, 600, 2400, 2580}}
-	variants := []analysis.Arm{{Name: "one-page", Counts: []int64{192, 228, 600, 2460, 2520}}, {Name: "express", Counts: []int64{360, 480, 960, 2100, 2100}}}
-	as, err := analysis.Evaluate(cfg, control, variants)
+	cfg := analysis.Config{Metric: analysis.CSAT, ScaleMin: 1, ScaleMax: 5, SatisfiedAtOrAbove: 4, MaxDrop: 3, Confidence: 0.95, MinResponses: 100, Segments: 1}
+	seg := analysis.Segment{Control: "control", Variants: []string{"one-page", "express"}, Epochs: []analysis.Epoch{{Number: 1, Counts: analysis.Counts{
+		"control": {180, 240, 600, 2400, 2580}, "one-page": {192, 228, 600, 2460, 2520}, "express": {360, 480, 960, 2100, 2100}}}}}
+	res, err := analysis.Evaluate(cfg, seg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	as := res.Variants
 	if as[0].Verdict != analysis.NonInferior || as[1].Verdict != analysis.Inferior {
 		t.Fatalf("fixture verdicts %s, %s; want NonInferior, Inferior", as[0].Verdict, as[1].Verdict)
 	}
@@ -157,17 +158,16 @@ func TestAnalyzeMatchesEngine(t *testing.T) {
 		}
 	}
 
-	need, err := analysis.RequiredResponses(cfg, 85, 5)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fixed, err := analysis.FixedHorizonResponses(cfg, 85, 5, 0.8)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r = runCLI(t, "analyze", "--plan", "--baseline", "85", "--drop", "5").expect(t, ExitOK)
-	if !strings.Contains(r.out, thousands(need)) || !strings.Contains(r.out, thousands(fixed)) {
-		t.Errorf("plan lacks %d (RequiredResponses) or %d (FixedHorizonResponses):\n%s", need, fixed, r.out)
+	for _, w := range []int32{5, 50} {
+		p, err := analysis.PlanComparison(cfg, analysis.PlanInput{Baseline: 85, Drop: 5, VariantWeight: w, ControlWeight: 100 - w})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r = runCLI(t, "analyze", "--plan", "--baseline", "85", "--drop", "5", "--weights", "5,50").expect(t, ExitOK)
+		want := thousands(p.Median.Segment) + " / " + thousands(p.P90.Segment)
+		if !strings.Contains(r.out, want) || !strings.Contains(r.out, thousands(p.FixedHorizon)) {
+			t.Errorf("plan at %d%% lacks %s (PlanComparison) or %d (fixed horizon):\n%s", w, want, p.FixedHorizon, r.out)
+		}
 	}
 }
 

@@ -203,7 +203,7 @@ func (c *committer) write(nn types.NamespacedName, q *queue, batches []*batch) e
 		}
 		return c.unavailable(nn, "reading the experiment", err)
 	}
-	set, err := exp.Spec.Satisfaction.Settings()
+	set, err := exp.JudgedSettings()
 	if err != nil {
 		return errorf(http.StatusConflict, "experiment %s cannot take responses: %v", nn.Name, err)
 	}
@@ -221,6 +221,7 @@ func (c *committer) write(nn types.NamespacedName, q *queue, batches []*batch) e
 	if len(live) == 0 {
 		return nil
 	}
+	assignEpochs(live, exp, c.clock.Now())
 
 	cur, fresh := q.last, false
 	for attempt := range commitAttempts {

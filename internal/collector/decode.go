@@ -36,6 +36,11 @@ type Response struct {
 	Score   int
 	// At is when the customer answered; zero when the client did not say.
 	At time.Time
+	// Epoch is the allocation epoch in which the customer was served, when
+	// the client knows it (from the assignment cookie or the
+	// x-rapport-epoch request header); 0 when it does not, and the commit
+	// assigns one (see assignEpochs).
+	Epoch int32
 }
 
 // Error is a rejection with the HTTP status it maps to. Message names the
@@ -60,10 +65,11 @@ type wireResponse struct {
 	Respondent string          `json:"respondent"`
 	Channel    string          `json:"channel"`
 	At         string          `json:"at"`
+	Epoch      json.RawMessage `json:"epoch"`
 }
 
 // wireFields lists the accepted fields, for unknown-field messages.
-const wireFields = "variant, segment, score, respondent, channel, at"
+const wireFields = "variant, segment, score, respondent, channel, at, epoch"
 
 // scale is what validation needs from an experiment, computed once per batch.
 type scale struct {
@@ -71,14 +77,19 @@ type scale struct {
 	min, max int
 	variants []string
 	segments []string // empty: the experiment has no segments
+	// epochs is each segment's current epoch as the collector last saw it.
+	epochs map[string]int32
 }
 
 func scaleOf(exp *cxv1.CXExperiment) (scale, error) {
-	set, err := exp.Spec.Satisfaction.Settings()
+	set, err := exp.JudgedSettings()
 	if err != nil {
 		return scale{}, err
 	}
-	sc := scale{metric: set.Metric, min: set.ScoreMin, max: set.ScoreMax, segments: exp.Spec.Segments}
+	sc := scale{metric: set.Metric, min: set.ScoreMin, max: set.ScoreMax, segments: exp.Spec.Segments, epochs: map[string]int32{}}
+	for _, seg := range exp.Status.Segments {
+		sc.epochs[seg.Name] = seg.Epoch
+	}
 	for _, v := range exp.Spec.Variants {
 		sc.variants = append(sc.variants, v.Name)
 	}
@@ -335,7 +346,27 @@ func validate(w *wireResponse, sc scale) (Response, string) {
 		}
 		r.At = t
 	}
+	epoch, msg := parseEpoch(w.Epoch, sc.epochs[seg])
+	if msg != "" {
+		return r, ".epoch" + msg
+	}
+	r.Epoch = epoch
 	return r, ""
+}
+
+// parseEpoch accepts an absent epoch (0) or a whole number from 1 to one
+// past the segment's current epoch as the collector last saw it (the
+// controller may have started the next one a moment ago).
+func parseEpoch(raw json.RawMessage, current int32) (int32, string) {
+	s := string(bytes.TrimSpace(raw))
+	if s == "" || s == "null" {
+		return 0, ""
+	}
+	v, err := strconv.ParseInt(s, 10, 32)
+	if err != nil || v < 1 || v > int64(current)+1 {
+		return 0, fmt.Sprintf(": %s is not an epoch of the segment (1..%d); send the epoch the customer was served in (the x-rapport-epoch header or the assignment cookie), or omit it", clip(s), current)
+	}
+	return int32(v), ""
 }
 
 // parseScore accepts a JSON integer on the scale and nothing else: no

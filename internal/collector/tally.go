@@ -95,6 +95,9 @@ func merge(spec *cxv1.ResponseTallySpec, t target, batches []*batch) {
 			}
 			c.Scores[pos]++
 			spec.Total++
+			if r.Epoch > 0 {
+				addToEpoch(c, r.Epoch, pos, t.scores)
+			}
 		}
 	}
 	if n := len(spec.RecentKeys); n > MaxRecentKeys {
@@ -106,4 +109,23 @@ func merge(spec *cxv1.ResponseTallySpec, t target, batches []*batch) {
 	slices.SortFunc(spec.Counts, func(a, b cxv1.TallyCount) int {
 		return cmp.Or(cmp.Compare(a.Segment, b.Segment), cmp.Compare(a.Variant, b.Variant))
 	})
+}
+
+// addToEpoch counts one response with score index pos in c's epoch, keeping
+// c.Epochs sorted. Beyond cxv1.MaxEpochs epochs (the controller stops
+// starting new ones there) a new epoch folds into the last.
+func addToEpoch(c *cxv1.TallyCount, epoch int32, pos, scores int) {
+	i, found := slices.BinarySearchFunc(c.Epochs, epoch, func(e cxv1.EpochCount, n int32) int { return cmp.Compare(e.Epoch, n) })
+	if !found {
+		if len(c.Epochs) >= cxv1.MaxEpochs {
+			i = len(c.Epochs) - 1
+		} else {
+			c.Epochs = slices.Insert(c.Epochs, i, cxv1.EpochCount{Epoch: epoch})
+		}
+	}
+	e := &c.Epochs[i]
+	if n := max(scores, pos+1); len(e.Scores) < n {
+		e.Scores = append(e.Scores, make([]int64, n-len(e.Scores))...)
+	}
+	e.Scores[pos]++
 }

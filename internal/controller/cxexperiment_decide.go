@@ -18,6 +18,7 @@ func (r *CXExperimentReconciler) decide(_ context.Context, sc *scope) (ctrl.Resu
 		Status:     &sc.exp.Status,
 		Judgements: sc.judgements,
 		Breaches:   sc.breaches,
+		Mismatches: sc.mismatches,
 		Actions:    rollout.Actions{Promote: a[cxv1.AnnotationPromote], Abort: a[cxv1.AnnotationAbort], Retry: a[cxv1.AnnotationRetry]},
 		Now:        sc.now,
 	})

@@ -15,7 +15,7 @@ func TestHoldForGuardrails(t *testing.T) {
 			"express":  {Verdict: cxv1.VerdictInferior, Evidence: "CSAT 74.1 vs 86.0"},
 		}}
 	}
-	spec := measureSpec()
+	spec := &measureExperiment().Spec
 	j := judgements()
 	holdForGuardrails(spec, j)
 	if j["enterprise"]["one-page"].Verdict != cxv1.VerdictNonInferior {

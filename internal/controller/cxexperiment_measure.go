@@ -3,7 +3,9 @@ package controller
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -17,8 +19,9 @@ import (
 	"github.com/rapport-dev/rapport/internal/rollout"
 )
 
-// analysisConfig maps spec.satisfaction to the decision engine's config.
-func analysisConfig(s cxv1.SatisfactionSettings) analysis.Config {
+// analysisConfig maps the run's satisfaction settings to the decision
+// engine's config.
+func analysisConfig(s cxv1.SatisfactionSettings, spec *cxv1.CXExperimentSpec) analysis.Config {
 	return analysis.Config{
 		Metric:             analysis.Metric(s.Metric),
 		ScaleMin:           s.ScoreMin,
@@ -28,6 +31,7 @@ func analysisConfig(s cxv1.SatisfactionSettings) analysis.Config {
 		MaxDrop:            s.MaxDrop,
 		Confidence:         s.Confidence,
 		MinResponses:       s.MinResponses,
+		Segments:           len(spec.SegmentNames()),
 	}
 }
 
@@ -55,9 +59,7 @@ func (r *CXExperimentReconciler) measure(ctx context.Context, sc *scope) (ctrl.R
 	due := exp.Status.MeasuredAt == nil || sc.now.Sub(exp.Status.MeasuredAt.Time) >= interval
 	polled := exp.Spec.Satisfaction.Source.MetricRef != nil
 	if polled && !due {
-		// A guardrail breach rolls its variant back at once: none is
-		// pending between polls (sc.breaches stays empty).
-		sc.judgements = judgementsFromStatus(&exp.Status)
+		sc.judgements, sc.mismatches = judgementsFromStatus(&exp.Status)
 		holdForGuardrails(&exp.Spec, sc.judgements)
 		return ctrl.Result{RequeueAfter: exp.Status.MeasuredAt.Add(interval).Sub(sc.now)}, false, nil
 	}
@@ -71,6 +73,7 @@ func (r *CXExperimentReconciler) measure(ctx context.Context, sc *scope) (ctrl.R
 		result, err = source.Tallies(ctx, measure.Query{
 			Experiment: exp, Settings: sc.settings, Segments: exp.Spec.SegmentNames(),
 			Variants: allVariants(&exp.Spec), Window: window(exp, sc.now),
+			Epochs: epochWindows(&exp.Status), Now: sc.now,
 		})
 	}
 	if err != nil {
@@ -87,12 +90,12 @@ func (r *CXExperimentReconciler) measure(ctx context.Context, sc *scope) (ctrl.R
 		return res, false, nil
 	}
 	sc.lastResponseAt = result.LastResponseAt
-	judgements, fields, err := evaluate(sc.settings, &exp.Spec, result.Tallies)
+	judgements, mismatches, fields, err := evaluate(sc.settings, exp, result)
 	if err != nil {
 		sc.measured = failed(cxv1.ReasonMeasurementFailed, "%v", err)
 		return res, false, nil
 	}
-	sc.judgements = judgements
+	sc.judgements, sc.mismatches = judgements, mismatches
 	if len(exp.Spec.Guardrails) > 0 && (due || sc.exp.Status.MeasuredAt == nil) {
 		sc.breaches = r.guardrails(ctx, sc, judgements)
 	} else {
@@ -119,6 +122,22 @@ func allVariants(spec *cxv1.CXExperimentSpec) []string {
 	out := make([]string, len(spec.Variants))
 	for i, v := range spec.Variants {
 		out[i] = v.Name
+	}
+	return out
+}
+
+// epochWindows returns each segment's allocation epochs as time spans, for
+// sources that read by time.
+func epochWindows(st *cxv1.CXExperimentStatus) map[string][]measure.EpochWindow {
+	out := map[string][]measure.EpochWindow{}
+	for _, seg := range st.Segments {
+		for i, ep := range seg.Epochs {
+			w := measure.EpochWindow{Epoch: ep.Epoch, Start: ep.StartedAt.Time}
+			if i+1 < len(seg.Epochs) {
+				w.End = seg.Epochs[i+1].StartedAt.Time
+			}
+			out[seg.Name] = append(out[seg.Name], w)
+		}
 	}
 	return out
 }
@@ -161,6 +180,13 @@ type variantFields struct {
 	responses                                    int64
 	share, score, scoreIv, diff, diffIv, message string
 	verdict                                      cxv1.Verdict
+	windows                                      []cxv1.RecentWindow
+}
+
+// segmentFields are the measurement fields of one segment's status.
+type segmentFields struct {
+	variants    map[string]variantFields
+	sampleRatio *cxv1.SampleRatioStatus
 }
 
 // fmtInterval formats an interval of the decision engine for status.
@@ -168,86 +194,168 @@ func fmtInterval(iv analysis.Interval) string {
 	return cxv1.FormatInterval(iv.Lower, iv.Upper)
 }
 
-// evaluate runs the decision engine on each segment's tallies. It returns
-// the judgements for rollout and the status fields per segment and variant.
-func evaluate(s cxv1.SatisfactionSettings, spec *cxv1.CXExperimentSpec, t measure.Tallies) (rollout.Judgements, map[string]map[string]variantFields, error) {
-	cfg := analysisConfig(s)
-	control, others := variantNames(spec)
-	counts := func(seg, v string) []int64 {
-		c := t.Get(seg, v)
-		if len(c) != s.Scores() {
-			return make([]int64, s.Scores())
-		}
-		return c
+// evaluate runs the decision engine on each segment's evidence: its counts
+// per allocation epoch, the epochs' weights and the variants'
+// recent-evidence windows from status. It returns the judgements for
+// rollout, the segments held by a sample-ratio mismatch, and the status
+// fields per segment and variant.
+func evaluate(s cxv1.SatisfactionSettings, exp *cxv1.CXExperiment, res measure.Result) (rollout.Judgements, map[string]string, map[string]segmentFields, error) {
+	spec := &exp.Spec
+	cfg := analysisConfig(s, spec)
+	eng, err := analysis.NewEngine(cfg)
+	if err != nil {
+		return nil, nil, nil, err
 	}
+	control, others := variantNames(spec)
 	judgements := rollout.Judgements{}
-	fields := map[string]map[string]variantFields{}
-	for _, seg := range spec.SegmentNames() {
-		ctl := analysis.Arm{Name: control, Counts: counts(seg, control)}
-		arms := make([]analysis.Arm, len(others))
-		var total int64
-		for _, c := range ctl.Counts {
-			total += c
-		}
-		for i, v := range others {
-			arms[i] = analysis.Arm{Name: v, Counts: counts(seg, v)}
-			for _, c := range arms[i].Counts {
-				total += c
-			}
-		}
-		assessments, err := analysis.Evaluate(cfg, ctl, arms)
+	mismatches := map[string]string{}
+	fields := map[string]segmentFields{}
+	for _, name := range spec.SegmentNames() {
+		seg := segmentEvidence(s, exp, name, control, others, res)
+		out, err := eng.Evaluate(seg)
 		if err != nil {
-			return nil, nil, fmt.Errorf("evaluate segment %s: %w", seg, err)
+			return nil, nil, nil, fmt.Errorf("evaluate segment %s: %w", name, err)
 		}
-		judgements[seg] = map[string]rollout.Judgement{}
-		fields[seg] = map[string]variantFields{}
+		judgements[name] = map[string]rollout.Judgement{}
+		sf := segmentFields{variants: map[string]variantFields{}}
+		var total int64 = out.Control.Responses
+		for _, a := range out.Variants {
+			total += a.Responses
+		}
 		share := func(n int64) string {
 			if total == 0 {
 				return ""
 			}
 			return cxv1.FormatPoints(100 * float64(n) / float64(total))
 		}
-		ctlEst, err := analysis.EstimateArm(cfg, ctl)
-		if err != nil {
-			return nil, nil, err
-		}
-		cf := variantFields{responses: ctlEst.Responses, share: share(ctlEst.Responses)}
-		if ctlEst.Responses > 0 {
-			cf.score = cxv1.FormatPoints(ctlEst.Score)
-			if hw, err := analysis.HalfWidth(ctlEst.Variance, cfg.MixingVariance(), cfg.IntervalAlpha(len(others))); err == nil && ctlEst.Responses >= s.MinResponses {
-				lo := 0.0
-				if s.Metric == cxv1.MetricNPS {
-					lo = -100
-				}
-				cf.scoreIv = fmtInterval(analysis.Interval{Lower: max(ctlEst.Score-hw, lo), Upper: min(ctlEst.Score+hw, 100)})
+		cf := variantFields{responses: out.Control.Responses, share: share(out.Control.Responses)}
+		if out.Control.Responses > 0 {
+			cf.score = cxv1.FormatPoints(out.Control.Score)
+			if out.Control.Responses >= s.MinResponses {
+				cf.scoreIv = fmtInterval(out.Control.Interval)
 			}
 		}
-		fields[seg][control] = cf
-		for _, a := range assessments {
+		sf.variants[control] = cf
+		for _, a := range out.Variants {
 			reason := cxv1.RollbackInferior
-			if s.Minimum != nil && a.ScoreInterval.Upper < *s.Minimum && a.Verdict == analysis.Inferior {
+			switch a.Rule {
+			case analysis.RuleMinimum:
 				reason = cxv1.RollbackBelowMinimum
+			case analysis.RuleRecentMaxDrop:
+				reason = cxv1.RollbackRecentlyInferior
 			}
-			judgements[seg][a.Variant] = rollout.Judgement{
+			judgements[name][a.Variant] = rollout.Judgement{
 				Verdict: cxv1.Verdict(a.Verdict), Reason: reason, Evidence: a.Explanation,
 				Responses: a.Responses, Score: a.Score,
 			}
-			f := variantFields{responses: a.Responses, share: share(a.Responses), verdict: cxv1.Verdict(a.Verdict), message: a.Explanation}
-			if a.Responses > 0 && a.ControlResponses > 0 && !math.IsNaN(a.Score) {
+			f := variantFields{responses: a.Responses, share: share(a.Responses), verdict: cxv1.Verdict(a.Verdict), message: a.Explanation,
+				windows: statusWindows(out.Windows[a.Variant])}
+			if a.Responses > 0 && out.Control.Responses > 0 && !math.IsNaN(a.Score) {
 				f.score, f.diff = cxv1.FormatPoints(a.Score), cxv1.FormatPoints(a.Difference)
 				if a.Verdict != analysis.InsufficientData {
 					f.scoreIv, f.diffIv = fmtInterval(a.ScoreInterval), fmtInterval(a.DifferenceInterval)
 				}
 			}
-			fields[seg][a.Variant] = f
+			sf.variants[a.Variant] = f
+		}
+		sf.sampleRatio = sampleRatioStatus(out.SampleRatio)
+		if out.SampleRatio.Mismatch {
+			mismatches[name] = sf.sampleRatio.Shares
+		}
+		fields[name] = sf
+	}
+	return judgements, mismatches, fields, nil
+}
+
+// segmentEvidence assembles what the engine judges for one segment: the
+// counts of every epoch the source returned (epoch 0: counted before the
+// run had epochs), the weights status recorded for each epoch, and each
+// variant's windows.
+func segmentEvidence(s cxv1.SatisfactionSettings, exp *cxv1.CXExperiment, name, control string, others []string, res measure.Result) analysis.Segment {
+	seg := analysis.Segment{Control: control, Variants: others, Windows: map[string][]analysis.Window{}}
+	var st *cxv1.SegmentStatus
+	for i := range exp.Status.Segments {
+		if exp.Status.Segments[i].Name == name {
+			st = &exp.Status.Segments[i]
 		}
 	}
-	return judgements, fields, nil
+	weights := map[int32]map[string]int32{}
+	if st != nil {
+		for _, ep := range st.Epochs {
+			w := map[string]int32{}
+			for _, vw := range ep.Weights {
+				w[vw.Variant] = vw.Weight
+			}
+			weights[ep.Epoch] = w
+		}
+		for _, v := range st.Variants {
+			for _, w := range v.Windows {
+				seg.Windows[v.Name] = append(seg.Windows[v.Name], analysis.Window{
+					Index: w.Index, Epoch: w.Epoch, ControlCounts: fitScale(w.Control, s.Scores()), VariantCounts: fitScale(w.Variant, s.Scores())})
+			}
+		}
+	}
+	byEpoch := res.Epochs[name]
+	if byEpoch == nil && res.Tallies[name] != nil {
+		// A source that cannot split by epoch: the run is one epoch.
+		byEpoch = map[int32]map[string][]int64{0: res.Tallies[name]}
+	}
+	numbers := slices.Sorted(maps.Keys(byEpoch))
+	for _, n := range numbers {
+		ep := analysis.Epoch{Number: n, Weights: weights[n], Counts: analysis.Counts{}}
+		for arm, c := range byEpoch[n] {
+			ep.Counts[arm] = fitScale(c, s.Scores())
+		}
+		seg.Epochs = append(seg.Epochs, ep)
+	}
+	// Windows start in epochs the engine must know, even before they have
+	// counts.
+	if st != nil && len(st.Epochs) > 0 {
+		cur := st.Epochs[len(st.Epochs)-1].Epoch
+		if !slices.Contains(numbers, cur) {
+			seg.Epochs = append(seg.Epochs, analysis.Epoch{Number: cur, Weights: weights[cur], Counts: analysis.Counts{}})
+			slices.SortFunc(seg.Epochs, func(a, b analysis.Epoch) int { return int(a.Number - b.Number) })
+		}
+	}
+	return seg
+}
+
+// fitScale pads or cuts counts to the scale's length.
+func fitScale(c []int64, n int) []int64 {
+	out := make([]int64, n)
+	copy(out, c)
+	return out
+}
+
+func statusWindows(ws []analysis.Window) []cxv1.RecentWindow {
+	var out []cxv1.RecentWindow
+	for _, w := range ws {
+		out = append(out, cxv1.RecentWindow{Index: w.Index, Epoch: w.Epoch, Control: w.ControlCounts, Variant: w.VariantCounts})
+	}
+	return out
+}
+
+// sampleRatioStatus formats the sample-ratio test for status.
+func sampleRatioStatus(sr analysis.SampleRatio) *cxv1.SampleRatioStatus {
+	if sr.Epoch == 0 {
+		return nil
+	}
+	out := &cxv1.SampleRatioStatus{
+		Mismatch: sr.Mismatch,
+		Evidence: fmt.Sprintf("%.1f of %.1f", sr.LogEvidence, sr.Threshold),
+		Epoch:    sr.Epoch,
+	}
+	var parts []string
+	for _, arm := range slices.Sorted(maps.Keys(sr.Expected)) {
+		parts = append(parts, fmt.Sprintf("%s %.1f%% (expected %.1f%%)", arm, sr.Observed[arm], sr.Expected[arm]))
+	}
+	out.Shares = strings.Join(parts, ", ")
+	return out
 }
 
 // measurement is what measure read, to record into status.
 type measurement struct {
-	fields   map[string]map[string]variantFields
+	fields   map[string]segmentFields
 	due      bool
 	polled   bool // Prometheus: measuredAt records the poll
 	interval time.Duration
@@ -287,15 +395,23 @@ func (m *measurement) record(st *cxv1.CXExperimentStatus, now time.Time) time.Du
 }
 
 // applyMeasurement copies the fields into status. It reports whether a
-// verdict changed (so that status is written at once rather than at the
-// next interval).
-func applyMeasurement(st *cxv1.CXExperimentStatus, fields map[string]map[string]variantFields) bool {
+// verdict or a sample-ratio mismatch changed (so that status is written at
+// once rather than at the next interval).
+func applyMeasurement(st *cxv1.CXExperimentStatus, fields map[string]segmentFields) bool {
 	changed := false
 	for i := range st.Segments {
 		seg := &st.Segments[i]
+		sf, ok := fields[seg.Name]
+		if !ok {
+			continue
+		}
+		if (seg.SampleRatio != nil && seg.SampleRatio.Mismatch) != (sf.sampleRatio != nil && sf.sampleRatio.Mismatch) {
+			changed = true
+		}
+		seg.SampleRatio = sf.sampleRatio
 		for j := range seg.Variants {
 			v := &seg.Variants[j]
-			f, ok := fields[seg.Name][v.Name]
+			f, ok := sf.variants[v.Name]
 			if !ok {
 				continue
 			}
@@ -304,6 +420,9 @@ func applyMeasurement(st *cxv1.CXExperimentStatus, fields map[string]map[string]
 			}
 			v.Responses, v.RealizedShare, v.Score, v.ScoreInterval = f.responses, f.share, f.score, f.scoreIv
 			v.Difference, v.DifferenceInterval, v.Verdict, v.Message = f.diff, f.diffIv, f.verdict, f.message
+			if v.State != cxv1.StateControl {
+				v.Windows = f.windows
+			}
 		}
 	}
 	return changed
@@ -322,11 +441,16 @@ func markUnmeasured(st *cxv1.CXExperimentStatus, why string) {
 	}
 }
 
-// judgementsFromStatus rebuilds the judgements of the last measurement.
-func judgementsFromStatus(st *cxv1.CXExperimentStatus) rollout.Judgements {
+// judgementsFromStatus rebuilds the judgements and the segments held by a
+// sample-ratio mismatch of the last measurement.
+func judgementsFromStatus(st *cxv1.CXExperimentStatus) (rollout.Judgements, map[string]string) {
 	out := rollout.Judgements{}
+	mismatches := map[string]string{}
 	for _, seg := range st.Segments {
 		out[seg.Name] = map[string]rollout.Judgement{}
+		if seg.SampleRatio != nil && seg.SampleRatio.Mismatch {
+			mismatches[seg.Name] = seg.SampleRatio.Shares
+		}
 		for _, v := range seg.Variants {
 			if v.Verdict == "" {
 				continue
@@ -338,12 +462,12 @@ func judgementsFromStatus(st *cxv1.CXExperimentStatus) rollout.Judgements {
 			out[seg.Name][v.Name] = rollout.Judgement{Verdict: v.Verdict, Evidence: v.Message, Responses: v.Responses, Score: score}
 		}
 	}
-	return out
+	return out, mismatches
 }
 
 // summarize pools each variant's responses across segments for kubectl get.
 func summarize(s cxv1.SatisfactionSettings, spec *cxv1.CXExperimentSpec, t measure.Tallies) cxv1.Summary {
-	cfg := analysisConfig(s)
+	cfg := analysisConfig(s, spec)
 	pooled := func(v string) (analysis.Estimate, bool) {
 		sum := make([]int64, s.Scores())
 		for _, seg := range spec.SegmentNames() {

@@ -14,8 +14,8 @@ func csat(n int64, satisfiedPct int64) []int64 {
 	return []int64{0, n - sat, 0, 0, sat}
 }
 
-func measureSpec() *cxv1.CXExperimentSpec {
-	return &cxv1.CXExperimentSpec{Variants: []cxv1.Variant{{Name: "control", Control: true}, {Name: "one-page"}}}
+func measureExperiment() *cxv1.CXExperiment {
+	return &cxv1.CXExperiment{Spec: cxv1.CXExperimentSpec{Variants: []cxv1.Variant{{Name: "control", Control: true}, {Name: "one-page"}}}}
 }
 
 func settings(t *testing.T, minimum string) cxv1.SatisfactionSettings {
@@ -58,7 +58,7 @@ func TestEvaluate(t *testing.T) {
 			if tc.variant != nil {
 				tallies.Set(cxv1.AllSegment, "one-page", tc.variant)
 			}
-			judgements, fields, err := evaluate(settings(t, tc.minimum), measureSpec(), tallies)
+			judgements, _, segs, err := evaluate(settings(t, tc.minimum), measureExperiment(), measure.Result{Tallies: tallies})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -66,7 +66,7 @@ func TestEvaluate(t *testing.T) {
 			if j.Verdict != tc.wantVerdict || (tc.wantReason != "" && j.Reason != tc.wantReason) {
 				t.Fatalf("judgement %s (%s): %s; want %s (%s)", j.Verdict, j.Reason, j.Evidence, tc.wantVerdict, tc.wantReason)
 			}
-			f := fields[cxv1.AllSegment]["one-page"]
+			f := segs[cxv1.AllSegment].variants["one-page"]
 			if f.verdict != j.Verdict || f.message != j.Evidence {
 				t.Errorf("status fields %+v disagree with the judgement %+v", f, j)
 			}
@@ -84,7 +84,7 @@ func TestEvaluate(t *testing.T) {
 					t.Errorf("interval %q does not parse: %v", iv, err)
 				}
 			}
-			c := fields[cxv1.AllSegment]["control"]
+			c := segs[cxv1.AllSegment].variants["control"]
 			if c.verdict != "" || c.diff != "" {
 				t.Errorf("the control has a verdict or a difference: %+v", c)
 			}
@@ -99,13 +99,13 @@ func TestEvaluateFormatsPoints(t *testing.T) {
 	tallies := measure.Tallies{}
 	tallies.Set(cxv1.AllSegment, "control", csat(1000, 86))
 	tallies.Set(cxv1.AllSegment, "one-page", csat(1000, 70))
-	_, fields, err := evaluate(settings(t, ""), measureSpec(), tallies)
+	_, _, segs, err := evaluate(settings(t, ""), measureExperiment(), measure.Result{Tallies: tallies})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := fields[cxv1.AllSegment]["one-page"]
-	if f.score != "70.0" || f.diff != "-16.0" || fields[cxv1.AllSegment]["control"].score != "86.0" {
-		t.Fatalf("score %q, difference %q, control %q; want 70.0, -16.0, 86.0", f.score, f.diff, fields[cxv1.AllSegment]["control"].score)
+	f := segs[cxv1.AllSegment].variants["one-page"]
+	if f.score != "70.0" || f.diff != "-16.0" || segs[cxv1.AllSegment].variants["control"].score != "86.0" {
+		t.Fatalf("score %q, difference %q, control %q; want 70.0, -16.0, 86.0", f.score, f.diff, segs[cxv1.AllSegment].variants["control"].score)
 	}
 }
 
@@ -115,7 +115,7 @@ func TestJudgementsFromStatus(t *testing.T) {
 		{Name: "one-page", State: cxv1.StateActive, Verdict: cxv1.VerdictNonInferior, Score: "87.1", Responses: 598, Message: "non-inferior"},
 		{Name: "express", State: cxv1.StateActive, Verdict: cxv1.VerdictInsufficientData},
 	}}}}
-	j := judgementsFromStatus(st)
+	j, _ := judgementsFromStatus(st)
 	if _, ok := j["enterprise"]["control"]; ok {
 		t.Error("the control has no verdict to judge")
 	}

@@ -64,6 +64,8 @@ type scope struct {
 	// judgements and breaches are the measurement's verdicts for rollout.
 	judgements rollout.Judgements
 	breaches   map[string]map[string]string
+	// mismatches are the segments held by a sample-ratio mismatch.
+	mismatches map[string]string
 	// lastResponseAt is the commit time of the newest counted response.
 	lastResponseAt time.Time
 
@@ -88,7 +90,7 @@ func newScope(exp *cxv1.CXExperiment, now time.Time) *scope {
 
 // loadSettings parses spec.satisfaction.
 func (sc *scope) loadSettings() error {
-	s, err := sc.exp.Spec.Satisfaction.Settings()
+	s, err := sc.exp.JudgedSettings()
 	if err != nil {
 		return err
 	}

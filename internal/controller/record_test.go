@@ -25,8 +25,8 @@ func TestMeasurementRecord(t *testing.T) {
 		}
 		return st
 	}
-	fields := func(responses int64, verdict cxv1.Verdict) map[string]map[string]variantFields {
-		return map[string]map[string]variantFields{"enterprise": {"one-page": {responses: responses, verdict: verdict}}}
+	fields := func(responses int64, verdict cxv1.Verdict) map[string]segmentFields {
+		return map[string]segmentFields{"enterprise": {variants: map[string]variantFields{"one-page": {responses: responses, verdict: verdict}}}}
 	}
 	tenSecondsAgo := t0.Add(-10 * time.Second)
 	for _, tc := range []struct {

@@ -32,6 +32,46 @@ func (t Tallies) Set(segment, variant string, counts []int64) {
 	t[segment][variant] = counts
 }
 
+// EpochTallies splits counts by allocation epoch:
+// EpochTallies[segment][epoch][variant][i] is the number of responses with
+// score ScoreMin+i of customers served in that epoch. Epoch 0 holds counts
+// that carry no epoch (recorded before the run had epochs).
+type EpochTallies map[string]map[int32]map[string][]int64
+
+// Get returns the counts of one variant in one epoch of one segment, or nil.
+func (t EpochTallies) Get(segment string, epoch int32, variant string) []int64 {
+	if t == nil {
+		return nil
+	}
+	return t[segment][epoch][variant]
+}
+
+// Add adds counts to one variant in one epoch of one segment.
+func (t EpochTallies) Add(segment string, epoch int32, variant string, counts []int64) {
+	if t[segment] == nil {
+		t[segment] = map[int32]map[string][]int64{}
+	}
+	if t[segment][epoch] == nil {
+		t[segment][epoch] = map[string][]int64{}
+	}
+	cur := t[segment][epoch][variant]
+	if len(cur) < len(counts) {
+		cur = append(cur, make([]int64, len(counts)-len(cur))...)
+	}
+	for i, c := range counts {
+		cur[i] += c
+	}
+	t[segment][epoch][variant] = cur
+}
+
+// EpochWindow is the time span of one allocation epoch of a segment, for
+// sources that read by time (Prometheus): responses of customers served
+// from Start until End (zero: now).
+type EpochWindow struct {
+	Epoch      int32
+	Start, End time.Time
+}
+
 // Query says what to read.
 type Query struct {
 	// Experiment is the experiment being measured (namespace, name, status.run).
@@ -43,12 +83,22 @@ type Query struct {
 	Variants []string
 	// Window is the time since the run started (for Prometheus range functions).
 	Window time.Duration
+	// Epochs are each segment's allocation epochs, oldest first; a segment
+	// without epochs (a run that started before epochs were recorded) is
+	// read as one span since the run started.
+	Epochs map[string][]EpochWindow
+	// Now is the time of the reading (the reconcile's clock).
+	Now time.Time
 }
 
 // Result is what a source read.
 type Result struct {
-	// Tallies holds the counts found; variants/segments without data are absent.
+	// Tallies holds the counts of the whole run found; variants/segments
+	// without data are absent.
 	Tallies Tallies
+	// Epochs splits Tallies by allocation epoch (their sum per segment and
+	// variant is Tallies).
+	Epochs EpochTallies
 	// LastResponseAt is when the newest counted response was committed, when
 	// the source knows it (the collector does). It times rollback latency.
 	LastResponseAt time.Time

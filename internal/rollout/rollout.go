@@ -47,8 +47,13 @@ type Input struct {
 	Judgements Judgements
 	// Breaches maps segment -> variant -> evidence of a guardrail breach.
 	Breaches map[string]map[string]string
-	Actions  Actions
-	Now      time.Time
+	// Mismatches maps a segment whose responses per variant do not match
+	// its weights (a sample-ratio mismatch) to the observed and expected
+	// shares. Such a segment neither advances nor is promoted automatically;
+	// rollbacks still apply.
+	Mismatches map[string]string
+	Actions    Actions
+	Now        time.Time
 }
 
 // Event is a Kubernetes Event to record.
@@ -74,20 +79,22 @@ type Output struct {
 
 // Event reasons.
 const (
-	EventStarted        = "Started"
-	EventStepAdvanced   = "StepAdvanced"
-	EventRolledBack     = "VariantRolledBack"
-	EventAllRolledBack  = "ExperimentRolledBack"
-	EventPromoted       = "Promoted"
-	EventPaused         = "Paused"
-	EventResumed        = "Resumed"
-	EventAborted        = "Aborted"
-	EventRetried        = "Retried"
-	EventActionIgnored  = "ActionIgnored"
-	EventAwaitPromotion = "AwaitingPromotion"
-	EventInconclusive   = "Inconclusive"
-	EventContinued      = "ContinuedInconclusive"
-	EventStepsChanged   = "StepsChanged"
+	EventStarted         = "Started"
+	EventStepAdvanced    = "StepAdvanced"
+	EventRolledBack      = "VariantRolledBack"
+	EventAllRolledBack   = "ExperimentRolledBack"
+	EventPromoted        = "Promoted"
+	EventPaused          = "Paused"
+	EventResumed         = "Resumed"
+	EventAborted         = "Aborted"
+	EventRetried         = "Retried"
+	EventActionIgnored   = "ActionIgnored"
+	EventAwaitPromotion  = "AwaitingPromotion"
+	EventInconclusive    = "Inconclusive"
+	EventContinued       = "ContinuedInconclusive"
+	EventStepsChanged    = "StepsChanged"
+	EventEpochsFolded    = "EpochsFolded"
+	EventMismatchIgnored = "PromotedDespiteMismatch"
 )
 
 type decider struct {
@@ -107,6 +114,7 @@ func Decide(in Input) Output {
 	d.run()
 	d.st.StepWeight = d.stepWeight()
 	d.applyWeights()
+	d.recordEpochs()
 	d.out.Status = *d.st
 	return d.out
 }
@@ -244,6 +252,9 @@ func (d *decider) start() {
 	d.st.CurrentStep = 1
 	d.st.StepStartedAt = &d.now
 	d.st.Phase = cxv1.PhaseProgressing
+	if rs, err := d.in.Spec.Satisfaction.RunSettings(); err == nil { // the controller refuses invalid specs before
+		d.st.Settings = &rs
+	}
 	if d.st.Segments == nil {
 		// The controller creates them (NewSegments) when it measures the
 		// run before it starts, so the first measurement shares the start's
@@ -366,14 +377,25 @@ func (d *decider) promoteRequested() bool {
 		return false
 	}
 	d.st.HandledActions.Promote = tok
+	for _, seg := range d.st.Segments {
+		if m, ok := d.in.Mismatches[seg.Name]; ok {
+			d.event(true, EventMismatchIgnored, "promoted by hand although segment %s has a sample-ratio mismatch (%s): its verdicts may be biased", seg.Name, m)
+		}
+	}
 	d.promote(true)
 	return true
 }
 
-// allNonInferior reports whether every active variant is NonInferior everywhere.
+// allNonInferior reports whether every active variant is NonInferior
+// everywhere, with no segment held by a sample-ratio mismatch.
 func (d *decider) allNonInferior() (bool, string) {
 	var pending []string
+	held := map[string]bool{}
 	d.eachActive(func(seg *cxv1.SegmentStatus, v *cxv1.VariantStatus) {
+		if m, ok := d.in.Mismatches[seg.Name]; ok && !held[seg.Name] {
+			held[seg.Name] = true
+			pending = append(pending, fmt.Sprintf("segment %s is held by a sample-ratio mismatch (%s)", seg.Name, m))
+		}
 		if j := d.in.Judgements.get(seg.Name, v.Name); j.Verdict != cxv1.VerdictNonInferior {
 			pending = append(pending, fmt.Sprintf("%s in %s is %s", v.Name, seg.Name, j.Verdict))
 		}

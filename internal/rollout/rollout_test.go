@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strings"
 	"testing"
@@ -316,7 +317,7 @@ func TestDecideIsIdempotent(t *testing.T) {
 	if len(second.Events) != 0 {
 		t.Fatalf("a repeated reconcile emitted events: %+v", second.Events)
 	}
-	if fmt.Sprint(first.Status) != fmt.Sprint(second.Status) {
+	if !reflect.DeepEqual(first.Status, second.Status) {
 		t.Fatalf("a repeated reconcile changed the status:\n%+v\n%+v", first.Status, second.Status)
 	}
 }

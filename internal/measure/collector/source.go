@@ -30,7 +30,7 @@ var _ measure.Source = (*Source)(nil)
 // experiment's current run. Pairs without responses are listed in Missing.
 func (s *Source) Tallies(ctx context.Context, q measure.Query) (measure.Result, error) {
 	exp := q.Experiment
-	res := measure.Result{Tallies: measure.Tallies{}}
+	res := measure.Result{Tallies: measure.Tallies{}, Epochs: measure.EpochTallies{}}
 	t := &cxv1.ResponseTally{}
 	err := s.Reader.Get(ctx, client.ObjectKeyFromObject(exp), t)
 	switch {
@@ -41,25 +41,58 @@ func (s *Source) Tallies(ctx context.Context, q measure.Query) (measure.Result, 
 	case !current(t, exp, q.Settings):
 		t = nil
 	}
-	counts := map[[2]string][]int64{}
+	counts := map[[2]string]*cxv1.TallyCount{}
 	if t != nil {
-		for _, c := range t.Spec.Counts {
-			counts[[2]string{c.Segment, c.Variant}] = c.Scores
+		for i := range t.Spec.Counts {
+			c := &t.Spec.Counts[i]
+			counts[[2]string{c.Segment, c.Variant}] = c
 		}
 		res.LastResponseAt = lastCommit(t)
 	}
 	size := q.Settings.Scores()
 	for _, seg := range q.Segments {
 		for _, v := range q.Variants {
-			scores, n := fit(counts[[2]string{seg, v}], size)
+			c := counts[[2]string{seg, v}]
+			if c == nil {
+				res.Missing = append(res.Missing, seg+"/"+v)
+				continue
+			}
+			scores, n := fit(c.Scores, size)
 			if n == 0 {
 				res.Missing = append(res.Missing, seg+"/"+v)
 				continue
 			}
 			res.Tallies.Set(seg, v, scores)
+			splitEpochs(res.Epochs, seg, v, c, scores, size)
 		}
 	}
 	return res, nil
+}
+
+// splitEpochs adds one pair's counts to out by epoch. Counts of the total
+// that no epoch holds were recorded before the run had epochs: they go to
+// epoch 0.
+func splitEpochs(out measure.EpochTallies, seg, variant string, c *cxv1.TallyCount, total []int64, size int) {
+	rest := append([]int64(nil), total...)
+	for _, ep := range c.Epochs {
+		scores, n := fit(ep.Scores, size)
+		if n == 0 {
+			continue
+		}
+		out.Add(seg, ep.Epoch, variant, scores)
+		for i, x := range scores {
+			rest[i] -= x
+		}
+	}
+	for _, x := range rest {
+		if x > 0 {
+			for i := range rest {
+				rest[i] = max(rest[i], 0)
+			}
+			out.Add(seg, 0, variant, rest)
+			return
+		}
+	}
 }
 
 // current says whether t holds counts of exp's current run and scale.

@@ -148,3 +148,28 @@ func TestTalliesReadError(t *testing.T) {
 		t.Fatal("a read error was not returned")
 	}
 }
+
+func TestTalliesByEpoch(t *testing.T) {
+	tl := tally(1, "uid-1",
+		cxv1.TallyCount{Segment: "enterprise", Variant: "control", Scores: []int64{1, 0, 0, 3, 6},
+			// 10 in all, 7 in epochs: 3 were counted before the run had epochs.
+			Epochs: []cxv1.EpochCount{{Epoch: 1, Scores: []int64{0, 0, 0, 1, 2}}, {Epoch: 2, Scores: []int64{0, 0, 0, 2, 2}}}},
+		cxv1.TallyCount{Segment: "enterprise", Variant: "one-page", Scores: []int64{0, 0, 0, 0, 4},
+			Epochs: []cxv1.EpochCount{{Epoch: 2, Scores: []int64{0, 0, 0, 0, 4}}}},
+	)
+	res, err := (&Source{Reader: reader(t, tl)}).Tallies(context.Background(), query(experiment(1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := measure.EpochTallies{"enterprise": {
+		0: {"control": {1, 0, 0, 0, 2}},
+		1: {"control": {0, 0, 0, 1, 2}},
+		2: {"control": {0, 0, 0, 2, 2}, "one-page": {0, 0, 0, 0, 4}},
+	}}
+	if !reflect.DeepEqual(res.Epochs, want) {
+		t.Errorf("Epochs = %v, want %v", res.Epochs, want)
+	}
+	if got := res.Tallies.Get("enterprise", "control"); !reflect.DeepEqual(got, []int64{1, 0, 0, 3, 6}) {
+		t.Errorf("the run's total is %v", got)
+	}
+}

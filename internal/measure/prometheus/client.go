@@ -69,12 +69,16 @@ func newClient(q cxv1.PrometheusQuery, bearerToken string, base http.RoundTrippe
 	return &client{address: q.Address, api: promv1.NewAPI(c), timeout: timeout, now: time.Now}, nil
 }
 
-// query runs an instant query at "now", bounded by the client's timeout.
+// query runs an instant query at at (zero: now), bounded by the client's
+// timeout.
 // Warnings of the server are ignored: they do not change the result.
-func (c *client) query(ctx context.Context, promql string) (model.Value, error) {
+func (c *client) query(ctx context.Context, promql string, at time.Time) (model.Value, error) {
 	qctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	v, _, _, err := c.api.Query(qctx, promql, c.now(), promv1.WithTimeout(c.timeout))
+	if at.IsZero() {
+		at = c.now()
+	}
+	v, _, _, err := c.api.Query(qctx, promql, at, promv1.WithTimeout(c.timeout))
 	if err == nil {
 		return v, nil
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"time"
 
 	"github.com/prometheus/common/model"
 
@@ -52,7 +53,7 @@ func (g *Guardrails) Value(ctx context.Context, q measure.GuardrailQuery) (float
 	if err != nil {
 		return 0, fmt.Errorf("render the query of %s: %w", what, err)
 	}
-	val, err := c.query(ctx, promql)
+	val, err := c.query(ctx, promql, time.Time{})
 	if err != nil {
 		return 0, fmt.Errorf("query prometheus %s for %s: %w", c.address, what, err)
 	}

@@ -118,6 +118,44 @@ func TestRealPrometheus(t *testing.T) {
 		g.Expect(len(res.Tallies["all"]) + len(res.Missing)).To(BeNumerically(">=", 2))
 	})
 
+	t.Run("each allocation epoch is read over its own span", func(t *testing.T) {
+		g := NewWithT(t)
+		// Each boundary is taken between two scrapes of the same values, so
+		// the counters read at it are the stable ones.
+		lastScrape := func() (float64, error) {
+			v, err := srv.Query(ctx, `max(timestamp(shop_csat_responses_total))`)
+			if vec, ok := v.(model.Vector); ok && err == nil && len(vec) == 1 {
+				return float64(vec[0].Value), nil
+			}
+			return 0, err
+		}
+		boundary := func() time.Time {
+			t.Helper()
+			at := time.Now()
+			g.Eventually(lastScrape).WithTimeout(20*time.Second).WithPolling(50*time.Millisecond).
+				Should(BeNumerically(">", float64(at.UnixMilli())/1000), srv.Logs)
+			return at
+		}
+		t0 := boundary()
+		add("control", "vip", 5, 6) // epoch 1
+		waitScraped(39)
+		t1 := boundary()
+		add("control", "vip", 1, 2) // epoch 2
+		waitScraped(41)
+		// Exact counts over a span: the counter at its end minus the counter
+		// at its start, or the whole counter for a score first seen inside it.
+		now := `sum by (score) (shop_csat_responses_total{variant="{{ .Variant }}",segment="{{ .Segment }}"})`
+		diff := now + ` - sum by (score) (shop_csat_responses_total{variant="{{ .Variant }}",segment="{{ .Segment }}"} offset {{ .Window }}) or ` + now
+		eq := q
+		eq.Segments, eq.Variants = []string{"vip"}, []string{"control"}
+		eq.Epochs = map[string][]measure.EpochWindow{"vip": {{Epoch: 1, Start: t0, End: t1}, {Epoch: 2, Start: t1}}}
+		res, err := source(diff).Tallies(ctx, eq)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(res.Epochs.Get("vip", 1, "control")).To(Equal([]int64{0, 0, 0, 0, 6}))
+		g.Expect(res.Epochs.Get("vip", 2, "control")).To(Equal([]int64{2, 0, 0, 0, 0}))
+		g.Expect(res.Tallies.Get("vip", "control")).To(Equal([]int64{2, 0, 0, 0, 6}))
+	})
+
 	t.Run("wrong shapes give clear errors", func(t *testing.T) {
 		for _, tc := range []struct{ tmpl, want string }{
 			{`shop_csat_responses_total{segment="{{ .Segment }}"}`, "score 5 appears in more than one sample"},

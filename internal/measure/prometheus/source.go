@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"sync"
 	"text/template"
+	"time"
 
 	"github.com/prometheus/common/model"
 
@@ -58,52 +59,84 @@ func newSource(q cxv1.PrometheusQuery, bearerToken string, base http.RoundTrippe
 	return &Source{client: c, tmpl: t, concurrency: DefaultConcurrency}, nil
 }
 
-// pair is one (segment, variant) to read.
+// pair is one (segment, variant, epoch) to read: the responses of customers
+// served in the epoch's span, queried at its end with {{ .Window }} its
+// length.
 type pair struct {
 	segment, variant string
+	epoch            int32
+	window           time.Duration
+	at               time.Time // zero: now (a run without epochs)
 }
 
-// Tallies runs the query once per segment and variant of q. A pair whose
-// query returns an empty vector is listed in Result.Missing. Any other
-// failure of any pair fails the whole read (and cancels the queries still
-// running): a partial tally must not be judged as if it were complete.
+// pairs lists what to read for q: every variant of every segment, once per
+// allocation epoch of the segment (or once, since the run started, for a
+// segment without epochs).
+func pairs(q measure.Query, now time.Time) []pair {
+	var out []pair
+	for _, seg := range q.Segments {
+		spans := q.Epochs[seg]
+		for _, v := range q.Variants {
+			if len(spans) == 0 {
+				out = append(out, pair{segment: seg, variant: v, window: q.Window})
+				continue
+			}
+			for _, sp := range spans {
+				end := sp.End
+				if end.IsZero() {
+					end = now
+				}
+				// Evaluated at the very end its window was computed from, so
+				// the span read is exactly [Start, end].
+				w := max(end.Sub(sp.Start), time.Second)
+				out = append(out, pair{segment: seg, variant: v, epoch: sp.Epoch, window: w, at: end})
+			}
+		}
+	}
+	return out
+}
+
+// Tallies runs the query once per segment, variant and allocation epoch of
+// q. A (segment, variant) whose every query returns an empty vector is
+// listed in Result.Missing. Any other failure of any query fails the whole
+// read (and cancels the queries still running): a partial tally must not be
+// judged as if it were complete.
 func (s *Source) Tallies(ctx context.Context, q measure.Query) (measure.Result, error) {
-	res := measure.Result{Tallies: measure.Tallies{}}
+	res := measure.Result{Tallies: measure.Tallies{}, Epochs: measure.EpochTallies{}}
 	if q.Experiment == nil {
 		return res, errors.New("query prometheus: no experiment given")
 	}
 	if q.Settings.Scores() < 1 {
 		return res, fmt.Errorf("query prometheus: empty score scale %d..%d", q.Settings.ScoreMin, q.Settings.ScoreMax)
 	}
-	var pairs []pair
-	for _, seg := range q.Segments {
-		for _, v := range q.Variants {
-			pairs = append(pairs, pair{segment: seg, variant: v})
-		}
+	now := q.Now
+	if now.IsZero() {
+		now = s.client.now()
 	}
-	if len(pairs) == 0 {
+	items := pairs(q, now)
+	if len(items) == 0 {
 		return res, nil
 	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	counts := make([][]int64, len(pairs))
-	errs := make([]error, len(pairs))
+	counts := make([][]int64, len(items))
+	errs := make([]error, len(items))
 	concurrency := s.concurrency
 	if concurrency < 1 {
 		concurrency = 1
 	}
 	sem := make(chan struct{}, concurrency)
 	var wg sync.WaitGroup
-	for i, p := range pairs {
+	for i, p := range items {
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
 		}
 		if err := ctx.Err(); err != nil {
 			// A query failed or the caller gave up: start no more.
-			for j := i; j < len(pairs); j++ {
-				errs[j] = fmt.Errorf("query prometheus %s for variant %s in segment %s: not started: %w", s.client.address, pairs[j].variant, pairs[j].segment, context.Cause(ctx))
+			for j := i; j < len(items); j++ {
+				errs[j] = fmt.Errorf("query prometheus %s for variant %s in segment %s: not started: %w", s.client.address, items[j].variant, items[j].segment, context.Cause(ctx))
 			}
 			break
 		}
@@ -116,9 +149,9 @@ func (s *Source) Tallies(ctx context.Context, q measure.Query) (measure.Result, 
 				Segment:    p.segment,
 				Namespace:  q.Experiment.Namespace,
 				Experiment: q.Experiment.Name,
-				Window:     q.Window,
+				Window:     p.window,
 			}
-			counts[i], errs[i] = s.readPair(ctx, vars, q.Settings)
+			counts[i], errs[i] = s.readPair(ctx, vars, p.at, q.Settings)
 			if errs[i] != nil && !errors.Is(errs[i], measure.ErrNoData) {
 				cancel()
 			}
@@ -132,9 +165,8 @@ func (s *Source) Tallies(ctx context.Context, q measure.Query) (measure.Result, 
 	for i, err := range errs {
 		switch {
 		case err == nil:
-			res.Tallies.Set(pairs[i].segment, pairs[i].variant, counts[i])
+			res.Epochs.Add(items[i].segment, items[i].epoch, items[i].variant, counts[i])
 		case errors.Is(err, measure.ErrNoData):
-			res.Missing = append(res.Missing, pairs[i].segment+"/"+pairs[i].variant)
 		case errors.Is(err, context.Canceled) && cancelled == nil:
 			cancelled = err
 		case !errors.Is(err, context.Canceled):
@@ -144,17 +176,37 @@ func (s *Source) Tallies(ctx context.Context, q measure.Query) (measure.Result, 
 	if cancelled != nil {
 		return measure.Result{}, cancelled
 	}
+	for _, seg := range q.Segments {
+		for _, v := range q.Variants {
+			total := make([]int64, q.Settings.Scores())
+			found := false
+			for _, byVariant := range res.Epochs[seg] {
+				if c, ok := byVariant[v]; ok {
+					found = true
+					for i, x := range c {
+						total[i] += x
+					}
+				}
+			}
+			if !found {
+				res.Missing = append(res.Missing, seg+"/"+v)
+				continue
+			}
+			res.Tallies.Set(seg, v, total)
+		}
+	}
 	return res, nil
 }
 
-// readPair renders and runs the query of one variant in one segment and
-// returns its counts per score, or an error wrapping measure.ErrNoData.
-func (s *Source) readPair(ctx context.Context, v Vars, settings cxv1.SatisfactionSettings) ([]int64, error) {
+// readPair renders and runs the query of one variant in one segment at at
+// (zero: now) and returns its counts per score, or an error wrapping
+// measure.ErrNoData.
+func (s *Source) readPair(ctx context.Context, v Vars, at time.Time, settings cxv1.SatisfactionSettings) ([]int64, error) {
 	promql, err := execute(s.tmpl, v)
 	if err != nil {
 		return nil, fmt.Errorf("render the query for variant %s in segment %s: %w", v.Variant, v.Segment, err)
 	}
-	val, err := s.client.query(ctx, promql)
+	val, err := s.client.query(ctx, promql, at)
 	if err != nil {
 		return nil, fmt.Errorf("query prometheus %s for variant %s in segment %s: %w", s.client.address, v.Variant, v.Segment, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -526,5 +527,58 @@ func TestSourceEmptyQuery(t *testing.T) {
 	}
 	if _, err := s.Tallies(context.Background(), measure.Query{Experiment: experiment(), Settings: cxv1.SatisfactionSettings{ScoreMin: 5, ScoreMax: 1}}); err == nil {
 		t.Error("Tallies with an empty scale succeeded, want an error")
+	}
+}
+
+// TestSourceTalliesByEpoch: each allocation epoch is read with its own
+// window, evaluated at the epoch's end (now for the open one), and the run's
+// total is their sum.
+func TestSourceTalliesByEpoch(t *testing.T) {
+	t0 := time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
+	now := t0.Add(3 * time.Hour)
+	var mu sync.Mutex
+	seen := map[string]string{} // window -> evaluation time
+	f := newFakeProm(t, func(w http.ResponseWriter, r *http.Request, q string) {
+		window := q[strings.LastIndex(q, "[")+1 : strings.LastIndex(q, "]")]
+		mu.Lock()
+		seen[window] = r.FormValue("time")
+		mu.Unlock()
+		switch window {
+		case "3600s": // epoch 1: 10:00-11:00
+			reply(vector("5=10", "1=2"))(w, r, q)
+		default: // epoch 2: 11:00-now (7200s)
+			reply(vector("5=4"))(w, r, q)
+		}
+	})
+	s := newTestSource(t, f.URL, tallyTemplate, "", 0)
+	res, err := s.Tallies(context.Background(), measure.Query{
+		Experiment: experiment(), Settings: csat5, Segments: []string{"vip"}, Variants: []string{"control"},
+		Window: 3 * time.Hour, Now: now,
+		Epochs: map[string][]measure.EpochWindow{"vip": {
+			{Epoch: 1, Start: t0, End: t0.Add(time.Hour)},
+			{Epoch: 2, Start: t0.Add(time.Hour)},
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := res.Epochs.Get("vip", 1, "control"); !slices.Equal(got, []int64{2, 0, 0, 0, 10}) {
+		t.Errorf("epoch 1 = %v", got)
+	}
+	if got := res.Epochs.Get("vip", 2, "control"); !slices.Equal(got, []int64{0, 0, 0, 0, 4}) {
+		t.Errorf("epoch 2 = %v", got)
+	}
+	if got := res.Tallies.Get("vip", "control"); !slices.Equal(got, []int64{2, 0, 0, 0, 14}) {
+		t.Errorf("run total = %v", got)
+	}
+	parse := func(s string) time.Time {
+		f, _ := strconv.ParseFloat(s, 64)
+		return time.Unix(0, int64(f*1e9)).UTC()
+	}
+	if at := parse(seen["3600s"]); !at.Equal(t0.Add(time.Hour)) {
+		t.Errorf("epoch 1 evaluated at %v, want its end %v", at, t0.Add(time.Hour))
+	}
+	if _, ok := seen["7200s"]; !ok {
+		t.Errorf("the open epoch was not read with its window since 11:00: %v", seen)
 	}
 }

@@ -42,14 +42,19 @@ var sampleVars = Vars{
 	Window:     time.Hour,
 }
 
-// FormatWindow renders a duration as a PromQL duration in whole seconds,
-// rounded up and at least 1s: 1h2m5s becomes "3725s", 0 becomes "1s".
+// FormatWindow renders a duration as a PromQL duration, rounded up to the
+// millisecond and at least 1s: whole seconds as seconds (1h2m5s becomes
+// "3725s"), anything else in milliseconds (an epoch of 90.25s becomes
+// "90250ms", so consecutive epochs' windows meet exactly); 0 becomes "1s".
 func FormatWindow(d time.Duration) string {
-	secs := int64(1)
-	if d > time.Second {
-		secs = int64((d + time.Second - 1) / time.Second)
+	if d <= time.Second {
+		return "1s"
 	}
-	return strconv.FormatInt(secs, 10) + "s"
+	ms := int64((d + time.Millisecond - 1) / time.Millisecond)
+	if ms%1000 == 0 {
+		return strconv.FormatInt(ms/1000, 10) + "s"
+	}
+	return strconv.FormatInt(ms, 10) + "ms"
 }
 
 // checkValue refuses a value that could change the meaning of the query it

@@ -15,9 +15,9 @@ func TestFormatWindow(t *testing.T) {
 		{0, "1s"},
 		{500 * time.Millisecond, "1s"},
 		{time.Second, "1s"},
-		{1500 * time.Millisecond, "2s"},
+		{1500 * time.Millisecond, "1500ms"},
 		{time.Hour + 2*time.Minute + 5*time.Second, "3725s"},
-		{time.Hour + 2*time.Minute + 5*time.Second + time.Millisecond, "3726s"},
+		{time.Hour + 2*time.Minute + 5*time.Second + time.Millisecond, "3725001ms"},
 		{72 * time.Hour, "259200s"},
 	} {
 		if got := FormatWindow(tc.d); got != tc.want {
