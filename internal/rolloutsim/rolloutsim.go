@@ -129,7 +129,54 @@ type Scenario struct {
 	// rollback (the verdict is recorded, traffic does not change): for
 	// measuring rates of "ever called" without the rollout reacting.
 	ChangeNoWeights bool
-	Seed            uint64
+	// Observe, when set, is called once at the start of each run, from the
+	// goroutine that plays it, and returns a function that sees every look
+	// of every segment right after the engine's verdicts (before the run
+	// reacts to them). It returns true to end the run at that look. It lets
+	// other rules (a static threshold, a timer) judge the very same answers.
+	Observe func(run int) func(*Look) (stop bool)
+	Seed    uint64
+}
+
+// Look is one look at one segment during a run, as Scenario.Observe sees it.
+// The Look and everything it holds belong to the simulator: read them during
+// the call only, and do not change them.
+type Look struct {
+	Run, Segment int
+	// At is the number of customers of the segment served so far (counting
+	// those whose answers were lost); truths are functions of it.
+	At int64
+	// Step is the index of the current weight in Scenario.Steps; Promoted
+	// says the variants were promoted (OnVerdict).
+	Step     int
+	Promoted bool
+	// Epochs is the segment's evidence so far.
+	Epochs []analysis.Epoch
+	// Verdicts and Rules are the engine's verdict per variant at this look,
+	// in Scenario.Variants order.
+	Verdicts []analysis.Verdict
+	Rules    []analysis.Rule
+	cfg      *analysis.Config
+}
+
+// Tally returns an arm's responses so far, and how many of them are
+// positive (satisfied for CSAT, promoters for NPS) and negative
+// (detractors for NPS; always 0 for CSAT).
+func (l *Look) Tally(arm string) (n, pos, neg int64) {
+	cfg := l.cfg
+	for _, ep := range l.Epochs {
+		for i, c := range ep.Counts[arm] {
+			score := cfg.ScaleMin + i
+			n += c
+			switch {
+			case cfg.Metric == analysis.NPS && score >= 9, cfg.Metric == analysis.CSAT && score >= cfg.SatisfiedAtOrAbove:
+				pos += c
+			case cfg.Metric == analysis.NPS && score <= 6:
+				neg += c
+			}
+		}
+	}
+	return n, pos, neg
 }
 
 // Validate checks the scenario.
@@ -228,7 +275,6 @@ func Run(s *Scenario, runs int) ([]Outcome, error) {
 
 // segmentState is one segment during a run.
 type segmentState struct {
-	model   *Segment
 	rng     *rand.Rand
 	t       int64 // responses so far
 	active  map[string]bool
@@ -236,9 +282,13 @@ type segmentState struct {
 	windows map[string][]analysis.Window
 	out     *SegmentOutcome
 	// cum[i] is the cumulative share threshold of arm i for the current
-	// weights (assignment by weight); arms lists the names in that order.
-	arms []string
-	cum  []float64
+	// weights (assignment by weight); arms lists the names in that order,
+	// models their truths and counts their tallies in the current epoch
+	// (no map lookup per response).
+	arms   []string
+	cum    []float64
+	models []Arm
+	counts [][]int64
 }
 
 func play(s *Scenario, eng *analysis.Engine, run int) (o Outcome) {
@@ -254,13 +304,22 @@ func play(s *Scenario, eng *analysis.Engine, run int) (o Outcome) {
 			so.Variants[v] = &VariantOutcome{Inferior: Never, NonInferior: Never, Promoted: Never}
 		}
 		st := &segmentState{
-			model: &s.Segments[i], rng: rand.New(rand.NewPCG(s.Seed, uint64(run)*64+uint64(i))),
+			rng:    rand.New(rand.NewPCG(s.Seed, uint64(run)*64+uint64(i))),
 			active: map[string]bool{}, windows: map[string][]analysis.Window{}, out: so, arms: arms,
+			counts: make([][]int64, len(arms)),
+		}
+		for _, a := range arms {
+			st.models = append(st.models, s.Segments[i].Arms[a])
 		}
 		for _, v := range s.Variants {
 			st.active[v] = true
 		}
 		segs[i] = st
+	}
+	var observe func(*Look) bool
+	look := Look{Run: run, cfg: &s.Config}
+	if s.Observe != nil {
+		observe = s.Observe(run)
 	}
 	step := 0
 	stepStart := int64(0)
@@ -278,7 +337,8 @@ func play(s *Scenario, eng *analysis.Engine, run int) (o Outcome) {
 		o.Looks += len(segs)
 		changed := false
 		allClear := true
-		for _, st := range segs {
+		stop := false
+		for i, st := range segs {
 			seg := analysis.Segment{Control: s.Control, Variants: s.Variants, Epochs: st.epochs, Windows: st.windows}
 			verdicts, rules, windows, err := eng.Verdicts(seg)
 			if err != nil {
@@ -317,6 +377,14 @@ func play(s *Scenario, eng *analysis.Engine, run int) (o Outcome) {
 			if st.out.Mismatch.Happened() && s.Advance == OnVerdict {
 				allClear = false
 			}
+			if observe != nil {
+				look.Segment, look.At, look.Step, look.Promoted = i, t, step, promoted
+				look.Epochs, look.Verdicts, look.Rules = st.epochs, verdicts, rules
+				stop = observe(&look) || stop
+			}
+		}
+		if stop {
+			break
 		}
 		if !promoted {
 			switch s.Advance {
@@ -424,6 +492,9 @@ func (st *segmentState) newEpoch(s *Scenario, step int, promoted bool, scale int
 		ep.Counts[a] = make([]int64, scale)
 	}
 	st.epochs = append(st.epochs, ep)
+	for i, a := range st.arms {
+		st.counts[i] = ep.Counts[a]
+	}
 	st.cum = st.cum[:0]
 	var c float64
 	for _, a := range st.arms {
@@ -446,21 +517,19 @@ func sameWeights(a, b map[string]int32) bool {
 
 // draw serves LookEvery customers of the segment and counts the answers.
 func (st *segmentState) draw(s *Scenario, scale int) {
-	ep := &st.epochs[len(st.epochs)-1]
 	for range s.LookEvery {
 		u := st.rng.Float64() * st.cum[len(st.cum)-1]
 		i := 0
 		for i < len(st.cum)-1 && u >= st.cum[i] {
 			i++
 		}
-		arm := st.arms[i]
-		m := st.model.Arms[arm]
+		m := &st.models[i]
 		sh := m.Truth(st.t)
 		st.t++
 		if r := m.ResponseRate; r > 0 && r < 1 && st.rng.Float64() >= r {
 			continue
 		}
-		counts := ep.Counts[arm]
+		counts := st.counts[i]
 		switch x := st.rng.Float64(); {
 		case x < sh.Pos:
 			counts[scale-1]++ // top score: satisfied / promoter
