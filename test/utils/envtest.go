@@ -6,6 +6,7 @@ package utils
 import (
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -78,6 +79,15 @@ type EnvironmentOptions struct {
 	// (default: a superset of standard, needed for HTTPRoute sessionPersistence)
 	// or "standard".
 	GatewayChannel string
+	// Ports fixes the control plane's ports (default: envtest picks free
+	// ones). Suites that run in a private network namespace (test/utils/netns)
+	// use fixed ports: nothing else listens there.
+	Ports *ControlPlanePorts
+}
+
+// ControlPlanePorts are the loopback ports of a control plane.
+type ControlPlanePorts struct {
+	APIServer, Etcd, EtcdPeer int
 }
 
 // NewEnvironment returns an envtest environment with Rapport's CRDs and the
@@ -95,13 +105,19 @@ func NewEnvironment(opts EnvironmentOptions) (*envtest.Environment, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &envtest.Environment{
+	env := &envtest.Environment{
 		CRDDirectoryPaths:     []string{filepath.Join(RepoRoot(), "config", "crd", "bases"), gw},
 		ErrorIfCRDPathMissing: true,
 		BinaryAssetsDirectory: assets,
 		// A loaded 2-core machine can take longer than the default 20s.
 		ControlPlaneStopTimeout: time.Minute,
-	}, nil
+	}
+	if p := opts.Ports; p != nil {
+		env.ControlPlane.Etcd = &envtest.Etcd{URL: &url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", p.Etcd)}}
+		env.ControlPlane.Etcd.Configure().Set("listen-peer-urls", fmt.Sprintf("http://127.0.0.1:%d", p.EtcdPeer))
+		env.ControlPlane.GetAPIServer().SecurePort = p.APIServer
+	}
+	return env, nil
 }
 
 // HTTPRouteGVR is the Gateway API HTTPRoute resource.

@@ -125,6 +125,16 @@ type ManagerOptions struct {
 	Args []string
 	// LogPath receives stdout and stderr (default: a temp file).
 	LogPath string
+	// Binary is the manager binary (default: ManagerBinary()).
+	Binary string
+	// Addrs fixes the manager's listen addresses (default: free loopback
+	// ports). Suites in a private network namespace use fixed ones.
+	Addrs *ManagerAddrs
+}
+
+// ManagerAddrs are a manager's listen addresses (host:port).
+type ManagerAddrs struct {
+	Collector, Metrics, Probe string
 }
 
 // Manager is a running manager process.
@@ -138,14 +148,20 @@ type Manager struct {
 
 // StartManager starts the manager binary and waits until it is ready.
 func StartManager(ctx context.Context, o ManagerOptions) (*Manager, error) {
-	bin, err := ManagerBinary()
-	if err != nil {
-		return nil, err
+	bin, err := o.Binary, error(nil)
+	if bin == "" {
+		if bin, err = ManagerBinary(); err != nil {
+			return nil, err
+		}
 	}
 	var addrs [3]string
-	for i := range addrs {
-		if addrs[i], err = FreeAddr(); err != nil {
-			return nil, err
+	if a := o.Addrs; a != nil {
+		addrs = [3]string{a.Collector, a.Metrics, a.Probe}
+	} else {
+		for i := range addrs {
+			if addrs[i], err = FreeAddr(); err != nil {
+				return nil, err
+			}
 		}
 	}
 	m := &Manager{CollectorURL: "http://" + addrs[0], MetricsURL: "http://" + addrs[1] + "/metrics", ProbeURL: "http://" + addrs[2], done: make(chan struct{})}
