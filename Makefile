@@ -237,7 +237,7 @@ demo: control-plane-assets ## Run Rapport on a local control plane with a shop a
 BENCH_OUT ?= docs/benchmarks
 
 .PHONY: bench
-bench: envtest-assets benchstat ## Run every benchmark and write the figures to $(BENCH_OUT) (see docs/benchmarks.md).
+bench: envtest-assets benchstat traefik-bin ## Run every benchmark and write the figures to $(BENCH_OUT) (see docs/benchmarks.md).
 	$(GO) test ./internal/analysis/ ./internal/collector/ -run '^$$' -bench . -benchmem -count 6 > $(BENCH_OUT)/go-bench.txt
 	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh kube-apiserver etcd 2>/dev/null)" \
 		$(GO) test ./internal/collector/integration/ -run '^$$' -bench Commit -benchtime 300x -count 6 >> $(BENCH_OUT)/go-bench.txt
@@ -245,3 +245,5 @@ bench: envtest-assets benchstat ## Run every benchmark and write the figures to 
 	BENCH_OUT=$(BENCH_OUT)/statistics.md $(GO) test -tags bench ./test/bench/stats/ -run TestEfficiency -v -timeout 30m
 	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh kube-apiserver etcd 2>/dev/null)" BENCH_OUT=$(BENCH_OUT) \
 		$(GO) test -tags bench ./test/bench/cluster/ -run . -v -timeout 90m
+	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh kube-apiserver etcd 2>/dev/null)" TRAEFIK_BIN="$$(hack/traefik-bin.sh 2>/dev/null)" BENCH_OUT=$(BENCH_OUT) \
+		$(GO) test -tags bench ./test/bench/wire/ -run TestTimeToSafety -v -timeout 30m
