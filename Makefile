@@ -229,7 +229,7 @@ endef
 ##@ Demo and benchmarks
 
 .PHONY: demo
-demo: control-plane-assets ## Run Rapport on a local control plane with a shop and simulated customers (DEMO_CLUSTER=existing uses KUBECONFIG).
+demo: control-plane-assets ## Run Rapport on a local control plane with a shop and real customers through Traefik (DEMO_CLUSTER=existing uses KUBECONFIG).
 	$(GO) build -o bin/manager ./cmd
 	$(GO) build -o bin/rapport-demo ./hack/demo
 	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh kube-apiserver etcd kubectl 2>/dev/null)" bin/rapport-demo
