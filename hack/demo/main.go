@@ -170,7 +170,12 @@ func (d *demo) run(ctx context.Context) error {
 			return err
 		}
 	}
-	d.say("ready in %s; try: kubectl --kubeconfig %s get cxe,cseg,httproute -n %s", time.Since(start).Round(100*time.Millisecond), d.kubeconfig, demoNS)
+	if d.wire {
+		d.say("ready in %s; the demo runs in its own network namespace, look inside with: sudo nsenter -t %d -n %s --kubeconfig %s get cxe,cseg,httproute -n %s",
+			time.Since(start).Round(100*time.Millisecond), netns.HostPID(), filepath.Join(d.assets(), "kubectl"), d.kubeconfig, demoNS)
+	} else {
+		d.say("ready in %s; try: kubectl --kubeconfig %s get cxe,cseg,httproute -n %s", time.Since(start).Round(100*time.Millisecond), d.kubeconfig, demoNS)
+	}
 	return d.simulate(ctx)
 }
 
@@ -232,6 +237,15 @@ func (d *demo) installCRDs(ctx context.Context) error {
 	}
 	d.say("%d CRDs installed", len(crds))
 	return nil
+}
+
+// assets is the folder of the control plane's binaries (kubectl among them).
+func (d *demo) assets() string {
+	dir, err := utils.AssetsDir()
+	if err != nil {
+		return ""
+	}
+	return dir
 }
 
 func restConfig(kubeconfig string) *rest.Config {

@@ -23,6 +23,8 @@ import (
 	"os/exec"
 	"os/signal"
 	"runtime"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -130,6 +132,25 @@ func Reexec(args []string, extraEnv ...string) (int, error) {
 			}
 		}
 	}
+}
+
+// HostPID is this process's PID as the machine outside the namespace sees
+// it (the first of /proc/self/status NSpid), for `nsenter -t PID -n`.
+func HostPID() int {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return os.Getpid()
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f, ok := strings.CutPrefix(line, "NSpid:"); ok {
+			if fields := strings.Fields(f); len(fields) > 0 {
+				if pid, err := strconv.Atoi(fields[0]); err == nil {
+					return pid
+				}
+			}
+		}
+	}
+	return os.Getpid()
 }
 
 // Setup configures the namespace this process runs in (see Inside): brings

@@ -39,6 +39,9 @@ func TestNamespace(t *testing.T) {
 	if os.Getpid() != 1 {
 		t.Errorf("pid %d inside the namespace; want 1 (a new PID namespace)", os.Getpid())
 	}
+	if HostPID() == 1 {
+		t.Errorf("HostPID() = 1 inside the namespace; want the PID the machine sees")
+	}
 	// Every address of Prefix is local: a backend can listen on any of them.
 	for _, addr := range []string{Host + ":8000", "192.0.2.77:8000", "127.0.0.1:8000"} {
 		l, err := net.Listen("tcp", addr)
