@@ -22,6 +22,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -144,9 +145,11 @@ func (d *demo) openShop(ctx context.Context) error {
 	w := d.onWire
 	for _, b := range shopBackends {
 		host, port, _ := strings.Cut(b.addr, ":")
-		var p int32
-		fmt.Sscan(port, &p)
-		if err := wire.PublishEndpoints(ctx, d.c, demoNS, b.service, p, host); err != nil {
+		p, err := strconv.ParseInt(port, 10, 32)
+		if err != nil {
+			return fmt.Errorf("backend address %s: %w", b.addr, err)
+		}
+		if err := wire.PublishEndpoints(ctx, d.c, demoNS, b.service, int32(p), host); err != nil {
 			return err
 		}
 	}
@@ -400,7 +403,7 @@ func (w *wireShop) wireStory(exp *cxv1.CXExperiment) []string {
 			rb.Segment, rb.Variant, after.Seconds(), exp.Spec.ControlVariant().Name))
 	}
 	count := func(seg string) string {
-		var parts []string
+		parts := make([]string, 0, len(exp.Spec.Variants))
 		for _, v := range exp.Spec.Variants {
 			parts = append(parts, fmt.Sprintf("%d to %s", w.total[seg][v.Name], v.Name))
 		}

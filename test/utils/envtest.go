@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -115,7 +116,8 @@ func NewEnvironment(opts EnvironmentOptions) (*envtest.Environment, error) {
 	if p := opts.Ports; p != nil {
 		env.ControlPlane.Etcd = &envtest.Etcd{URL: &url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", p.Etcd)}}
 		env.ControlPlane.Etcd.Configure().Set("listen-peer-urls", fmt.Sprintf("http://127.0.0.1:%d", p.EtcdPeer))
-		env.ControlPlane.GetAPIServer().SecurePort = p.APIServer
+		api := env.ControlPlane.GetAPIServer()
+		api.Address, api.Port = "127.0.0.1", strconv.Itoa(p.APIServer) // its secure serving address
 	}
 	return env, nil
 }

@@ -28,7 +28,7 @@ type Request struct {
 }
 
 func (r Request) String() string {
-	var parts []string
+	parts := make([]string, 0, len(r.Header)+len(r.Query)+len(r.Cookies))
 	for _, k := range slices.Sorted(maps.Keys(r.Header)) {
 		parts = append(parts, fmt.Sprintf("header %s=%s", k, r.Header[k]))
 	}
@@ -138,7 +138,7 @@ func (s Split) Share(backend string) float64 {
 }
 
 func (s Split) String() string {
-	var parts []string
+	parts := make([]string, 0, len(s.Served)+len(s.Errors))
 	for _, b := range slices.Sorted(maps.Keys(s.Served)) {
 		parts = append(parts, fmt.Sprintf("%s %d (%.3f)", b, s.Served[b], s.Share(b)))
 	}

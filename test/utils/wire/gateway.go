@@ -26,7 +26,7 @@ type Gateway struct {
 	// Namespace and Name of the Gateway.
 	Namespace, Name string
 	// Port of the HTTP listener (the proxy's entry point listens on it).
-	Port int32
+	Port gwv1.PortNumber
 }
 
 // ParentRef is the parentRefs entry of a route attached to the Gateway.
@@ -56,7 +56,7 @@ func (g Gateway) Install(ctx context.Context, c client.Client) (Features, error)
 		Spec: gwv1.GatewaySpec{
 			GatewayClassName: gwv1.ObjectName(g.ClassName),
 			Listeners: []gwv1.Listener{{
-				Name: "http", Port: gwv1.PortNumber(g.Port), Protocol: gwv1.HTTPProtocolType,
+				Name: "http", Port: g.Port, Protocol: gwv1.HTTPProtocolType,
 				AllowedRoutes: &gwv1.AllowedRoutes{Namespaces: &gwv1.RouteNamespaces{From: &all}},
 			}},
 		},
