@@ -50,7 +50,7 @@ if [[ -z "$dir" || ! -d "$dir/cmd/traefik" ]]; then
   log "could not find the module's source (go mod download gave Dir='$dir')"
   exit 1
 fi
-log "building Traefik $TRAEFIK_VERSION into $DEST (cold caches: ~6 min on 2 cores, module downloads included)"
+log "building Traefik $TRAEFIK_VERSION into $DEST (cold caches: 6-15 min on 2 cores, module downloads included; longer on a busy machine)"
 ldflags="-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=$TRAEFIK_VERSION"
 (cd "$dir" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags "$ldflags" -o "$DEST.tmp" ./cmd/traefik)
 mv "$DEST.tmp" "$DEST"

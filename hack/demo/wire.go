@@ -72,7 +72,7 @@ func enterWire(out io.Writer) (code int, ok bool) {
 	}
 	traefik := os.Getenv("TRAEFIK_BIN")
 	if traefik == "" {
-		say("building Traefik %s, the Gateway API proxy of the real customers, from the Go module proxy into ./bin (once; ~6 min on 2 cores)", wire.TraefikVersion)
+		say("building Traefik %s, the Gateway API proxy of the real customers, from the Go module proxy into ./bin (once; 6-15 min on 2 cores)", wire.TraefikVersion)
 		cmd := exec.Command(filepath.Join(utils.RepoRoot(), "hack", "traefik-bin.sh"))
 		cmd.Stderr = os.Stderr
 		b, err := cmd.Output()

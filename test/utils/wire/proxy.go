@@ -34,7 +34,7 @@ func TraefikBinary() (string, error) {
 	}
 	p := filepath.Join(utils.RepoRoot(), "bin", "traefik-"+TraefikVersion)
 	if _, err := os.Stat(p); err != nil {
-		return "", fmt.Errorf("no Traefik binary at %s: run `make traefik-bin` (builds Traefik %s from the Go module proxy, ~6 min once) or set TRAEFIK_BIN", p, TraefikVersion)
+		return "", fmt.Errorf("no Traefik binary at %s: run `make traefik-bin` (builds Traefik %s from the Go module proxy, 6-15 min once) or set TRAEFIK_BIN", p, TraefikVersion)
 	}
 	return p, nil
 }
