@@ -91,6 +91,7 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(m.Run())
 	}
+	utils.DownloadModules() // the namespace has no network; BeforeSuite builds ./cmd there
 	code, err := netns.Reexec(os.Args[1:])
 	if err == nil {
 		os.Exit(code)

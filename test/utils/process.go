@@ -117,6 +117,15 @@ var ManagerBinary = sync.OnceValues(func() (string, error) {
 	return out, nil
 })
 
+// DownloadModules runs `go mod download` in the repository, so that a
+// later `go build` works without network (inside a private network
+// namespace). Errors are left to that build to report.
+func DownloadModules() {
+	cmd := exec.Command("go", "mod", "download")
+	cmd.Dir = RepoRoot()
+	_ = cmd.Run()
+}
+
 // ManagerOptions configures a manager process.
 type ManagerOptions struct {
 	Kubeconfig  string
