@@ -39,8 +39,13 @@ var _ = Describe("Leaving", func() {
 		s := newShop()
 		exp := s.experiment("checkout-redesign", []string{"one-page"}, []string{"enterprise", "new-customers"}, 30)
 		start(exp)
+		expectSplit(s.req("enterprise"), shares(30, "one-page"))
+		expectSplit(s.req("new-customers"), shares(30, "one-page"))
 		s.answer(exp, "enterprise", "control", 100, 90)
 		s.answer(exp, "enterprise", "one-page", 100, 10)
+		Eventually(func() []cxv1.Rollback { return get(exp).Status.Rollbacks }).Should(ContainElement(And(
+			HaveField("Segment", "enterprise"), HaveField("TrafficRestoredAt", Not(BeNil())),
+		)), describe(exp))
 		expectAllOn("checkout-v1", s.req("enterprise"))
 		expectSplit(s.req("new-customers"), shares(30, "one-page"))
 

@@ -60,8 +60,9 @@ var _ = Describe("Requests as the backends see them", func() {
 		exp := s.experiment("checkout-redesign", []string{"one-page"}, []string{"enterprise"}, 50)
 		exp.Spec.Traffic.GatewayAPI.Stickiness = &cxv1.Stickiness{Cookie: &cxv1.CookieStickiness{Name: "cx-variant"}}
 		start(exp)
+		// Status is written ahead of the route: wait for the route.
 		route := &gwv1.HTTPRoute{}
-		Expect(k8s.Get(ctx, childRoute(exp), route)).To(Succeed())
+		Eventually(func() error { return k8s.Get(ctx, childRoute(exp), route) }).Should(Succeed())
 		Expect(route.Spec.Rules[0].SessionPersistence).NotTo(BeNil(), "the child route asks for session persistence")
 		// New customers (no cookie) are split by the weight either way.
 		expectSplit(s.req("enterprise"), shares(50, "one-page"))
