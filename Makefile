@@ -19,6 +19,9 @@ BENCHSTAT_VERSION ?= v0.0.0-20260908200009-22c9c6c9d4da
 K8S_VERSION ?= 1.37.2
 ETCD_VERSION ?= 3.6.16
 GATEWAY_API_VERSION ?= v1.6.3
+# Traefik, the Gateway API proxy of the e2e suite, the wire benchmark and the
+# demo, built from its Go module by hack/traefik-bin.sh into ./bin.
+TRAEFIK_VERSION ?= v3.6.12
 
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
 KUSTOMIZE ?= $(LOCALBIN)/kustomize-$(KUSTOMIZE_VERSION)
@@ -27,7 +30,7 @@ CRD_REF_DOCS ?= $(LOCALBIN)/crd-ref-docs-$(CRD_REF_DOCS_VERSION)
 HELM ?= $(LOCALBIN)/helm-$(HELM_VERSION)
 BENCHSTAT ?= $(LOCALBIN)/benchstat
 
-export K8S_VERSION ETCD_VERSION
+export K8S_VERSION ETCD_VERSION TRAEFIK_VERSION
 
 # Go test flags; `make test TEST_FLAGS=-v` for verbose output.
 TEST_FLAGS ?=
@@ -93,9 +96,14 @@ envtest-assets: ## Build kube-apiserver, etcd and kube-controller-manager (what 
 control-plane-assets: ## Build kube-apiserver, etcd and kubectl (for the demo) into ./bin/k8s (cached).
 	@hack/envtest-assets.sh kube-apiserver etcd kubectl >/dev/null
 
+.PHONY: traefik-bin
+traefik-bin: ## Build Traefik (the e2e suite's Gateway API proxy) from the Go module proxy into ./bin (cached).
+	@hack/traefik-bin.sh >/dev/null
+
 .PHONY: test
-test: manifests generate fmt vet envtest-assets prometheus-bin helm kustomize ## Run all tests: unit, envtest suites, Prometheus provider, reliability.
+test: manifests generate fmt vet envtest-assets prometheus-bin traefik-bin helm kustomize ## Run all tests: unit, envtest suites, Prometheus provider, reliability, e2e through a real proxy.
 	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh kube-apiserver etcd kube-controller-manager 2>/dev/null)" PROMETHEUS_BIN="$$(hack/prometheus-bin.sh)" \
+		TRAEFIK_BIN="$$(hack/traefik-bin.sh 2>/dev/null)" \
 		$(GO) test ./... -coverprofile cover.out -timeout 30m $(TEST_FLAGS)
 	$(MAKE) --no-print-directory fuzz FUZZTIME=10s
 
@@ -110,6 +118,11 @@ fuzz: ## Run each fuzzer for FUZZTIME (default 1m; make test runs them for 10s).
 	@for f in $(FUZZERS); do pkg=$${f%%:*}; target=$${f##*:}; \
 		echo "fuzz $$target in ./$$pkg for $(FUZZTIME)"; \
 		$(GO) test ./$$pkg -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) || exit 1; done
+
+.PHONY: test-e2e
+test-e2e: envtest-assets traefik-bin ## Run only the e2e suite (real traffic through Traefik, in a private network namespace).
+	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh kube-apiserver etcd 2>/dev/null)" TRAEFIK_BIN="$$(hack/traefik-bin.sh 2>/dev/null)" \
+		$(GO) test ./test/e2e/ -count=1 -timeout 20m $(TEST_FLAGS)
 
 .PHONY: test-unit
 test-unit: ## Run the tests that need no control plane.
@@ -216,7 +229,7 @@ endef
 ##@ Demo and benchmarks
 
 .PHONY: demo
-demo: control-plane-assets ## Run Rapport on a local control plane with a shop and simulated customers (DEMO_CLUSTER=existing uses KUBECONFIG).
+demo: control-plane-assets ## Run Rapport on a local control plane with a shop and real customers through Traefik (DEMO_CLUSTER=existing uses KUBECONFIG).
 	$(GO) build -o bin/manager ./cmd
 	$(GO) build -o bin/rapport-demo ./hack/demo
 	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh kube-apiserver etcd kubectl 2>/dev/null)" bin/rapport-demo
@@ -224,7 +237,7 @@ demo: control-plane-assets ## Run Rapport on a local control plane with a shop a
 BENCH_OUT ?= docs/benchmarks
 
 .PHONY: bench
-bench: envtest-assets benchstat ## Run every benchmark and write the figures to $(BENCH_OUT) (see docs/benchmarks.md).
+bench: envtest-assets benchstat traefik-bin ## Run every benchmark and write the figures to $(BENCH_OUT) (see docs/benchmarks.md).
 	$(GO) test ./internal/analysis/ ./internal/collector/ -run '^$$' -bench . -benchmem -count 6 > $(BENCH_OUT)/go-bench.txt
 	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh kube-apiserver etcd 2>/dev/null)" \
 		$(GO) test ./internal/collector/integration/ -run '^$$' -bench Commit -benchtime 300x -count 6 >> $(BENCH_OUT)/go-bench.txt
@@ -232,3 +245,5 @@ bench: envtest-assets benchstat ## Run every benchmark and write the figures to 
 	BENCH_OUT=$(BENCH_OUT)/statistics.md $(GO) test -tags bench ./test/bench/stats/ -run TestStatistics -v -timeout 300m
 	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh kube-apiserver etcd 2>/dev/null)" BENCH_OUT=$(BENCH_OUT) \
 		$(GO) test -tags bench ./test/bench/cluster/ -run . -v -timeout 90m
+	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh kube-apiserver etcd 2>/dev/null)" TRAEFIK_BIN="$$(hack/traefik-bin.sh 2>/dev/null)" BENCH_OUT=$(BENCH_OUT) \
+		$(GO) test -tags bench ./test/bench/wire/ -run TestTimeToSafety -v -timeout 30m

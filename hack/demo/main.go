@@ -1,13 +1,21 @@
 // Command demo shows Rapport at work with no cluster: it starts a local
 // control plane (etcd and kube-apiserver built by hack/envtest-assets.sh),
 // installs the Gateway API and Rapport CRDs, runs the manager with its
-// feedback collector, applies a shop (hack/demo/shop.yaml) and simulated
-// customers (hack/demo/scenario.yaml), shows the rollout live and ends with
-// the story. Ctrl-C or the end stops everything it started.
+// feedback collector, applies a shop (hack/demo/shop.yaml) and customers
+// (hack/demo/scenario.yaml), shows the rollout live and ends with the story.
+// Ctrl-C or the end stops everything it started.
+//
+// The customers are real HTTP requests through a Gateway API proxy
+// (Traefik, built by hack/traefik-bin.sh) to small variant backends, all in
+// a private network namespace the demo creates (wire.go). Where the machine
+// refuses one (no root, no user namespaces), the demo says why and
+// simulates the customers instead: their answers go straight to the
+// collector.
 //
 // With DEMO_CLUSTER=existing it uses the cluster of KUBECONFIG instead (the
 // CRDs are installed when missing; the manager runs locally; the demo
-// namespace is deleted at the end).
+// namespace is deleted at the end), with simulated customers: the proxy and
+// the backends of the real customers live in the demo's own namespace.
 //
 // Run it with `make demo`.
 package main
@@ -52,6 +60,7 @@ import (
 	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
 	"github.com/rapport-dev/rapport/internal/sim"
 	"github.com/rapport-dev/rapport/test/utils"
+	"github.com/rapport-dev/rapport/test/utils/netns"
 )
 
 const (
@@ -72,7 +81,18 @@ func main() {
 	ctx, cancelTimeout := context.WithTimeout(ctx, *timeout)
 	defer cancelTimeout()
 
-	d := &demo{manager: *manager, shopFile: *shop, scenarioFile: *scenario, out: os.Stdout}
+	if !netns.Inside() && os.Getenv("DEMO_CLUSTER") != "existing" {
+		if code, ok := enterWire(os.Stdout); ok {
+			os.Exit(code)
+		}
+	}
+	d := &demo{manager: *manager, shopFile: *shop, scenarioFile: *scenario, out: os.Stdout, wire: netns.Inside()}
+	if d.wire {
+		if err := netns.Setup(); err != nil {
+			fmt.Fprintln(os.Stderr, "demo:", err)
+			os.Exit(1)
+		}
+	}
 	err := d.run(ctx)
 	d.cleanup()
 	if err != nil && !errors.Is(err, context.Canceled) {
@@ -93,6 +113,9 @@ type demo struct {
 	mgrLog     *os.File
 	c          client.Client
 	collector  string
+	// wire: real customers, inside a private network namespace (wire.go).
+	wire   bool
+	onWire *wireShop
 }
 
 func (d *demo) say(format string, args ...any) {
@@ -125,11 +148,33 @@ func (d *demo) run(ctx context.Context) error {
 	if err := d.startManager(ctx); err != nil {
 		return err
 	}
-	d.say("applying the shop (%s): HTTPRoute checkout -> checkout-v1, segments enterprise and new-customers, experiment %s", d.shopFile, expName)
-	if err := d.apply(ctx, d.shopFile); err != nil {
-		return err
+	if d.wire {
+		if err := d.startWire(ctx); err != nil {
+			return err
+		}
+		d.say("applying the shop (%s): HTTPRoute checkout -> checkout-v1, segments enterprise and new-customers", d.shopFile)
+		if err := d.apply(ctx, d.shopFile, func(kind string) bool { return kind != "CXExperiment" }); err != nil {
+			return err
+		}
+		if err := d.openShop(ctx); err != nil {
+			return err
+		}
+		d.say("starting experiment %s", expName)
+		if err := d.apply(ctx, d.shopFile, func(kind string) bool { return kind == "CXExperiment" }); err != nil {
+			return err
+		}
+	} else {
+		d.say("applying the shop (%s): HTTPRoute checkout -> checkout-v1, segments enterprise and new-customers, experiment %s", d.shopFile, expName)
+		if err := d.apply(ctx, d.shopFile, func(string) bool { return true }); err != nil {
+			return err
+		}
 	}
-	d.say("ready in %s; try: kubectl --kubeconfig %s get cxe,cseg,httproute -n %s", time.Since(start).Round(100*time.Millisecond), d.kubeconfig, demoNS)
+	if d.wire {
+		d.say("ready in %s; the demo runs in its own network namespace, look inside with: sudo nsenter -t %d -n %s --kubeconfig %s get cxe,cseg,httproute -n %s",
+			time.Since(start).Round(100*time.Millisecond), netns.HostPID(), filepath.Join(d.assets(), "kubectl"), d.kubeconfig, demoNS)
+	} else {
+		d.say("ready in %s; try: kubectl --kubeconfig %s get cxe,cseg,httproute -n %s", time.Since(start).Round(100*time.Millisecond), d.kubeconfig, demoNS)
+	}
 	return d.simulate(ctx)
 }
 
@@ -146,7 +191,11 @@ func (d *demo) controlPlane(_ context.Context) (*rest.Config, error) {
 		return clientcmd.BuildConfigFromFlags("", d.kubeconfig)
 	}
 	d.say("starting a local control plane (etcd + kube-apiserver from ./bin/k8s) with the Gateway API and Rapport CRDs")
-	env, err := utils.NewEnvironment(utils.EnvironmentOptions{GatewayChannel: "standard"})
+	opts := utils.EnvironmentOptions{GatewayChannel: "standard"}
+	if d.wire {
+		opts.Ports = wirePorts // nothing else listens in the demo's namespace
+	}
+	env, err := utils.NewEnvironment(opts)
 	if err != nil {
 		return nil, err
 	}
@@ -189,6 +238,15 @@ func (d *demo) installCRDs(ctx context.Context) error {
 	return nil
 }
 
+// assets is the folder of the control plane's binaries (kubectl among them).
+func (d *demo) assets() string {
+	dir, err := utils.AssetsDir()
+	if err != nil {
+		return ""
+	}
+	return dir
+}
+
 func restConfig(kubeconfig string) *rest.Config {
 	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
@@ -210,7 +268,10 @@ func freeAddr() string {
 
 // startManager runs the real manager binary against the control plane.
 func (d *demo) startManager(ctx context.Context) error {
-	collectorAddr, metricsAddr, probeAddr := freeAddr(), freeAddr(), freeAddr()
+	collectorAddr, metricsAddr, probeAddr := wireCollector, wireMetrics, wireProbe
+	if !d.wire {
+		collectorAddr, metricsAddr, probeAddr = freeAddr(), freeAddr(), freeAddr()
+	}
 	d.collector = "http://" + collectorAddr
 	var err error
 	if d.mgrLog, err = os.Create(filepath.Join(d.dir, "manager.log")); err != nil {
@@ -242,8 +303,9 @@ func (d *demo) startManager(ctx context.Context) error {
 	}
 }
 
-// apply creates the objects of a manifest file with server-side apply.
-func (d *demo) apply(ctx context.Context, path string) error {
+// apply creates the objects of a manifest file whose kind passes keep, with
+// server-side apply.
+func (d *demo) apply(ctx context.Context, path string, keep func(kind string) bool) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return err
@@ -257,7 +319,7 @@ func (d *demo) apply(ctx context.Context, path string) error {
 			}
 			return fmt.Errorf("decode %s: %w", path, err)
 		}
-		if len(u.Object) == 0 {
+		if len(u.Object) == 0 || !keep(u.GetKind()) {
 			continue
 		}
 		if err := d.c.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner("rapport-demo"), client.ForceOwnership); err != nil {
@@ -292,17 +354,31 @@ func (d *demo) simulate(ctx context.Context) error {
 	if err := d.c.Get(ctx, types.NamespacedName{Namespace: demoNS, Name: "feedback-token"}, secret); err != nil {
 		return err
 	}
-	d.say("simulating customers (%s): %.0f answers/s; enterprise customers turn against the one-page checkout after their 150th answer", d.scenarioFile, scenario.Rate)
 	simCtx, stopSim := context.WithCancel(ctx)
 	defer stopSim()
 	simDone := make(chan sim.Stats, 1)
-	go func() {
-		stats, _ := sim.Run(simCtx, sim.Options{
-			Client: d.c, Namespace: demoNS, Experiment: expName, CollectorURL: d.collector,
-			Token: strings.TrimSpace(string(secret.Data["token"])), Scenario: scenario, Concurrency: 4,
-		})
-		simDone <- stats
-	}()
+	token := strings.TrimSpace(string(secret.Data["token"]))
+	if d.wire {
+		d.say("shoppers (%s): HTTP requests through the proxy, %d at a time; %.0f%% answer the survey about the page they got; enterprise customers turn against the one-page checkout after their 150th answer",
+			d.scenarioFile, shopperConcurrent, 100*surveyShare)
+		exp, err := d.experiment(ctx)
+		if err != nil {
+			return err
+		}
+		go func() {
+			stats, _ := d.shop(simCtx, exp, scenario, token)
+			simDone <- stats
+		}()
+	} else {
+		d.say("simulating customers (%s): %.0f answers/s; enterprise customers turn against the one-page checkout after their 150th answer", d.scenarioFile, scenario.Rate)
+		go func() {
+			stats, _ := sim.Run(simCtx, sim.Options{
+				Client: d.c, Namespace: demoNS, Experiment: expName, CollectorURL: d.collector,
+				Token: token, Scenario: scenario, Concurrency: 4,
+			})
+			simDone <- stats
+		}()
+	}
 
 	view := newLiveView(d.out)
 	ticker := time.NewTicker(500 * time.Millisecond)
@@ -317,7 +393,11 @@ func (d *demo) simulate(ctx context.Context) error {
 		if err != nil {
 			continue
 		}
-		view.show(exp)
+		extra := ""
+		if d.onWire != nil {
+			extra = d.onWire.view(exp)
+		}
+		view.show(exp, extra)
 		if exp.Status.Phase.Terminal() {
 			stopSim()
 			stats := <-simDone
@@ -353,6 +433,14 @@ func (d *demo) story(exp *cxv1.CXExperiment, stats sim.Stats) {
 				fmt.Fprintf(d.out, "   %s: %s %s (%s)\n", seg.Name, v.Name, v.State, v.Verdict)
 			}
 		}
+	}
+	if d.onWire != nil {
+		for _, line := range d.onWire.wireStory(exp) {
+			fmt.Fprintln(d.out, "   "+line)
+		}
+		fmt.Fprintf(d.out, "   shoppers: %d survey answers posted in %s, %d accepted%s\n",
+			stats.Sent, stats.Elapsed.Round(100*time.Millisecond), stats.Accepted, refusals(stats.Codes))
+		return
 	}
 	fmt.Fprintf(d.out, "   customers simulated: %d answers posted, %d accepted (ack p50 %s, p99 %s)%s\n",
 		stats.Sent, stats.Accepted, stats.Percentile(0.5).Round(time.Millisecond), stats.Percentile(0.99).Round(time.Millisecond), refusals(stats.Codes))
@@ -393,6 +481,9 @@ func (d *demo) cleanup() {
 	if d.mgrLog != nil {
 		d.mgrLog.Close()
 	}
+	if d.onWire != nil {
+		d.onWire.stop()
+	}
 	if d.env != nil {
 		_ = d.env.Stop()
 	}
@@ -419,8 +510,8 @@ func newLiveView(out io.Writer) *liveView {
 	return &liveView{out: out, tty: tty}
 }
 
-func (v *liveView) show(exp *cxv1.CXExperiment) {
-	text := render(exp)
+func (v *liveView) show(exp *cxv1.CXExperiment, extra string) {
+	text := render(exp) + extra
 	if text == v.last {
 		return
 	}

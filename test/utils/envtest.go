@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -80,6 +81,15 @@ type EnvironmentOptions struct {
 	// (default: a superset of standard, needed for HTTPRoute sessionPersistence)
 	// or "standard".
 	GatewayChannel string
+	// Ports fixes the control plane's ports (default: envtest picks free
+	// ones). Suites that run in a private network namespace (test/utils/netns)
+	// use fixed ports: nothing else listens there.
+	Ports *ControlPlanePorts
+}
+
+// ControlPlanePorts are the loopback ports of a control plane.
+type ControlPlanePorts struct {
+	APIServer, Etcd, EtcdPeer int
 }
 
 // NewEnvironment returns an envtest environment with Rapport's CRDs and the
@@ -97,18 +107,26 @@ func NewEnvironment(opts EnvironmentOptions) (*envtest.Environment, error) {
 	if err != nil {
 		return nil, err
 	}
-	cp, err := controlPlaneOnFreePorts()
-	if err != nil {
-		return nil, err
-	}
-	return &envtest.Environment{
-		ControlPlane:          cp,
+	env := &envtest.Environment{
 		CRDDirectoryPaths:     []string{filepath.Join(RepoRoot(), "config", "crd", "bases"), gw},
 		ErrorIfCRDPathMissing: true,
 		BinaryAssetsDirectory: assets,
 		// A loaded 2-core machine can take longer than the default 20s.
 		ControlPlaneStopTimeout: time.Minute,
-	}, nil
+	}
+	if p := opts.Ports; p != nil {
+		env.ControlPlane.Etcd = &envtest.Etcd{URL: &url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", p.Etcd)}}
+		env.ControlPlane.Etcd.Configure().Set("listen-peer-urls", fmt.Sprintf("http://127.0.0.1:%d", p.EtcdPeer))
+		api := env.ControlPlane.GetAPIServer()
+		api.Address, api.Port = "127.0.0.1", strconv.Itoa(p.APIServer) // its secure serving address
+		return env, nil
+	}
+	cp, err := controlPlaneOnFreePorts()
+	if err != nil {
+		return nil, err
+	}
+	env.ControlPlane = cp
+	return env, nil
 }
 
 // controlPlaneOnFreePorts places etcd and kube-apiserver on ports from

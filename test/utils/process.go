@@ -106,6 +106,15 @@ var ManagerBinary = sync.OnceValues(func() (string, error) {
 	return out, nil
 })
 
+// DownloadModules runs `go mod download` in the repository, so that a
+// later `go build` works without network (inside a private network
+// namespace). Errors are left to that build to report.
+func DownloadModules() {
+	cmd := exec.Command("go", "mod", "download")
+	cmd.Dir = RepoRoot()
+	_ = cmd.Run()
+}
+
 // ManagerOptions configures a manager process.
 type ManagerOptions struct {
 	Kubeconfig  string
@@ -114,6 +123,16 @@ type ManagerOptions struct {
 	Args []string
 	// LogPath receives stdout and stderr (default: a temp file).
 	LogPath string
+	// Binary is the manager binary (default: ManagerBinary()).
+	Binary string
+	// Addrs fixes the manager's listen addresses (default: free loopback
+	// ports). Suites in a private network namespace use fixed ones.
+	Addrs *ManagerAddrs
+}
+
+// ManagerAddrs are a manager's listen addresses (host:port).
+type ManagerAddrs struct {
+	Collector, Metrics, Probe string
 }
 
 // Manager is a running manager process.
@@ -127,14 +146,20 @@ type Manager struct {
 
 // StartManager starts the manager binary and waits until it is ready.
 func StartManager(ctx context.Context, o ManagerOptions) (*Manager, error) {
-	bin, err := ManagerBinary()
-	if err != nil {
-		return nil, err
+	bin, err := o.Binary, error(nil)
+	if bin == "" {
+		if bin, err = ManagerBinary(); err != nil {
+			return nil, err
+		}
 	}
 	var addrs [3]string
-	for i := range addrs {
-		if addrs[i], err = FreeAddr(); err != nil {
-			return nil, err
+	if a := o.Addrs; a != nil {
+		addrs = [3]string{a.Collector, a.Metrics, a.Probe}
+	} else {
+		for i := range addrs {
+			if addrs[i], err = FreeAddr(); err != nil {
+				return nil, err
+			}
 		}
 	}
 	m := &Manager{CollectorURL: "http://" + addrs[0], MetricsURL: "http://" + addrs[1] + "/metrics", ProbeURL: "http://" + addrs[2], done: make(chan struct{})}

@@ -80,24 +80,31 @@ func serviceRef(b traffic.Backend) gwv1.HTTPBackendRef {
 }
 
 // withTags merges the x-rapport-* headers into the reference's
-// RequestHeaderModifier filter (a filter list may hold only one).
+// RequestHeaderModifier filter. Filters on a backendRef are Extended
+// support in Gateway API (HTTPRouteBackendRequestHeaderModification): some
+// gateways, Traefik v3.6 among them, ignore them.
 func withTags(ref gwv1.HTTPBackendRef, variant, segment string) gwv1.HTTPBackendRef {
-	set := []gwv1.HTTPHeader{{Name: HeaderVariant, Value: variant}, {Name: HeaderSegment, Value: segment}}
-	for i, f := range ref.Filters {
+	ref.Filters = setHeaders(ref.Filters, gwv1.HTTPHeader{Name: HeaderVariant, Value: variant}, gwv1.HTTPHeader{Name: HeaderSegment, Value: segment})
+	return ref
+}
+
+// setHeaders merges headers into the Set of a filter list's
+// RequestHeaderModifier (a list may hold only one), adding one if needed.
+func setHeaders(filters []gwv1.HTTPRouteFilter, set ...gwv1.HTTPHeader) []gwv1.HTTPRouteFilter {
+	for i, f := range filters {
 		if f.Type == gwv1.HTTPRouteFilterRequestHeaderModifier && f.RequestHeaderModifier != nil {
 			m := f.RequestHeaderModifier
 			for _, h := range set {
 				m.Set = upsertHeader(m.Set, h)
 			}
-			ref.Filters[i] = f
-			return ref
+			filters[i] = f
+			return filters
 		}
 	}
-	ref.Filters = append(ref.Filters, gwv1.HTTPRouteFilter{
+	return append(filters, gwv1.HTTPRouteFilter{
 		Type:                  gwv1.HTTPRouteFilterRequestHeaderModifier,
 		RequestHeaderModifier: &gwv1.HTTPHeaderFilter{Set: set},
 	})
-	return ref
 }
 
 func upsertHeader(hs []gwv1.HTTPHeader, h gwv1.HTTPHeader) []gwv1.HTTPHeader {
@@ -321,6 +328,12 @@ func RenderChildRules(parent *gwv1.HTTPRoute, controlService string, plan traffi
 				Timeouts:           pr.Timeouts.DeepCopy(),
 				Retry:              pr.Retry.DeepCopy(),
 				SessionPersistence: SessionPersistence(plan.Stickiness),
+			}
+			if plan.TagRequests {
+				// The segment is known per rule: tag it with a rule filter
+				// (Core support), which every conformant gateway applies,
+				// not only with the backendRefs' filters (Extended).
+				rule.Filters = setHeaders(rule.Filters, gwv1.HTTPHeader{Name: HeaderSegment, Value: seg.Segment})
 			}
 			for _, m := range matches {
 				mm, err := MergeMatch(m, seg.Segment, seg.Match)

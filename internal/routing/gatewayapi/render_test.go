@@ -349,6 +349,59 @@ func TestRenderBackendsTags(t *testing.T) {
 	}
 }
 
+// The segment tag goes on the child rule too: filters on backendRefs are
+// Extended support and some gateways (Traefik v3.6) drop them, while rule
+// filters are Core (found by test/e2e through a real proxy).
+func TestRenderChildRulesTagsTheSegmentOnTheRule(t *testing.T) {
+	rhm := func(set ...gwv1.HTTPHeader) gwv1.HTTPRouteFilter {
+		return gwv1.HTTPRouteFilter{Type: gwv1.HTTPRouteFilterRequestHeaderModifier, RequestHeaderModifier: &gwv1.HTTPHeaderFilter{Set: set}}
+	}
+	rewrite := gwv1.HTTPRouteFilter{Type: gwv1.HTTPRouteFilterURLRewrite, URLRewrite: &gwv1.HTTPURLRewriteFilter{Hostname: ptr(gwv1.PreciseHostname("internal"))}}
+	tests := []struct {
+		name   string
+		parent []gwv1.HTTPRouteFilter
+		tag    bool
+		want   string
+	}{
+		{name: "no tags, no filters", want: `[]`},
+		{name: "no tags keeps the parent's filters", parent: []gwv1.HTTPRouteFilter{rhm(gwv1.HTTPHeader{Name: "x-app", Value: "1"})},
+			want: `[RequestHeaderModifier[{x-app 1}]]`},
+		{name: "a filter of its own", tag: true, want: `[RequestHeaderModifier[{x-rapport-segment enterprise}]]`},
+		{name: "merged into the parent's header filter", tag: true, parent: []gwv1.HTTPRouteFilter{rhm(gwv1.HTTPHeader{Name: "x-app", Value: "1"})},
+			want: `[RequestHeaderModifier[{x-app 1} {x-rapport-segment enterprise}]]`},
+		{name: "replaces a stale value", tag: true, parent: []gwv1.HTTPRouteFilter{rhm(gwv1.HTTPHeader{Name: "X-Rapport-Segment", Value: "forged"})},
+			want: `[RequestHeaderModifier[{X-Rapport-Segment enterprise}]]`},
+		{name: "after the parent's other filters", tag: true, parent: []gwv1.HTTPRouteFilter{rewrite},
+			want: `[URLRewrite[] RequestHeaderModifier[{x-rapport-segment enterprise}]]`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			parent := parentRoute(gwv1.HTTPRouteRule{Matches: []gwv1.HTTPRouteMatch{prefix("/checkout")}, Filters: tt.parent, BackendRefs: []gwv1.HTTPBackendRef{ref("v1")}})
+			before, _ := json.Marshal(parent)
+			p := segPlan(20, "enterprise")
+			p.TagRequests = tt.tag
+			rules, err := RenderChildRules(parent, "v1", p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			parts := []string{}
+			for _, f := range rules[0].Filters {
+				var set []gwv1.HTTPHeader
+				if f.RequestHeaderModifier != nil {
+					set = f.RequestHeaderModifier.Set
+				}
+				parts = append(parts, fmt.Sprintf("%s%v", f.Type, set))
+			}
+			if got := "[" + strings.Join(parts, " ") + "]"; got != tt.want {
+				t.Errorf("rule filters = %s, want %s", got, tt.want)
+			}
+			if after, _ := json.Marshal(parent); string(before) != string(after) {
+				t.Errorf("rendering changed the parent route:\n%s\n%s", before, after)
+			}
+		})
+	}
+}
+
 func TestSessionPersistence(t *testing.T) {
 	if SessionPersistence(nil) != nil {
 		t.Fatal("no stickiness must render no sessionPersistence")
