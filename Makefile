@@ -32,7 +32,7 @@ export K8S_VERSION ETCD_VERSION
 # Go test flags; `make test TEST_FLAGS=-v` for verbose output.
 TEST_FLAGS ?=
 # Packages whose tests need no control plane.
-UNIT_PKGS = $(shell $(GO) list ./... | grep -v -e /test/e2e -e /internal/controller -e /test/reliability -e /test/manifests -e /test/validation -e /internal/cli -e /internal/collector/integration)
+UNIT_PKGS = $(shell $(GO) list ./... | grep -v -e /test/e2e -e /internal/controller -e /test/reliability -e /test/manifests -e /test/validation -e /internal/cli -e /internal/collector/integration -e /internal/notify/integration)
 
 .PHONY: all
 all: build

@@ -1,0 +1,327 @@
+package notify
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
+	"github.com/rapport-dev/rapport/internal/metrics"
+)
+
+// RBAC of the notifier; `make manifests` collects these markers. It reads
+// experiments (never writes them), reads the notification ConfigMaps and
+// Secrets by name, and keeps its delivery state in ConfigMaps it owns.
+// +kubebuilder:rbac:groups=cx.rapport.dev,resources=cxexperiments,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;create;update
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Defaults of Notifier.
+const (
+	DefaultMaxAge  = 6 * time.Hour
+	DefaultTimeout = 30 * time.Second
+	// ControllerName names the controller in logs and controller-runtime's metrics.
+	ControllerName = "notifications"
+	// LabelState marks the ConfigMaps holding delivery state.
+	LabelState = "cx.rapport.dev/notification-state"
+)
+
+// Notifier delivers the events of experiments (Events) to the subscribed
+// channels. It runs as its own controller, on the leader only, apart from the
+// experiment controller: a channel that is slow or down delays notifications,
+// never a rollback, and the notifier never writes an experiment. What it
+// delivered is kept in a ConfigMap per experiment (StateName), so that a
+// restart or a new leader neither loses nor repeats a notification.
+type Notifier struct {
+	// Client reads experiments (cached) and writes state ConfigMaps.
+	Client client.Client
+	// APIReader reads the configuration and the state uncached: the state
+	// must be what the last write left, never an older cached copy.
+	APIReader client.Reader
+	// Namespace holds the global configuration (rapport-notifications-cm and
+	// -secret for every experiment); "" for none.
+	Namespace string
+	// MaxAge: an event older than this when first seen is not sent, and an
+	// undelivered one is retried until it is this old (default 6h).
+	MaxAge time.Duration
+	// Timeout bounds one delivery attempt (default 30s).
+	Timeout time.Duration
+	// RetryBase is the wait after a first failed attempt, doubled after each
+	// further one up to 5 minutes (default 2s).
+	RetryBase time.Duration
+	// Clock defaults to the real clock.
+	Clock clock.PassiveClock
+	// Recorder records a Warning on the experiment when a notification is
+	// given up; optional.
+	Recorder events.EventRecorder
+	// MaxConcurrentReconciles: experiments handled in parallel (default 2).
+	MaxConcurrentReconciles int
+
+	mu      sync.Mutex
+	entries map[types.NamespacedName]*entry
+}
+
+// entry is what the notifier holds in memory for one experiment while it
+// leads: the state as last read or written (so that a stale cache can never
+// make it repeat a delivery) and the events nobody subscribed to.
+type entry struct {
+	uid     types.UID
+	state   *State
+	cm      *corev1.ConfigMap // nil while no state ConfigMap exists
+	ignored map[string]bool
+}
+
+// SetupWithManager registers the notifier as a controller of mgr.
+func (n *Notifier) SetupWithManager(mgr ctrl.Manager) error {
+	if n.Client == nil {
+		n.Client = mgr.GetClient()
+	}
+	if n.APIReader == nil {
+		n.APIReader = mgr.GetAPIReader()
+	}
+	if n.MaxAge <= 0 {
+		n.MaxAge = DefaultMaxAge
+	}
+	if n.Timeout <= 0 {
+		n.Timeout = DefaultTimeout
+	}
+	if n.RetryBase <= 0 {
+		n.RetryBase = DefaultRetryBase
+	}
+	if n.Clock == nil {
+		n.Clock = clock.RealClock{}
+	}
+	if n.MaxConcurrentReconciles <= 0 {
+		n.MaxConcurrentReconciles = 2
+	}
+	n.entries = map[types.NamespacedName]*entry{}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named(ControllerName).
+		For(&cxv1.CXExperiment{}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: n.MaxConcurrentReconciles}).
+		Complete(n)
+}
+
+// Reconcile takes on the new events of one experiment and attempts the
+// deliveries that are due.
+func (n *Notifier) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	log := ctrl.LoggerFrom(ctx)
+	exp := &cxv1.CXExperiment{}
+	if err := n.Client.Get(ctx, req.NamespacedName, exp); err != nil {
+		if apierrors.IsNotFound(err) {
+			n.forget(req.NamespacedName) // its state ConfigMap goes with it (ownerReference)
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	ent, err := n.entry(ctx, exp)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	now := n.Clock.Now()
+	var cfgs *configs
+	config := func() (*configs, error) {
+		if cfgs == nil {
+			c, err := loadConfigs(ctx, n.APIReader, exp.Namespace, n.Namespace)
+			if err != nil {
+				return nil, err
+			}
+			for _, w := range c.warnings() {
+				log.Info("notification configuration", "warning", w)
+			}
+			cfgs = c
+		}
+		return cfgs, nil
+	}
+
+	changed := false
+	for _, e := range Events(exp) {
+		if _, known := ent.state.Events[e.ID]; known || ent.ignored[e.ID] {
+			continue
+		}
+		at := e.At
+		if at.IsZero() {
+			at = now
+		}
+		if now.Sub(at) > n.MaxAge {
+			ent.ignored[e.ID] = true // too old when first seen: never sent
+			continue
+		}
+		c, err := config()
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		if ent.state.Add(e, at, c.destinations(exp, e.Trigger)) {
+			changed = true
+			log.V(1).Info("notification event", "event", e.ID, "trigger", e.Trigger, "destinations", len(ent.state.Events[e.ID].Deliveries))
+		} else {
+			ent.ignored[e.ID] = true // nobody subscribed
+		}
+	}
+
+	var failed error
+	for _, id := range ent.state.IDs() {
+		es := ent.state.Events[id]
+		for _, d := range es.Deliveries {
+			if !d.Due(now) {
+				continue
+			}
+			labels := []string{string(es.Event.Trigger), d.Service}
+			if now.Sub(es.At) > n.MaxAge {
+				d.DroppedAt, changed = &now, true
+				metrics.NotificationsDropped.WithLabelValues(labels...).Inc()
+				log.Info("notification given up", "event", id, "trigger", es.Event.Trigger, "service", d.Service, "attempts", d.Attempts, "lastError", d.LastError)
+				if n.Recorder != nil {
+					n.Recorder.Eventf(exp, nil, corev1.EventTypeWarning, "NotificationDropped", "NotificationDropped",
+						"%s notification to %s given up after %d attempts in %s: %s", es.Event.Trigger, d.Service, d.Attempts, n.MaxAge, d.LastError)
+				}
+				continue
+			}
+			c, err := config()
+			if err != nil {
+				return ctrl.Result{}, err
+			}
+			if err := c.send(ctx, exp, es.Event, es.At, d.Destination(), n.Timeout); err != nil {
+				if ctx.Err() != nil {
+					return ctrl.Result{}, ctx.Err()
+				}
+				d.Failed(now, n.RetryBase, err)
+				changed = true
+				metrics.NotificationsFailed.WithLabelValues(labels...).Inc()
+				log.Info("notification failed; will retry", "event", id, "trigger", es.Event.Trigger, "service", d.Service,
+					"recipient", d.Recipient, "attempts", d.Attempts, "retryAt", d.NextAttempt, "error", err.Error())
+				continue
+			}
+			d.Delivered(now)
+			metrics.NotificationsSent.WithLabelValues(labels...).Inc()
+			log.Info("notification sent", "event", id, "trigger", es.Event.Trigger, "service", d.Service, "recipient", d.Recipient)
+			// Remember each delivery at once: a crash now repeats at most
+			// the delivery in flight.
+			if err := n.save(ctx, exp, ent); err != nil {
+				failed = errors.Join(failed, err)
+			}
+			changed = false
+		}
+	}
+	if ent.state.Prune(now.Add(-n.MaxAge - time.Hour)) {
+		changed = true
+	}
+	if changed {
+		if err := n.save(ctx, exp, ent); err != nil {
+			failed = errors.Join(failed, err)
+		}
+	}
+	if failed != nil {
+		return ctrl.Result{}, failed
+	}
+	if next := ent.state.NextAttempt(); !next.IsZero() {
+		return ctrl.Result{RequeueAfter: max(next.Sub(now), time.Second)}, nil
+	}
+	return ctrl.Result{}, nil
+}
+
+func (n *Notifier) forget(key types.NamespacedName) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	delete(n.entries, key)
+}
+
+// entry returns what the notifier holds for exp, reading the state
+// ConfigMap from the API server the first time (and for a new experiment
+// of the same name).
+func (n *Notifier) entry(ctx context.Context, exp *cxv1.CXExperiment) (*entry, error) {
+	key := client.ObjectKeyFromObject(exp)
+	n.mu.Lock()
+	ent := n.entries[key]
+	n.mu.Unlock()
+	if ent != nil && ent.uid == exp.UID {
+		return ent, nil
+	}
+	ent = &entry{uid: exp.UID, state: &State{Events: map[string]*EventState{}}, ignored: map[string]bool{}}
+	cm := &corev1.ConfigMap{}
+	err := n.APIReader.Get(ctx, types.NamespacedName{Namespace: exp.Namespace, Name: StateName(exp.Name)}, cm)
+	switch {
+	case apierrors.IsNotFound(err):
+	case err != nil:
+		return nil, fmt.Errorf("read notification state %s/%s: %w", exp.Namespace, StateName(exp.Name), err)
+	default:
+		ent.cm = cm
+		if metav1.IsControlledBy(cm, exp) {
+			st, err := decodeState(cm.Data[stateKey])
+			if err != nil {
+				return nil, err
+			}
+			ent.state = st
+		} // else: left by an earlier experiment of the same name; taken over at the next write
+	}
+	n.mu.Lock()
+	n.entries[key] = ent
+	n.mu.Unlock()
+	return ent, nil
+}
+
+// save writes the state ConfigMap, owned by the experiment so that it goes
+// with it. Only the leader writes it; a conflict means another writer, so
+// the state is read again at the next reconcile.
+func (n *Notifier) save(ctx context.Context, exp *cxv1.CXExperiment, ent *entry) error {
+	data, err := encodeState(ent.state)
+	if err != nil {
+		return err
+	}
+	cm := ent.cm
+	if cm == nil {
+		cm = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: exp.Namespace, Name: StateName(exp.Name)}}
+	} else {
+		cm = cm.DeepCopy()
+	}
+	if cm.Labels == nil {
+		cm.Labels = map[string]string{}
+	}
+	cm.Labels[LabelState] = "true"
+	cm.Labels[cxv1.LabelManagedBy] = "rapport"
+	cm.OwnerReferences = nil
+	if err := controllerutil.SetControllerReference(exp, cm, n.Client.Scheme()); err != nil {
+		return err
+	}
+	cm.Data = map[string]string{stateKey: data}
+	if ent.cm == nil {
+		err = n.Client.Create(ctx, cm)
+	} else {
+		err = n.Client.Update(ctx, cm)
+	}
+	if err != nil {
+		n.forget(client.ObjectKeyFromObject(exp))
+		return fmt.Errorf("write notification state %s/%s: %w", cm.Namespace, cm.Name, err)
+	}
+	ent.cm = cm
+	return nil
+}
+
+// StateName is the name of the ConfigMap holding the notification state of
+// experiment name: "<name>-notifications", shortened with a hash when it
+// would exceed the 253 characters of a name.
+func StateName(name string) string {
+	const suffix = "-notifications"
+	if len(name)+len(suffix) <= 253 {
+		return name + suffix
+	}
+	h := sha256.Sum256([]byte(name))
+	keep := 253 - len(suffix) - 9
+	return name[:keep] + "-" + hex.EncodeToString(h[:4]) + suffix
+}
