@@ -68,6 +68,7 @@ type analyzeFlags struct {
 	baseline     float64
 	drops        []float64
 	power        float64
+	output       string
 }
 
 func newAnalyzeCommand(o *Options) *cobra.Command {
@@ -99,7 +100,10 @@ points and a variant --drop points lower (a list; default 0 and twice the
 max drop, the two cases the margin is designed around), the responses per arm
 at which Rapport, looking after every response, is expected to call the
 verdict, next to the classical fixed-horizon sample size (a single look, 80%
-power by default), which is only valid if nobody looks before the end.`,
+power by default), which is only valid if nobody looks before the end.
+
+-o json prints an AnalysisResult (or, with --plan, an AnalysisPlan) document,
+apiVersion kubectl-cx.rapport.dev/v1, numbers in points rounded to 0.001.`,
 		Example: `  # Judge one variant on a CSAT 1..5 survey
   kubectl cx analyze --metric CSAT --scale-max 5 \
     --control 3,4,10,40,43 --variant one-page=5,6,12,40,37
@@ -113,7 +117,10 @@ power by default), which is only valid if nobody looks before the end.`,
   kubectl cx analyze --file counts.json
 
   # Plan: responses per arm to catch a 5-point drop from a CSAT of 85
-  kubectl cx analyze --plan --baseline 85 --drop 5`,
+  kubectl cx analyze --plan --baseline 85 --drop 5
+
+  # For a script
+  kubectl cx analyze --file counts.json -o json | jq '.variants[] | {name, verdict}'`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return o.runAnalyze(cmd.Flags(), f)
@@ -135,10 +142,14 @@ power by default), which is only valid if nobody looks before the end.`,
 	fl.Float64Var(&f.baseline, "baseline", 0, "with --plan: the control's expected score, in points")
 	fl.Float64SliceVar(&f.drops, "drop", nil, "with --plan: the variant's true drop below the control, in points (comma-separated list)")
 	fl.Float64Var(&f.power, "power", 0.8, "with --plan: the power of the fixed-horizon comparison (0.5..0.99)")
+	fl.StringVarP(&f.output, "output", "o", "", "output format: json (default: a table)")
 	return cmd
 }
 
 func (o *Options) runAnalyze(fs *pflag.FlagSet, f *analyzeFlags) error {
+	if err := outputFlag(f.output, "", "json"); err != nil {
+		return err
+	}
 	var file CountsFile
 	if f.file != "" {
 		var err error
@@ -165,6 +176,9 @@ func (o *Options) runAnalyze(fs *pflag.FlagSet, f *analyzeFlags) error {
 		if err != nil {
 			return usageErrorf("%v", err)
 		}
+		if f.output == "json" {
+			return writeJSONDocument(o.Out, NewPlanDocument(p))
+		}
 		return RenderPlan(o.Out, p, o.renderOptions())
 	}
 	for _, name := range []string{"baseline", "drop", "power"} {
@@ -179,6 +193,9 @@ func (o *Options) runAnalyze(fs *pflag.FlagSet, f *analyzeFlags) error {
 	res, err := Analyze(cfg, control, variants)
 	if err != nil {
 		return usageErrorf("%v", err)
+	}
+	if f.output == "json" {
+		return writeJSONDocument(o.Out, NewAnalysisDocument(res))
 	}
 	return RenderAnalysis(o.Out, res, o.renderOptions())
 }

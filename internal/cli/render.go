@@ -197,24 +197,12 @@ type interval struct{ lower, upper float64 }
 
 // parseInterval reads status strings such as "[83.1, 89.0]".
 func parseInterval(s string) (interval, bool) {
-	s = strings.TrimSpace(s)
-	if !strings.HasPrefix(s, "[") || !strings.HasSuffix(s, "]") {
-		return interval{}, false
-	}
-	lo, hi, ok := strings.Cut(s[1:len(s)-1], ",")
-	if !ok {
-		return interval{}, false
-	}
-	l, err1 := strconv.ParseFloat(strings.TrimSpace(lo), 64)
-	h, err2 := strconv.ParseFloat(strings.TrimSpace(hi), 64)
-	if err1 != nil || err2 != nil {
-		return interval{}, false
-	}
-	return interval{l, h}, true
+	lo, hi, err := cxv1.ParseInterval(s)
+	return interval{lo, hi}, err == nil
 }
 
 func parseFloat(s string) (float64, bool) {
-	v, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+	v, err := cxv1.ParsePoints(s)
 	return v, err == nil
 }
 
