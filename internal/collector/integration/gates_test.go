@@ -233,8 +233,8 @@ var _ = Describe("Customer-satisfaction gate", func() {
 
 		By("errors are measurement errors, never successes")
 		for name, change := range map[string]func(map[string]string){
-			"a wrong token":         func(a map[string]string) { a["token"] = "nope" },
-			"a variant it lacks":    func(a map[string]string) { a["variant"] = "one-pag" },
+			"a wrong token":      func(a map[string]string) { a["token"] = "nope" },
+			"a variant it lacks": func(a map[string]string) { a["variant"] = "one-pag" },
 			"an experiment it lacks": func(a map[string]string) {
 				a["experiment"] = "nope"
 			},
