@@ -13,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -42,6 +43,15 @@ const (
 	LabelState = "cx.rapport.dev/notification-state"
 )
 
+// apiQPS and apiBurst bound the notifier's own API client: its reads of
+// configuration and state and its writes never take from the client-side
+// rate budget of the experiment controller (a leader taking over many
+// experiments must not delay rollbacks for notifications).
+const (
+	apiQPS   = 5
+	apiBurst = 10
+)
+
 // Notifier delivers the events of experiments (Events) to the subscribed
 // channels. It runs as its own controller, on the leader only, apart from the
 // experiment controller: a channel that is slow or down delays notifications,
@@ -49,10 +59,13 @@ const (
 // delivered is kept in a ConfigMap per experiment (StateName), so that a
 // restart or a new leader neither loses nor repeats a notification.
 type Notifier struct {
-	// Client reads experiments (cached) and writes state ConfigMaps.
+	// Client reads experiments (the manager's cache) and writes state
+	// ConfigMaps. Default: experiments from the manager's cache, writes
+	// through a client of the notifier's own (apiQPS).
 	Client client.Client
 	// APIReader reads the configuration and the state uncached: the state
 	// must be what the last write left, never an older cached copy.
+	// Default: the notifier's own client.
 	APIReader client.Reader
 	// Namespace holds the global configuration (rapport-notifications-cm and
 	// -secret for every experiment); "" for none.
@@ -89,11 +102,20 @@ type entry struct {
 
 // SetupWithManager registers the notifier as a controller of mgr.
 func (n *Notifier) SetupWithManager(mgr ctrl.Manager) error {
-	if n.Client == nil {
-		n.Client = mgr.GetClient()
-	}
-	if n.APIReader == nil {
-		n.APIReader = mgr.GetAPIReader()
+	if n.Client == nil || n.APIReader == nil {
+		cfg := rest.CopyConfig(mgr.GetConfig())
+		cfg.QPS, cfg.Burst = apiQPS, apiBurst
+		own, err := client.New(cfg, client.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper(),
+			Cache: &client.CacheOptions{Reader: mgr.GetCache(), DisableFor: []client.Object{&corev1.ConfigMap{}, &corev1.Secret{}}}})
+		if err != nil {
+			return fmt.Errorf("notifier API client: %w", err)
+		}
+		if n.Client == nil {
+			n.Client = own
+		}
+		if n.APIReader == nil {
+			n.APIReader = own
+		}
 	}
 	if n.MaxAge <= 0 {
 		n.MaxAge = DefaultMaxAge
@@ -130,11 +152,17 @@ func (n *Notifier) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 		}
 		return ctrl.Result{}, err
 	}
+	now := n.Clock.Now()
+	events := recent(Events(exp), now, n.MaxAge)
+	if len(events) == 0 && !n.known(req.NamespacedName, exp.UID) {
+		// Nothing recent to tell and nothing pending in memory: no need to
+		// read the state (a new leader does not GET one per experiment).
+		return ctrl.Result{}, nil
+	}
 	ent, err := n.entry(ctx, exp)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	now := n.Clock.Now()
 	var cfgs *configs
 	config := func() (*configs, error) {
 		if cfgs == nil {
@@ -151,17 +179,13 @@ func (n *Notifier) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 	}
 
 	changed := false
-	for _, e := range Events(exp) {
+	for _, e := range events {
 		if _, known := ent.state.Events[e.ID]; known || ent.ignored[e.ID] {
 			continue
 		}
 		at := e.At
 		if at.IsZero() {
 			at = now
-		}
-		if now.Sub(at) > n.MaxAge {
-			ent.ignored[e.ID] = true // too old when first seen: never sent
-			continue
 		}
 		c, err := config()
 		if err != nil {
@@ -234,6 +258,27 @@ func (n *Notifier) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 		return ctrl.Result{RequeueAfter: max(next.Sub(now), time.Second)}, nil
 	}
 	return ctrl.Result{}, nil
+}
+
+// recent keeps the events that happened within maxAge of now (or whose
+// time the status does not record): older ones are never sent.
+func recent(evs []Event, now time.Time, maxAge time.Duration) []Event {
+	var out []Event
+	for _, e := range evs {
+		if e.At.IsZero() || now.Sub(e.At) <= maxAge {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// known reports whether the notifier holds state for the experiment in
+// memory (it may have deliveries pending).
+func (n *Notifier) known(key types.NamespacedName, uid types.UID) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	e := n.entries[key]
+	return e != nil && e.uid == uid && len(e.state.Events) > 0
 }
 
 func (n *Notifier) forget(key types.NamespacedName) {
