@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -143,7 +144,6 @@ func (n *Notifier) SetupWithManager(mgr ctrl.Manager) error {
 // Reconcile takes on the new events of one experiment and attempts the
 // deliveries that are due.
 func (n *Notifier) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	log := ctrl.LoggerFrom(ctx)
 	exp := &cxv1.CXExperiment{}
 	if err := n.Client.Get(ctx, req.NamespacedName, exp); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -163,101 +163,132 @@ func (n *Notifier) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	var cfgs *configs
-	config := func() (*configs, error) {
-		if cfgs == nil {
-			c, err := loadConfigs(ctx, n.APIReader, exp.Namespace, n.Namespace)
-			if err != nil {
-				return nil, err
-			}
-			for _, w := range c.warnings() {
-				log.Info("notification configuration", "warning", w)
-			}
-			cfgs = c
-		}
-		return cfgs, nil
+	p := &pass{n: n, ctx: ctx, log: ctrl.LoggerFrom(ctx), exp: exp, ent: ent, now: now}
+	if err := p.takeOn(events); err != nil {
+		return ctrl.Result{}, err
 	}
-
-	changed := false
-	for _, e := range events {
-		if _, known := ent.state.Events[e.ID]; known || ent.ignored[e.ID] {
-			continue
-		}
-		at := e.At
-		if at.IsZero() {
-			at = now
-		}
-		c, err := config()
-		if err != nil {
-			return ctrl.Result{}, err
-		}
-		if ent.state.Add(e, at, c.destinations(exp, e.Trigger)) {
-			changed = true
-			log.V(1).Info("notification event", "event", e.ID, "trigger", e.Trigger, "destinations", len(ent.state.Events[e.ID].Deliveries))
-		} else {
-			ent.ignored[e.ID] = true // nobody subscribed
-		}
-	}
-
-	var failed error
-	for _, id := range ent.state.IDs() {
-		es := ent.state.Events[id]
-		for _, d := range es.Deliveries {
-			if !d.Due(now) {
-				continue
-			}
-			labels := []string{string(es.Event.Trigger), d.Service}
-			if now.Sub(es.At) > n.MaxAge {
-				d.DroppedAt, changed = &now, true
-				metrics.NotificationsDropped.WithLabelValues(labels...).Inc()
-				log.Info("notification given up", "event", id, "trigger", es.Event.Trigger, "service", d.Service, "attempts", d.Attempts, "lastError", d.LastError)
-				if n.Recorder != nil {
-					n.Recorder.Eventf(exp, nil, corev1.EventTypeWarning, "NotificationDropped", "NotificationDropped",
-						"%s notification to %s given up after %d attempts in %s: %s", es.Event.Trigger, d.Service, d.Attempts, n.MaxAge, d.LastError)
-				}
-				continue
-			}
-			c, err := config()
-			if err != nil {
-				return ctrl.Result{}, err
-			}
-			if err := c.send(ctx, exp, es.Event, es.At, d.Destination(), n.Timeout); err != nil {
-				if ctx.Err() != nil {
-					return ctrl.Result{}, ctx.Err()
-				}
-				d.Failed(now, n.RetryBase, err)
-				changed = true
-				metrics.NotificationsFailed.WithLabelValues(labels...).Inc()
-				log.Info("notification failed; will retry", "event", id, "trigger", es.Event.Trigger, "service", d.Service,
-					"recipient", d.Recipient, "attempts", d.Attempts, "retryAt", d.NextAttempt, "error", err.Error())
-				continue
-			}
-			d.Delivered(now)
-			metrics.NotificationsSent.WithLabelValues(labels...).Inc()
-			log.Info("notification sent", "event", id, "trigger", es.Event.Trigger, "service", d.Service, "recipient", d.Recipient)
-			// Remember each delivery at once: a crash now repeats at most
-			// the delivery in flight.
-			if err := n.save(ctx, exp, ent); err != nil {
-				failed = errors.Join(failed, err)
-			}
-			changed = false
-		}
+	if err := p.deliver(); err != nil {
+		return ctrl.Result{}, err
 	}
 	if ent.state.Prune(now.Add(-n.MaxAge - time.Hour)) {
-		changed = true
+		p.changed = true
 	}
-	if changed {
-		if err := n.save(ctx, exp, ent); err != nil {
-			failed = errors.Join(failed, err)
-		}
+	if p.changed {
+		p.failed = errors.Join(p.failed, n.save(ctx, exp, ent))
 	}
-	if failed != nil {
-		return ctrl.Result{}, failed
+	if p.failed != nil {
+		return ctrl.Result{}, p.failed
 	}
 	if next := ent.state.NextAttempt(); !next.IsZero() {
 		return ctrl.Result{RequeueAfter: max(next.Sub(now), time.Second)}, nil
 	}
 	return ctrl.Result{}, nil
+}
+
+// pass is one reconcile of one experiment.
+type pass struct {
+	n   *Notifier
+	ctx context.Context
+	log logr.Logger
+	exp *cxv1.CXExperiment
+	ent *entry
+	now time.Time
+	// cfgs is read once, when first needed.
+	cfgs *configs
+	// changed: the state has changes not yet written; failed: writes that failed.
+	changed bool
+	failed  error
+}
+
+func (p *pass) config() (*configs, error) {
+	if p.cfgs == nil {
+		c, err := loadConfigs(p.ctx, p.n.APIReader, p.exp.Namespace, p.n.Namespace)
+		if err != nil {
+			return nil, err
+		}
+		for _, w := range c.warnings() {
+			p.log.Info("notification configuration", "warning", w)
+		}
+		p.cfgs = c
+	}
+	return p.cfgs, nil
+}
+
+// takeOn records the events not seen before with their subscribers, as they
+// are now; events nobody subscribed to are remembered in memory only.
+func (p *pass) takeOn(events []Event) error {
+	for _, e := range events {
+		if _, known := p.ent.state.Events[e.ID]; known || p.ent.ignored[e.ID] {
+			continue
+		}
+		at := e.At
+		if at.IsZero() {
+			at = p.now
+		}
+		c, err := p.config()
+		if err != nil {
+			return err
+		}
+		if p.ent.state.Add(e, at, c.destinations(p.exp, e.Trigger)) {
+			p.changed = true
+			p.log.V(1).Info("notification event", "event", e.ID, "trigger", e.Trigger, "destinations", len(p.ent.state.Events[e.ID].Deliveries))
+		} else {
+			p.ent.ignored[e.ID] = true
+		}
+	}
+	return nil
+}
+
+// deliver attempts every delivery that is due, oldest event first, and
+// gives up those whose event is older than the max age.
+func (p *pass) deliver() error {
+	for _, id := range p.ent.state.IDs() {
+		es := p.ent.state.Events[id]
+		for _, d := range es.Deliveries {
+			if !d.Due(p.now) {
+				continue
+			}
+			if p.now.Sub(es.At) > p.n.MaxAge {
+				p.drop(id, es, d)
+				continue
+			}
+			c, err := p.config()
+			if err != nil {
+				return err
+			}
+			labels := []string{string(es.Event.Trigger), d.Service}
+			if err := c.send(p.ctx, p.exp, es.Event, es.At, d.Destination(), p.n.Timeout); err != nil {
+				if p.ctx.Err() != nil {
+					return p.ctx.Err()
+				}
+				d.Failed(p.now, p.n.RetryBase, err)
+				p.changed = true
+				metrics.NotificationsFailed.WithLabelValues(labels...).Inc()
+				p.log.Info("notification failed; will retry", "event", id, "trigger", es.Event.Trigger, "service", d.Service,
+					"recipient", d.Recipient, "attempts", d.Attempts, "retryAt", d.NextAttempt, "error", err.Error())
+				continue
+			}
+			d.Delivered(p.now)
+			metrics.NotificationsSent.WithLabelValues(labels...).Inc()
+			p.log.Info("notification sent", "event", id, "trigger", es.Event.Trigger, "service", d.Service, "recipient", d.Recipient)
+			// Remember each delivery at once: a crash now repeats at most
+			// the delivery in flight.
+			p.failed = errors.Join(p.failed, p.n.save(p.ctx, p.exp, p.ent))
+			p.changed = false
+		}
+	}
+	return nil
+}
+
+// drop gives a delivery up: counted, logged, and a Warning on the experiment.
+func (p *pass) drop(id string, es *EventState, d *Delivery) {
+	d.DroppedAt, p.changed = &p.now, true
+	metrics.NotificationsDropped.WithLabelValues(string(es.Event.Trigger), d.Service).Inc()
+	p.log.Info("notification given up", "event", id, "trigger", es.Event.Trigger, "service", d.Service, "attempts", d.Attempts, "lastError", d.LastError)
+	if p.n.Recorder != nil {
+		p.n.Recorder.Eventf(p.exp, nil, corev1.EventTypeWarning, "NotificationDropped", "NotificationDropped",
+			"%s notification to %s given up after %d attempts in %s: %s", es.Event.Trigger, d.Service, d.Attempts, p.n.MaxAge, d.LastError)
+	}
 }
 
 // recent keeps the events that happened within maxAge of now (or whose

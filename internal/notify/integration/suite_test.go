@@ -103,7 +103,7 @@ func startNotifierWith(tune func(*notify.Notifier)) *notifier {
 	Expect(err).NotTo(HaveOccurred())
 	guarded := guardedClient{mgr.GetClient()}
 	n := &notify.Notifier{
-		Client: guarded, // APIReader: the notifier's own client, as in cmd/main.go
+		Client:    guarded, // APIReader: the notifier's own client, as in cmd/main.go
 		Namespace: globalNamespace, Timeout: 2 * time.Second, RetryBase: 200 * time.Millisecond,
 		Recorder: mgr.GetEventRecorder("rapport-notifications"),
 	}
