@@ -83,7 +83,7 @@ VersionInfo document for scripts.`,
 		Example: `  kubectl cx version
   kubectl cx version --client -o json`,
 		Args: noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: func(_ *cobra.Command, _ []string) error {
 			if err := outputFlag(output, "", "json", "yaml"); err != nil {
 				return err
 			}

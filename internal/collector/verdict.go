@@ -24,14 +24,14 @@ const VerdictKind = "ExperimentVerdict"
 type GateDecision string
 
 const (
-	// GatePromote: every variant asked about is confidently non-inferior
+	// GatePromote means every variant asked about is confidently non-inferior
 	// (NonInferior, or already Promoted or Retired) in every segment asked
 	// about.
 	GatePromote GateDecision = "Promote"
-	// GateWait: no decision yet (too few responses, inconclusive, the
+	// GateWait means no decision yet (too few responses, inconclusive, the
 	// experiment has not measured yet). Ask again later.
 	GateWait GateDecision = "Wait"
-	// GateRollback: a variant asked about is Inferior or was rolled back in a
+	// GateRollback means a variant asked about is Inferior or was rolled back in a
 	// segment asked about, or the experiment ended RolledBack or Failed.
 	GateRollback GateDecision = "Rollback"
 )

@@ -153,8 +153,8 @@ func (n *Notifier) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 		return ctrl.Result{}, err
 	}
 	now := n.Clock.Now()
-	events := recent(Events(exp), now, n.MaxAge)
-	if len(events) == 0 && !n.known(req.NamespacedName, exp.UID) {
+	evs := recent(Events(exp), now, n.MaxAge)
+	if len(evs) == 0 && !n.known(req.NamespacedName, exp.UID) {
 		// Nothing recent to tell and nothing pending in memory: no need to
 		// read the state (a new leader does not GET one per experiment).
 		return ctrl.Result{}, nil
@@ -164,7 +164,7 @@ func (n *Notifier) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 		return ctrl.Result{}, err
 	}
 	p := &pass{n: n, ctx: ctx, log: ctrl.LoggerFrom(ctx), exp: exp, ent: ent, now: now}
-	if err := p.takeOn(events); err != nil {
+	if err := p.takeOn(evs); err != nil {
 		return ctrl.Result{}, err
 	}
 	if err := p.deliver(); err != nil {
@@ -216,8 +216,8 @@ func (p *pass) config() (*configs, error) {
 
 // takeOn records the events not seen before with their subscribers, as they
 // are now; events nobody subscribed to are remembered in memory only.
-func (p *pass) takeOn(events []Event) error {
-	for _, e := range events {
+func (p *pass) takeOn(evs []Event) error {
+	for _, e := range evs {
 		if _, known := p.ent.state.Events[e.ID]; known || p.ent.ignored[e.ID] {
 			continue
 		}

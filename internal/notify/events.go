@@ -134,7 +134,7 @@ func Events(exp *cxv1.CXExperiment) []Event {
 		if c := exp.Spec.ControlVariant(); c != nil {
 			control = c.Name
 		}
-		var parts []string
+		parts := make([]string, 0, len(st.Segments))
 		for _, seg := range st.Segments {
 			v := seg.Promoted
 			if v == "" {

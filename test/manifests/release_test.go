@@ -102,10 +102,10 @@ func TestKrewManifestMatchesReleaseArchives(t *testing.T) {
 		if b.Main != "./cmd/kubectl-cx" || !slices.ContainsFunc(b.Ldflags, func(f string) bool { return strings.Contains(f, "internal/cli.version={{ .Tag }}") }) {
 			t.Errorf("build kubectl-cx: main %s, ldflags %v (the version must be stamped)", b.Main, b.Ldflags)
 		}
-		for _, os := range b.Goos {
+		for _, goos := range b.Goos {
 			for _, arch := range b.Goarch {
-				if !slices.ContainsFunc(b.Ignore, func(i struct{ Goos, Goarch string }) bool { return i.Goos == os && i.Goarch == arch }) {
-					targets = append(targets, os+"/"+arch)
+				if !slices.ContainsFunc(b.Ignore, func(i struct{ Goos, Goarch string }) bool { return i.Goos == goos && i.Goarch == arch }) {
+					targets = append(targets, goos+"/"+arch)
 				}
 			}
 		}
@@ -135,29 +135,29 @@ func TestKrewManifestMatchesReleaseArchives(t *testing.T) {
 	}
 	var platforms []string
 	for _, pl := range p.Spec.Platforms {
-		os, arch := pl.Selector.MatchLabels["os"], pl.Selector.MatchLabels["arch"]
-		platforms = append(platforms, os+"/"+arch)
-		name, err := render(nameTemplate, nil, tag, "Os", os, "Arch", arch)
+		goos, arch := pl.Selector.MatchLabels["os"], pl.Selector.MatchLabels["arch"]
+		platforms = append(platforms, goos+"/"+arch)
+		name, err := render(nameTemplate, nil, tag, "Os", goos, "Arch", arch)
 		if err != nil {
 			t.Fatal(err)
 		}
-		format := formats[os]
+		format := formats[goos]
 		if format == "" {
 			format = formats[""]
 		}
 		if want := "https://github.com/rapport-dev/rapport/releases/download/" + tag + "/" + name + "." + format; pl.URI != want {
-			t.Errorf("%s/%s: uri %s, goreleaser publishes %s", os, arch, pl.URI, want)
+			t.Errorf("%s/%s: uri %s, goreleaser publishes %s", goos, arch, pl.URI, want)
 		}
 		bin := binary
-		if os == "windows" {
+		if goos == "windows" {
 			bin += ".exe"
 		}
 		if pl.Bin != bin {
-			t.Errorf("%s/%s: bin %s, the archive holds %s", os, arch, pl.Bin, bin)
+			t.Errorf("%s/%s: bin %s, the archive holds %s", goos, arch, pl.Bin, bin)
 		}
 		for _, f := range pl.Files {
 			if f.From != bin && !slices.Contains(archiveFiles, f.From) {
-				t.Errorf("%s/%s: file %s is not in the archive (%s + %v)", os, arch, f.From, bin, archiveFiles)
+				t.Errorf("%s/%s: file %s is not in the archive (%s + %v)", goos, arch, f.From, bin, archiveFiles)
 			}
 		}
 	}
