@@ -105,10 +105,16 @@ func FreeAddr() (string, error) {
 	return l.Addr().String(), nil
 }
 
-// ManagerBinary builds ./cmd into bin/manager-test once per process and
-// returns its path (tests use the real binary, as a Deployment would).
+// ManagerBinary builds ./cmd into a folder of its own once per process and
+// returns its path (tests use the real binary, as a Deployment would). Not
+// into ./bin: checkouts may share it (worktrees), and a binary of another
+// checkout would be tested in place of this one's.
 var ManagerBinary = sync.OnceValues(func() (string, error) {
-	out := filepath.Join(RepoRoot(), "bin", "manager-test")
+	dir, err := os.MkdirTemp("", "rapport-manager-test-")
+	if err != nil {
+		return "", err
+	}
+	out := filepath.Join(dir, "manager")
 	cmd := exec.Command("go", "build", "-o", out, "./cmd")
 	cmd.Dir = RepoRoot()
 	if b, err := cmd.CombinedOutput(); err != nil {
@@ -116,6 +122,16 @@ var ManagerBinary = sync.OnceValues(func() (string, error) {
 	}
 	return out, nil
 })
+
+// RemoveManagerBinary deletes what ManagerBinary built; suites call it when
+// they end.
+func RemoveManagerBinary() error {
+	bin, err := ManagerBinary()
+	if err != nil {
+		return nil
+	}
+	return os.RemoveAll(filepath.Dir(bin))
+}
 
 // ManagerOptions configures a manager process.
 type ManagerOptions struct {
