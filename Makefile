@@ -13,6 +13,9 @@ KUSTOMIZE_VERSION ?= v5.8.2
 GOLANGCI_LINT_VERSION ?= v2.15.0
 CRD_REF_DOCS_VERSION ?= v0.2.0
 HELM_VERSION ?= v3.22.0
+# goreleaser v2.18 needs Go 1.27, and v2.17 needs a module the Go module proxy refuses
+# (go.digitalxero.dev/go-msix, 403); v2.16.0 builds with Go 1.26.
+GORELEASER_VERSION ?= v2.16.0
 BENCHSTAT_VERSION ?= v0.0.0-20260908200009-22c9c6c9d4da
 # The envtest control plane (kube-apiserver, etcd, kubectl) is built from Go
 # modules by hack/envtest-assets.sh into ./bin/k8s/$(K8S_VERSION).
@@ -28,6 +31,7 @@ KUSTOMIZE ?= $(LOCALBIN)/kustomize-$(KUSTOMIZE_VERSION)
 GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 CRD_REF_DOCS ?= $(LOCALBIN)/crd-ref-docs-$(CRD_REF_DOCS_VERSION)
 HELM ?= $(LOCALBIN)/helm-$(HELM_VERSION)
+GORELEASER ?= $(LOCALBIN)/goreleaser-$(GORELEASER_VERSION)
 BENCHSTAT ?= $(LOCALBIN)/benchstat
 
 export K8S_VERSION ETCD_VERSION TRAEFIK_VERSION
@@ -35,7 +39,7 @@ export K8S_VERSION ETCD_VERSION TRAEFIK_VERSION
 # Go test flags; `make test TEST_FLAGS=-v` for verbose output.
 TEST_FLAGS ?=
 # Packages whose tests need no control plane.
-UNIT_PKGS = $(shell $(GO) list ./... | grep -v -e /test/e2e -e /internal/controller -e /test/reliability -e /test/manifests -e /test/validation -e /internal/cli -e /internal/collector/integration)
+UNIT_PKGS = $(shell $(GO) list ./... | grep -v -e /test/e2e -e /internal/controller -e /test/reliability -e /test/manifests -e /test/validation -e /internal/cli -e /internal/collector/integration -e /internal/notify/integration)
 
 .PHONY: all
 all: build
@@ -68,6 +72,19 @@ api-docs: crd-ref-docs ## Generate the API reference docs/api.md from the Go typ
 .PHONY: helm-lint
 helm-lint: helm ## Lint the Helm chart.
 	$(HELM) lint --strict charts/rapport
+
+# Where release artefacts go (gitignored).
+DIST ?= dist
+
+.PHONY: helm-package
+helm-package: helm ## Lint and package the Helm chart into $(DIST)/charts (CI keeps it as an artefact).
+	@mkdir -p $(DIST)/charts
+	$(HELM) lint --strict charts/rapport
+	$(HELM) package charts/rapport --destination $(DIST)/charts
+
+.PHONY: release-check
+release-check: goreleaser ## Check .goreleaser.yaml with the pinned goreleaser.
+	$(GORELEASER) check
 
 .PHONY: fmt
 fmt: ## Run gofmt on the code (including files behind build tags, e.g. the benchmarks).
@@ -206,6 +223,11 @@ $(CRD_REF_DOCS): | $(LOCALBIN)
 helm: $(HELM) ## Install helm.
 $(HELM): | $(LOCALBIN)
 	$(call go-install-tool,$(HELM),helm.sh/helm/v3/cmd/helm,$(HELM_VERSION))
+
+.PHONY: goreleaser
+goreleaser: $(GORELEASER) ## Install goreleaser.
+$(GORELEASER): | $(LOCALBIN)
+	$(call go-install-tool,$(GORELEASER),github.com/goreleaser/goreleaser/v2,$(GORELEASER_VERSION))
 
 .PHONY: benchstat
 benchstat: $(BENCHSTAT) ## Install benchstat.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/labels"
@@ -36,6 +37,7 @@ import (
 	"github.com/rapport-dev/rapport/internal/measure"
 	collectorsource "github.com/rapport-dev/rapport/internal/measure/collector"
 	promsource "github.com/rapport-dev/rapport/internal/measure/prometheus"
+	"github.com/rapport-dev/rapport/internal/notify"
 )
 
 var (
@@ -61,6 +63,9 @@ func main() {
 		leaseDuration, renewDeadline, retry   time.Duration
 		leaderElectionNamespace               string
 		workers                               int
+		notifications                         bool
+		notificationsNamespace                string
+		notificationsMaxAge, notifyTimeout    time.Duration
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "Address of the metrics endpoint, e.g. :8443 (HTTPS) or :8080 (HTTP with --metrics-secure=false). 0 disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz probes.")
@@ -81,6 +86,10 @@ func main() {
 	flag.StringVar(&metricsCertName, "metrics-cert-name", "tls.crt", "File name of the metrics certificate in --metrics-cert-path.")
 	flag.StringVar(&metricsCertKey, "metrics-cert-key", "tls.key", "File name of the metrics private key in --metrics-cert-path.")
 	flag.BoolVar(&http2, "enable-http2", false, "Allow HTTP/2 on the metrics endpoint (off by default: CVE-2023-44487, CVE-2023-39325).")
+	flag.BoolVar(&notifications, "notifications", true, "Deliver notifications (Slack, Teams, webhooks) of rollbacks, promotions and stalls to the subscriptions of rapport-notifications-cm ConfigMaps.")
+	flag.StringVar(&notificationsNamespace, "notifications-namespace", "", "Namespace of the global rapport-notifications-cm ConfigMap and -secret Secret (default: the pod's namespace).")
+	flag.DurationVar(&notificationsMaxAge, "notifications-max-age", notify.DefaultMaxAge, "Undelivered notifications are retried until their event is this old; older events are not sent when first seen.")
+	flag.DurationVar(&notifyTimeout, "notifications-timeout", notify.DefaultTimeout, "Longest wait for a channel to accept one notification.")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -188,6 +197,19 @@ func main() {
 		os.Exit(1)
 	}
 
+	if notifications {
+		if notificationsNamespace == "" {
+			notificationsNamespace = podNamespace()
+		}
+		if err := (&notify.Notifier{
+			Namespace: notificationsNamespace, MaxAge: notificationsMaxAge, Timeout: notifyTimeout,
+			Recorder: mgr.GetEventRecorder("rapport-notifications"),
+		}).SetupWithManager(mgr); err != nil {
+			setupLog.Error(err, "unable to create the controller", "controller", notify.ControllerName)
+			os.Exit(1)
+		}
+	}
+
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		setupLog.Error(err, "unable to set up the health check")
 		os.Exit(1)
@@ -197,9 +219,22 @@ func main() {
 		os.Exit(1)
 	}
 
-	setupLog.Info("starting the manager", "collector", collectorAddr, "gatewayAPI", gatewayAPI, "leaderElection", leaderElect)
+	setupLog.Info("starting the manager", "collector", collectorAddr, "gatewayAPI", gatewayAPI, "leaderElection", leaderElect,
+		"notifications", notifications, "notificationsNamespace", notificationsNamespace)
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
 		setupLog.Error(err, "problem running the manager")
 		os.Exit(1)
 	}
+}
+
+// podNamespace is the namespace the manager runs in: POD_NAMESPACE, else the
+// namespace of its ServiceAccount, else "" (outside a cluster).
+func podNamespace() string {
+	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
+		return ns
+	}
+	if b, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace"); err == nil {
+		return strings.TrimSpace(string(b))
+	}
+	return ""
 }

@@ -3,7 +3,8 @@
 // offline. Install it on PATH (go install ./cmd/kubectl-cx, or make build and
 // copy bin/kubectl-cx) and kubectl finds it. See internal/cli and
 // docs/kubectl-cx.md; exit codes: 0 ok, 1 error or refused action, 2 bad
-// usage, 3 not found.
+// usage, 3 not found, and for status --wait 4 rolled back, 5 failed, 6 timed
+// out.
 package main
 
 import (

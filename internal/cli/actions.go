@@ -163,11 +163,12 @@ Refused (exit code 1) unless the experiment is RolledBack or Failed, unless
 func newActionCommand(o *Options, a action) *cobra.Command {
 	var force bool
 	cmd := &cobra.Command{
-		Use:     a.name + " NAME",
-		Short:   a.short,
-		Long:    a.long,
-		Example: a.example,
-		Args:    oneName,
+		Use:               a.name + " NAME",
+		Short:             a.short,
+		Long:              a.long,
+		Example:           a.example,
+		Args:              oneName,
+		ValidArgsFunction: o.completeExperiments,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := o.client()
 			if err != nil {

@@ -72,6 +72,7 @@ type analyzeFlags struct {
 	planVariants int
 	passives     float64
 	segments     int
+	output       string
 }
 
 func newAnalyzeCommand(o *Options) *cobra.Command {
@@ -105,7 +106,10 @@ max drop, the two cases the margin is designed around), at each step weight
 of the segment (and of the variant and the control) after which Rapport,
 looking after every 10 responses, reaches the verdict in half and in nine
 out of ten runs, next to the classical fixed-horizon sample (a single look,
-80% power by default), which is only valid if nobody looks before the end.`,
+80% power by default), which is only valid if nobody looks before the end.
+
+-o json prints an AnalysisResult (or, with --plan, an AnalysisPlan) document,
+apiVersion kubectl-cx.rapport.dev/v1, numbers in points rounded to 0.001.`,
 		Example: `  # Judge one variant on a CSAT 1..5 survey
   kubectl cx analyze --metric CSAT --scale-max 5 \
     --control 3,4,10,40,43 --variant one-page=5,6,12,40,37
@@ -119,7 +123,10 @@ out of ten runs, next to the classical fixed-horizon sample (a single look,
   kubectl cx analyze --file counts.json
 
   # Plan: responses to catch a 5-point drop from a CSAT of 85, at steps of 5%, 25% and 50%
-  kubectl cx analyze --plan --baseline 85 --drop 5 --weights 5,25,50`,
+  kubectl cx analyze --plan --baseline 85 --drop 5 --weights 5,25,50
+
+  # For a script
+  kubectl cx analyze --file counts.json -o json | jq '.variants[] | {name, verdict}'`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return o.runAnalyze(cmd.Flags(), f)
@@ -145,10 +152,14 @@ out of ten runs, next to the classical fixed-horizon sample (a single look,
 	fl.IntVar(&f.planVariants, "variants", 1, "with --plan: the number of non-control variants in each segment")
 	fl.Float64Var(&f.passives, "passives", 35, "with --plan and NPS: the share of passives, in percent")
 	fl.IntVar(&f.segments, "segments", 1, "the number of segments of the experiment (the advance budget is split across them)")
+	fl.StringVarP(&f.output, "output", "o", "", "output format: json (default: a table)")
 	return cmd
 }
 
 func (o *Options) runAnalyze(fs *pflag.FlagSet, f *analyzeFlags) error {
+	if err := outputFlag(f.output, "", "json"); err != nil {
+		return err
+	}
 	var file CountsFile
 	if f.file != "" {
 		var err error
@@ -179,6 +190,9 @@ func (o *Options) runAnalyze(fs *pflag.FlagSet, f *analyzeFlags) error {
 		if err != nil {
 			return usageErrorf("%v", err)
 		}
+		if f.output == "json" {
+			return writeJSONDocument(o.Out, NewPlanDocument(p))
+		}
 		return RenderPlan(o.Out, p, o.renderOptions())
 	}
 	for _, name := range []string{"baseline", "drop", "power", "weights", "variants", "passives"} {
@@ -193,6 +207,9 @@ func (o *Options) runAnalyze(fs *pflag.FlagSet, f *analyzeFlags) error {
 	res, err := Analyze(cfg, control, variants)
 	if err != nil {
 		return usageErrorf("%v", err)
+	}
+	if f.output == "json" {
+		return writeJSONDocument(o.Out, NewAnalysisDocument(res))
 	}
 	return RenderAnalysis(o.Out, res, o.renderOptions())
 }

@@ -246,6 +246,30 @@ func TestClusterList(t *testing.T) {
 		t.Errorf("list -o yaml: %v %+v", err, list)
 	}
 
+	// kubectl's printers: -o wide, name, jsonpath, custom-columns, --sort-by, --no-headers.
+	r = kubectlCX(t, "list", "-n", shop, "-o", "wide").expect(t, ExitOK)
+	if lines := strings.Split(strings.TrimSpace(r.out), "\n"); !strings.Contains(lines[0], "TOUCHPOINT   TRAFFIC          READY") ||
+		!strings.Contains(lines[1], "checkout     route/checkout   True/StepRunning   step 2/3 holds") {
+		t.Errorf("list -o wide:\n%s", r.out)
+	}
+	r = kubectlCX(t, "list", "-n", shop, "-o", "name").expect(t, ExitOK)
+	if r.out != "cxexperiment.cx.rapport.dev/checkout-redesign\ncxexperiment.cx.rapport.dev/onboarding-tour\n" {
+		t.Errorf("list -o name: %q", r.out)
+	}
+	r = kubectlCX(t, "list", "-n", shop, "-o", `jsonpath={range .items[*]}{.metadata.name}={.status.phase}{" "}{end}`).expect(t, ExitOK)
+	if r.out != "checkout-redesign=Progressing onboarding-tour= " {
+		t.Errorf("list -o jsonpath: %q", r.out)
+	}
+	r = kubectlCX(t, "list", "-A", "-o", `custom-columns=NS:.metadata.namespace,NAME:.metadata.name,RUN:.status.run`, "--sort-by", ".metadata.name").expect(t, ExitOK)
+	if want := fmt.Sprintf("NS%sNAME", strings.Repeat(" ", max(len(shop), len(bank))-2+3)); !strings.HasPrefix(r.out, want) ||
+		!strings.Contains(r.out, bank+"   card-activation     1") || !strings.Contains(r.out, "onboarding-tour     <none>") {
+		t.Errorf("list -o custom-columns:\n%s", r.out)
+	}
+	r = kubectlCX(t, "list", "-n", shop, "--no-headers", "--sort-by", "{.metadata.creationTimestamp}").expect(t, ExitOK)
+	if lines := strings.Split(strings.TrimSpace(r.out), "\n"); len(lines) != 2 || strings.HasPrefix(lines[0], "NAME") {
+		t.Errorf("list --no-headers:\n%s", r.out)
+	}
+
 	r = kubectlCX(t, "list", "-n", empty).expect(t, ExitOK)
 	if r.out != "" || !strings.Contains(r.err, "No experiments found in namespace "+empty) {
 		t.Errorf("empty namespace: stdout %q stderr %q", r.out, r.err)
@@ -301,8 +325,133 @@ func TestClusterStatus(t *testing.T) {
 	}
 	r = kubectlCX(t, "status", "checkout-redesign", "-n", ns, "-o", "yaml").expect(t, ExitOK)
 	back = cxv1.CXExperiment{}
-	if err := yaml.Unmarshal([]byte(r.out), &back); err != nil || back.Status.CurrentStep != 2 {
+	if err := yaml.Unmarshal([]byte(r.out), &back); err != nil || back.Status.CurrentStep != 2 || len(back.ManagedFields) != 0 {
 		t.Errorf("status -o yaml: %v %+v", err, back.Status)
+	}
+	if r := kubectlCX(t, "status", "checkout-redesign", "-n", ns, "-o", "name").expect(t, ExitOK); r.out != "cxexperiment.cx.rapport.dev/checkout-redesign\n" {
+		t.Errorf("status -o name: %q", r.out)
+	}
+	if r := kubectlCX(t, "status", "checkout-redesign", "-n", ns, "-o", "jsonpath={.status.phase}").expect(t, ExitOK); r.out != "Progressing" {
+		t.Errorf("status -o jsonpath: %q", r.out)
+	}
+	if r := kubectlCX(t, "status", "checkout-redesign", "-n", ns, "-o", "wide").expect(t, ExitOK); !strings.HasPrefix(r.out, "NAME ") || !strings.Contains(r.out, "route/checkout") {
+		t.Errorf("status -o wide:\n%s", r.out)
+	}
+	if r := kubectlCX(t, "status", "checkout-redesign", "-n", ns, "-o", "yaml", "--show-managed-fields").expect(t, ExitOK); !strings.Contains(r.out, "managedFields:") {
+		t.Errorf("status --show-managed-fields left managedFields out")
+	}
+}
+
+// waitCLI runs `status --wait` in the background; the result arrives on the channel.
+func waitCLI(t *testing.T, args ...string) (<-chan result, *syncBuffer) {
+	t.Helper()
+	var out, errOut syncBuffer
+	done := make(chan result, 1)
+	go func() {
+		code := execute(context.Background(), nil, &out, &errOut, append([]string{"--kubeconfig", kubeconfig}, args...)...)
+		done <- result{out: out.String(), err: errOut.String(), code: code}
+	}()
+	return done, &out
+}
+
+// TestClusterStatusWait: `status --wait/--timeout` waits for the run's
+// outcome and exits with a code per outcome, for CI pipelines.
+func TestClusterStatusWait(t *testing.T) {
+	cluster(t)
+	g := NewWithT(t)
+	g.SetDefaultEventuallyTimeout(30 * time.Second)
+	g.SetDefaultEventuallyPollingInterval(20 * time.Millisecond)
+
+	t.Run("promoted: 0, at once when it already ended", func(t *testing.T) {
+		ns := newNamespace(t, "shop")
+		createExperiment(t, ns, "checkout-redesign", succeededStatus())
+		r := kubectlCX(t, "status", "checkout-redesign", "-n", ns, "--wait").expect(t, ExitOK)
+		if !strings.HasPrefix(r.out, "Succeeded - step 3/3 (50%): promoted: enterprise") {
+			t.Errorf("stdout %q", r.out)
+		}
+	})
+	t.Run("rolled back: 4, with a line per change", func(t *testing.T) {
+		ns := newNamespace(t, "shop")
+		createExperiment(t, ns, "checkout-redesign", progressingStatus())
+		done, out := waitCLI(t, "status", "checkout-redesign", "-n", ns, "--timeout", "5m")
+		g.Eventually(out.String).Should(HavePrefix("Progressing - step 2/3 (25%): step 2/3 holds"))
+		setStatus(t, ns, func(st *cxv1.CXExperimentStatus) { st.Phase = cxv1.PhasePaused })
+		g.Eventually(out.String).Should(ContainSubstring("\nPaused - step 2/3 (25%)"))
+		setStatus(t, ns, func(st *cxv1.CXExperimentStatus) {
+			st.Phase = cxv1.PhaseRolledBack
+			st.Conditions[0].Status, st.Conditions[0].Reason, st.Conditions[0].Message = metav1.ConditionFalse, cxv1.ReasonRolledBack, "every variant was rolled back in every segment"
+		})
+		var r result
+		g.Eventually(done).Should(Receive(&r))
+		g.Expect(r.code).To(Equal(ExitRolledBack), r.err)
+		g.Expect(r.out).To(HaveSuffix("RolledBack - step 2/3 (25%): every variant was rolled back in every segment\n"))
+		g.Expect(r.err).To(ContainSubstring("cxexperiment " + ns + "/checkout-redesign was rolled back: every variant was rolled back"))
+	})
+	t.Run("failed: 5", func(t *testing.T) {
+		ns := newNamespace(t, "shop")
+		st := progressingStatus()
+		st.Phase = cxv1.PhaseFailed
+		createExperiment(t, ns, "checkout-redesign", st)
+		r := kubectlCX(t, "status", "checkout-redesign", "-n", ns, "--timeout", "1m").expect(t, ExitFailed)
+		g.Expect(r.err).To(ContainSubstring("failed: step 2/3 holds"))
+	})
+	t.Run("timed out: 6", func(t *testing.T) {
+		ns := newNamespace(t, "shop")
+		createExperiment(t, ns, "checkout-redesign", progressingStatus())
+		r := kubectlCX(t, "status", "checkout-redesign", "-n", ns, "--timeout", "1s").expect(t, ExitTimeout)
+		g.Expect(r.err).To(ContainSubstring("timed out after 1s waiting for " + ns + "/checkout-redesign to end (now: Progressing - step 2/3"))
+	})
+	t.Run("deleted while waiting: 3", func(t *testing.T) {
+		ns := newNamespace(t, "shop")
+		createExperiment(t, ns, "checkout-redesign", progressingStatus())
+		done, out := waitCLI(t, "status", "checkout-redesign", "-n", ns, "--wait")
+		g.Eventually(out.String).Should(ContainSubstring("Progressing"))
+		g.Expect(k8s.Delete(context.Background(), getExp(t, ns))).To(Succeed())
+		var r result
+		g.Eventually(done).Should(Receive(&r))
+		g.Expect(r.code).To(Equal(ExitNotFound))
+		g.Expect(r.err).To(ContainSubstring("was deleted while waiting"))
+	})
+	t.Run("with -o: lines on stderr, the final object on stdout", func(t *testing.T) {
+		ns := newNamespace(t, "shop")
+		createExperiment(t, ns, "checkout-redesign", succeededStatus())
+		r := kubectlCX(t, "status", "checkout-redesign", "-n", ns, "--timeout", "1m", "-o", "jsonpath={.status.phase}").expect(t, ExitOK)
+		g.Expect(r.out).To(Equal("Succeeded"))
+		g.Expect(r.err).To(HavePrefix("Succeeded - step 3/3"))
+	})
+	t.Run("not found: 3", func(t *testing.T) {
+		ns := newNamespace(t, "shop")
+		kubectlCX(t, "status", "nope", "-n", ns, "--timeout", "1m").expect(t, ExitNotFound)
+	})
+}
+
+func TestClusterVersionAndCompletion(t *testing.T) {
+	cluster(t)
+	ns := newNamespace(t, "shop")
+	createExperiment(t, ns, "checkout-redesign", progressingStatus())
+	createExperiment(t, ns, "onboarding-tour", cxv1.CXExperimentStatus{})
+
+	r := kubectlCX(t, "version").expect(t, ExitOK)
+	for _, want := range []string{"Client Version: ", "Kubernetes Version: v1.37", "Rapport API: cx.rapport.dev/v1alpha1 served"} {
+		if !strings.Contains(r.out, want) {
+			t.Errorf("version lacks %q:\n%s", want, r.out)
+		}
+	}
+	r = kubectlCX(t, "version", "-o", "json").expect(t, ExitOK)
+	var v VersionInfo
+	if err := json.Unmarshal([]byte(r.out), &v); err != nil || v.ServerVersion == nil || v.ServerVersion.RapportAPI != "cx.rapport.dev/v1alpha1" {
+		t.Errorf("version -o json: %v %s", err, r.out)
+	}
+	if r := runCLI(t, "version", "--server", "http://127.0.0.1:1", "--request-timeout", "2s").expect(t, ExitError); !strings.Contains(r.out, "Client Version:") || !strings.Contains(r.err, "cannot read the server's version") {
+		t.Errorf("version without a cluster: stdout %q stderr %q", r.out, r.err)
+	}
+
+	// Experiment names complete from the cluster, for every command taking one.
+	for _, cmd := range []string{"status", "report", "pause", "promote"} {
+		r := kubectlCX(t, "__complete", cmd, "-n", ns, "check").expect(t, ExitOK)
+		if !strings.HasPrefix(r.out, "checkout-redesign\n:4\n") {
+			t.Errorf("__complete %s check: %q", cmd, r.out)
+		}
 	}
 }
 

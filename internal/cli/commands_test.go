@@ -3,7 +3,9 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -72,7 +74,11 @@ func TestUsage(t *testing.T) {
 		{[]string{"bogus"}, ExitUsage, `unknown command "bogus"`},
 		{[]string{"list", "extra"}, ExitUsage, "takes no arguments"},
 		{[]string{"list", "--bogus"}, ExitUsage, "unknown flag: --bogus"},
-		{[]string{"list", "-o", "wide"}, ExitUsage, `--output "wide" is not supported`},
+		{[]string{"list", "-o", "table"}, ExitUsage, `--output "table" is not supported; use one of json, yaml, kyaml, name,`},
+		{[]string{"list", "-o", "jsonpath={.items[0"}, ExitUsage, "error parsing jsonpath {.items[0, unterminated array"},
+		{[]string{"status", "x", "--timeout", "-1s"}, ExitUsage, "--timeout must be 0 (no limit) or more"},
+		{[]string{"analyze", "-o", "yaml"}, ExitUsage, `--output "yaml" is not supported here; use one of "" (default), json`},
+		{[]string{"version", "-o", "wide"}, ExitUsage, `--output "wide" is not supported here`},
 		{[]string{"status"}, ExitUsage, "needs exactly one experiment NAME"},
 		{[]string{"status", "a", "b"}, ExitUsage, "needs exactly one experiment NAME"},
 		{[]string{"status", "x", "--watch", "-o", "json"}, ExitUsage, "--watch cannot be combined"},
@@ -91,8 +97,9 @@ func TestUsage(t *testing.T) {
 
 func TestHelp(t *testing.T) {
 	r := runCLI(t, "--help").expect(t, ExitOK)
-	for _, want := range []string{"kubectl cx [command]", "Exit codes:", "3  experiment not found", "NO_COLOR",
-		"list", "status", "pause", "resume", "promote", "abort", "retry", "report", "analyze", "--kubeconfig", "--namespace"} {
+	for _, want := range []string{"kubectl cx [command]", "Exit codes:", "3  experiment not found", "4  status --wait: the run ended RolledBack",
+		"6  status --wait: the timeout passed", "NO_COLOR",
+		"list", "status", "pause", "resume", "promote", "abort", "retry", "report", "analyze", "version", "completion", "--kubeconfig", "--namespace"} {
 		if !strings.Contains(r.out, want) {
 			t.Errorf("kubectl cx --help lacks %q", want)
 		}
@@ -100,7 +107,7 @@ func TestHelp(t *testing.T) {
 	if r := runCLI(t).expect(t, ExitOK); !strings.Contains(r.out, "Exit codes:") {
 		t.Error("kubectl cx without a command does not print the help")
 	}
-	for _, cmd := range []string{"list", "status", "pause", "resume", "promote", "abort", "retry", "report", "analyze"} {
+	for _, cmd := range []string{"list", "status", "pause", "resume", "promote", "abort", "retry", "report", "analyze", "version"} {
 		r := runCLI(t, cmd, "--help").expect(t, ExitOK)
 		if !strings.Contains(r.out, "Examples:") || !strings.Contains(r.out, "kubectl cx "+cmd) {
 			t.Errorf("kubectl cx %s --help has no examples:\n%s", cmd, r.out)
@@ -254,10 +261,98 @@ func TestExitCode(t *testing.T) {
 		{usageErrorf("x"), ExitUsage},
 		{refusedErrorf("x"), ExitError},
 		{notFoundErrorf("x"), ExitNotFound},
+		{&exitError{code: ExitRolledBack, err: io.EOF}, 4},
+		{&exitError{code: ExitFailed, err: io.EOF}, 5},
+		{&exitError{code: ExitTimeout, err: io.EOF}, 6},
 		{io.EOF, ExitError},
 	} {
 		if got := ExitCode(tc.err); got != tc.want {
 			t.Errorf("ExitCode(%v) = %d, want %d", tc.err, got, tc.want)
 		}
+	}
+}
+
+// TestAnalyzeJSON: -o json carries the engine's numbers, typed, and the
+// table and the document agree.
+func TestAnalyzeJSON(t *testing.T) {
+	args := []string{"analyze", "--control", "180,240,600,2400,2580", "--variant", "one-page=192,228,600,2460,2520", "--variant", "express=360,480,960,2100,2100"}
+	r := runCLI(t, append(args, "-o", "json")...).expect(t, ExitOK)
+	golden(t, "analyze-two-variants.json", []byte(r.out))
+	var doc AnalysisDocument
+	dec := json.NewDecoder(strings.NewReader(r.out))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&doc); err != nil {
+		t.Fatal(err)
+	}
+	cfg := analysis.Config{Metric: analysis.CSAT, ScaleMin: 1, ScaleMax: 5, SatisfiedAtOrAbove: 4, MaxDrop: 3, Confidence: 0.95, MinResponses: 100, Segments: 1}
+	res, err := Analyze(cfg, analysis.Arm{Name: "control", Counts: []int64{180, 240, 600, 2400, 2580}},
+		[]analysis.Arm{{Name: "one-page", Counts: []int64{192, 228, 600, 2460, 2520}}, {Name: "express", Counts: []int64{360, 480, 960, 2100, 2100}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	as := res.Assessments
+	if doc.Kind != AnalysisKind || doc.APIVersion != ReportAPIVersion || doc.Settings.Confidence != 95 || len(doc.Variants) != 2 || doc.Control.Responses != 6000 {
+		t.Fatalf("document: %+v", doc)
+	}
+	for i, a := range as {
+		v := doc.Variants[i]
+		if v.Name != a.Variant || v.Verdict != string(a.Verdict) || math.Abs(v.Score-a.Score) > 0.0005 || math.Abs(*v.Difference-a.Difference) > 0.0005 ||
+			math.Abs(v.DifferenceInterval.Lower-a.DifferenceInterval.Lower) > 0.0005 || v.Explanation != a.Explanation {
+			t.Errorf("variant %d: %+v, engine %+v", i, v, a)
+		}
+	}
+
+	r = runCLI(t, "analyze", "--plan", "--baseline", "85", "--drop", "5", "-o", "json").expect(t, ExitOK)
+	golden(t, "analyze-plan.json", []byte(r.out))
+	var plan PlanDocument
+	if err := json.Unmarshal([]byte(r.out), &plan); err != nil {
+		t.Fatal(err)
+	}
+	want, err := Plan(cfg, 85, []float64{5}, []int32{50}, 1, 35, 0.8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	need := want.Rows[0].Median.Segment
+	if plan.Kind != PlanKind || len(plan.Rows) != 1 || plan.Rows[0].Median == nil || plan.Rows[0].Median.Segment != need || plan.Rows[0].Weight != 50 ||
+		plan.Rows[0].VariantScore != 80 || plan.Power != 80 {
+		t.Errorf("plan: %+v (want a median of %d responses of the segment)", plan, need)
+	}
+}
+
+func TestVersionClient(t *testing.T) {
+	r := runCLI(t, "version", "--client").expect(t, ExitOK)
+	if !strings.HasPrefix(r.out, "Client Version: ") || strings.Contains(r.out, "Kubernetes") {
+		t.Errorf("version --client:\n%s", r.out)
+	}
+	r = runCLI(t, "version", "--client", "-o", "json").expect(t, ExitOK)
+	var v VersionInfo
+	if err := json.Unmarshal([]byte(r.out), &v); err != nil || v.ClientVersion.GoVersion == "" || v.ClientVersion.Platform == "" || v.ServerVersion != nil {
+		t.Errorf("version -o json: %v %+v", err, v)
+	}
+	version = "v9.9.9"
+	defer func() { version = "" }()
+	if r := runCLI(t, "version", "--client").expect(t, ExitOK); !strings.HasPrefix(r.out, "Client Version: v9.9.9") {
+		t.Errorf("the link-time version is not shown: %s", r.out)
+	}
+}
+
+func TestCompletionScripts(t *testing.T) {
+	for _, shell := range []string{"bash", "zsh", "fish", "powershell"} {
+		r := runCLI(t, "completion", shell).expect(t, ExitOK)
+		if !strings.Contains(r.out, "kubectl-cx") {
+			t.Errorf("completion %s does not complete kubectl-cx", shell)
+		}
+	}
+	if r := runCLI(t, "completion", "--help").expect(t, ExitOK); !strings.Contains(r.out, "kubectl_complete-cx") {
+		t.Error("completion --help does not say how to hook into kubectl")
+	}
+	// Commands and -o values complete without a cluster.
+	r := runCLI(t, "__complete", "sta").expect(t, ExitOK)
+	if !strings.Contains(r.out, "status") {
+		t.Errorf("__complete sta: %s", r.out)
+	}
+	r = runCLI(t, "__complete", "list", "-o", "j").expect(t, ExitOK)
+	if !strings.Contains(r.out, "json") || !strings.Contains(r.out, "jsonpath") {
+		t.Errorf("__complete list -o j: %s", r.out)
 	}
 }

@@ -4,12 +4,20 @@
 // Commands:
 //
 //	list                 table of the experiments of a namespace (-A: all namespaces)
-//	status NAME          readable view of one experiment (--watch follows it)
+//	status NAME          readable view of one experiment (--watch follows it;
+//	                     --wait/--timeout waits for the outcome, see the exit codes)
 //	pause|resume NAME    set spec.paused
 //	promote|abort|retry NAME
 //	                     request a manual action (annotation with a fresh token)
 //	report NAME          final report, Markdown (default) or JSON
-//	analyze              run the decision engine offline on counts (no cluster)
+//	analyze              run the decision engine offline on counts (no cluster; -o json)
+//	version              client, Kubernetes and Rapport API versions
+//	completion SHELL     shell completion (and kubectl_complete-cx for kubectl)
+//
+// list and status print through kubectl get's printing flags and
+// k8s.io/cli-runtime's printers: -o wide|name|json|yaml|jsonpath=...|
+// custom-columns=...|go-template=..., --no-headers, --sort-by, -L,
+// --show-labels, --show-managed-fields.
 //
 // Every command that talks to a cluster takes the standard kubeconfig flags
 // (--kubeconfig, --context, -n/--namespace, ...) of
@@ -17,17 +25,23 @@
 //
 // # Exit codes
 //
-//	0  success
+//	0  success (status --wait: the run Succeeded)
 //	1  error, or an action refused because the phase makes it pointless (see --force)
 //	2  bad usage: unknown command or flag, wrong number of arguments, invalid flag value
-//	3  the experiment (or, for report/status, the object asked for) does not exist
+//	3  the experiment (or, for report/status, the object asked for) does not
+//	   exist, or was deleted while status --wait waited
+//	4  status --wait: the run ended RolledBack
+//	5  status --wait: the run ended Failed
+//	6  status --wait: the timeout passed first
 //
 // # Design
 //
-// Commands fetch objects and hand them to renderers (RenderList,
-// RenderStatus, RenderReportMarkdown, BuildReport, RenderAnalysis,
-// RenderPlan), which are pure functions of their inputs and of a
-// RenderOptions value (the clock and whether to use colour), so they are
-// tested with golden files. Colour is used only when stdout is a terminal and
-// NO_COLOR is unset.
+// Commands fetch objects and hand them to renderers (ExperimentTable for
+// the table printer, RenderStatus, RenderReportMarkdown, BuildReport,
+// RenderAnalysis, RenderPlan), which are pure functions of their inputs and
+// of a RenderOptions value (the clock and whether to use colour), so they are
+// tested with golden files. The status view stays a describe-like renderer
+// of its own (sections, colour); tables and objects go through kubectl's
+// printers. Colour is used only when stdout is a terminal and NO_COLOR is
+// unset.
 package cli

@@ -14,6 +14,11 @@ const (
 	ExitError    = 1
 	ExitUsage    = 2
 	ExitNotFound = 3
+	// ExitRolledBack, ExitFailed and ExitTimeout are the outcomes of
+	// `status --wait` other than Succeeded (0).
+	ExitRolledBack = 4
+	ExitFailed     = 5
+	ExitTimeout    = 6
 )
 
 // exitError carries the exit code a failure maps to.

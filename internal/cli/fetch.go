@@ -2,9 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
-	"io"
 	"sort"
 	"time"
 
@@ -13,7 +10,6 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
 )
@@ -98,34 +94,12 @@ func lastEvents(evs []eventsv1.Event, n int) []eventsv1.Event {
 	return evs
 }
 
-// printObject writes obj as JSON or YAML, the way kubectl -o json|yaml
-// does (managedFields left out).
-func printObject(w io.Writer, obj any, format string) error {
-	switch format {
-	case "json":
-		b, err := json.MarshalIndent(obj, "", "    ")
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Fprintf(w, "%s\n", b)
-		return err
-	case "yaml":
-		b, err := yaml.Marshal(obj)
-		if err != nil {
-			return err
-		}
-		_, err = w.Write(b)
-		return err
-	}
-	return usageErrorf("unknown output format %q", format)
-}
-
-// forOutput sets the type meta the typed client drops and removes
-// managedFields, as kubectl does by default.
-func forOutput(exp *cxv1.CXExperiment) *cxv1.CXExperiment {
+// withTypeMeta sets the type meta the typed client drops; kubectl's printers
+// need it (and leave managedFields out of json and yaml unless
+// --show-managed-fields).
+func withTypeMeta(exp *cxv1.CXExperiment) *cxv1.CXExperiment {
 	out := exp.DeepCopy()
 	out.APIVersion = cxv1.GroupVersion.String()
 	out.Kind = "CXExperiment"
-	out.ManagedFields = nil
 	return out
 }

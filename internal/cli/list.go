@@ -2,7 +2,6 @@ package cli
 
 import (
 	"fmt"
-	"io"
 	"sort"
 	"strings"
 
@@ -14,7 +13,7 @@ import (
 
 func newListCommand(o *Options) *cobra.Command {
 	var allNamespaces bool
-	var output string
+	var out *outputFlags
 	cmd := &cobra.Command{
 		Use:     "list",
 		Aliases: []string{"ls"},
@@ -26,16 +25,22 @@ Columns: PHASE; STEP as current/total; WEIGHT, the share of each segment's
 traffic sent to EACH non-control variant at this step; SEGMENTS the experiment
 is judged in ("all" without segments); CONTROL, the control's score pooled
 across segments; VARIANTS, each variant's pooled score and its difference to
-the control; AGE.
+the control; AGE. -o wide adds RUN, TOUCHPOINT, TRAFFIC, READY (the Ready
+condition's status/reason) and MESSAGE.
 
--o json|yaml prints the list as the API returns it (managedFields left out).`,
+Output goes through kubectl's printers: -o wide, name, json, yaml,
+jsonpath=..., jsonpath-as-json=..., custom-columns=..., go-template=...,
+with --no-headers, --show-labels, -L, --sort-by and --show-managed-fields as
+in kubectl get. json and yaml print a CXExperimentList.`,
 		Example: `  kubectl cx list
-  kubectl cx list -n shop
-  kubectl cx list -A
-  kubectl cx list -o json | jq '.items[].status.phase'`,
+  kubectl cx list -n shop -o wide
+  kubectl cx list -A --sort-by .status.phase
+  kubectl cx list -o name
+  kubectl cx list -o jsonpath='{range .items[*]}{.metadata.name}{"\t"}{.status.phase}{"\n"}{end}'
+  kubectl cx list -o custom-columns=NAME:.metadata.name,RUN:.status.run,READY:.status.conditions[?(@.type=="Ready")].status`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := outputFlag(output, "", "json", "yaml"); err != nil {
+			if _, err := out.printer(); err != nil {
 				return err
 			}
 			c, err := o.client()
@@ -55,18 +60,7 @@ the control; AGE.
 				return listError(err)
 			}
 			sortExperiments(list.Items)
-			if output != "" {
-				out := &cxv1.CXExperimentList{ListMeta: list.ListMeta}
-				out.APIVersion, out.Kind = cxv1.GroupVersion.String(), "CXExperimentList"
-				for i := range list.Items {
-					out.Items = append(out.Items, *forOutput(&list.Items[i]))
-				}
-				if out.Items == nil {
-					out.Items = []cxv1.CXExperiment{}
-				}
-				return printObject(o.Out, out, output)
-			}
-			if len(list.Items) == 0 {
+			if len(list.Items) == 0 && out.human() {
 				if allNamespaces {
 					o.stderrf("No experiments found.\n")
 				} else {
@@ -74,11 +68,11 @@ the control; AGE.
 				}
 				return nil
 			}
-			return RenderList(o.Out, list.Items, allNamespaces, o.renderOptions())
+			return out.printExperiments(o.Out, list.Items, false, allNamespaces, o.Now())
 		},
 	}
 	cmd.Flags().BoolVarP(&allNamespaces, "all-namespaces", "A", false, "list the experiments of every namespace")
-	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: json or yaml (default: a table)")
+	out = newOutputFlags(cmd)
 	return cmd
 }
 
@@ -89,37 +83,6 @@ func sortExperiments(items []cxv1.CXExperiment) {
 		}
 		return items[i].Name < items[j].Name
 	})
-}
-
-// RenderList writes the experiments as a table: NAMESPACE (with
-// allNamespaces), NAME, PHASE, STEP, WEIGHT, SEGMENTS, CONTROL, VARIANTS, AGE.
-func RenderList(w io.Writer, items []cxv1.CXExperiment, allNamespaces bool, o RenderOptions) error {
-	p := &printer{w: w}
-	t := &table{}
-	head := []string{"NAME", "PHASE", "STEP", "WEIGHT", "SEGMENTS", "CONTROL", "VARIANTS", "AGE"}
-	if allNamespaces {
-		head = append([]string{"NAMESPACE"}, head...)
-	}
-	t.header(head...)
-	for i := range items {
-		e := &items[i]
-		row := []cell{
-			c(e.Name),
-			colored(phaseColor(e.Status.Phase), phaseOf(e)),
-			c(stepOf(e)),
-			c(weightOf(e)),
-			c(segmentsOf(e)),
-			c(orDash(e.Status.Summary.Control)),
-			c(orDash(e.Status.Summary.Variants)),
-			c(age(o.Now, e.CreationTimestamp.Time)),
-		}
-		if allNamespaces {
-			row = append([]cell{c(e.Namespace)}, row...)
-		}
-		t.add(row...)
-	}
-	t.write(p, o)
-	return p.err
 }
 
 // phaseOf is the phase, "Pending" before the controller first wrote status.

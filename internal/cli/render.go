@@ -198,10 +198,7 @@ type interval struct{ lower, upper float64 }
 // parseInterval reads status strings such as "[83.1, 89.0]" (cxv1.ParseInterval).
 func parseInterval(s string) (interval, bool) {
 	lo, hi, err := cxv1.ParseInterval(s)
-	if err != nil {
-		return interval{}, false
-	}
-	return interval{lo, hi}, true
+	return interval{lo, hi}, err == nil
 }
 
 // parseFloat reads points of the status (cxv1.ParsePoints).

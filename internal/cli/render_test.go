@@ -13,6 +13,7 @@ import (
 
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/cli-runtime/pkg/printers"
 
 	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
 )
@@ -112,14 +113,26 @@ func listFixture() []cxv1.CXExperiment {
 	return items
 }
 
-func TestRenderList(t *testing.T) {
-	var b bytes.Buffer
-	must(t, RenderList(&b, listFixture()[1:], false, plain))
-	golden(t, "list.golden", b.Bytes())
-
-	b.Reset()
-	must(t, RenderList(&b, listFixture(), true, plain))
-	golden(t, "list-all-namespaces.golden", b.Bytes())
+// TestListTable prints the table of `kubectl cx list` with cli-runtime's
+// table printer, as the command does: default, -A and -o wide.
+func TestListTable(t *testing.T) {
+	for _, tc := range []struct {
+		golden string
+		items  []cxv1.CXExperiment
+		opts   printers.PrintOptions
+	}{
+		{"list.golden", listFixture()[1:], printers.PrintOptions{}},
+		{"list-all-namespaces.golden", listFixture(), printers.PrintOptions{WithNamespace: true}},
+		{"list-wide.golden", listFixture(), printers.PrintOptions{WithNamespace: true, Wide: true}},
+	} {
+		t.Run(tc.golden, func(t *testing.T) {
+			table, err := ExperimentTable(tc.items, fixedNow)
+			must(t, err)
+			var b bytes.Buffer
+			must(t, printers.NewTablePrinter(tc.opts).PrintObj(table, &b))
+			golden(t, tc.golden, b.Bytes())
+		})
+	}
 }
 
 func TestRenderStatus(t *testing.T) {
@@ -237,7 +250,7 @@ func TestReport(t *testing.T) {
 			golden(t, "report-"+name+".md", md.Bytes())
 
 			var js bytes.Buffer
-			if err := printObject(&js, r, "json"); err != nil {
+			if err := writeJSONDocument(&js, r); err != nil {
 				t.Fatal(err)
 			}
 			golden(t, "report-"+name+".json", js.Bytes())
@@ -370,7 +383,6 @@ func TestRenderReportsWriteErrors(t *testing.T) {
 	exp.Status = progressingStatus()
 	for name, err := range map[string]error{
 		"status": RenderStatus(failingWriter{}, exp, nil, plain),
-		"list":   RenderList(failingWriter{}, []cxv1.CXExperiment{*exp}, false, plain),
 		"report": RenderReportMarkdown(failingWriter{}, BuildReport(exp, nil, fixedNow)),
 	} {
 		if err != io.ErrClosedPipe {

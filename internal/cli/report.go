@@ -209,7 +209,8 @@ described in docs/kubectl-cx.md. Events expire (after an hour by default), so
 make the report soon after the run ends; the status part never expires.`,
 		Example: `  kubectl cx report checkout-redesign -n shop > checkout-redesign.md
   kubectl cx report checkout-redesign -o json | jq '.decision'`,
-		Args: oneName,
+		Args:              oneName,
+		ValidArgsFunction: o.completeExperiments,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := outputFlag(output, "markdown", "md", "json"); err != nil {
 				return err
@@ -232,7 +233,7 @@ make the report soon after the run ends; the status part never expires.`,
 			}
 			r := BuildReport(exp, evs, o.Now())
 			if output == "json" {
-				return printObject(o.Out, r, "json")
+				return writeJSONDocument(o.Out, r)
 			}
 			return RenderReportMarkdown(o.Out, r)
 		},

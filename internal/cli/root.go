@@ -128,10 +128,13 @@ each customer segment, where the rollout stands, and the manual actions
 offline, without a cluster, for teams planning a test.
 
 Exit codes:
-  0  success
+  0  success (for status --wait: the run Succeeded)
   1  error, or an action refused because the phase makes it pointless (see --force)
   2  bad usage (unknown command or flag, wrong arguments, invalid flag value)
-  3  experiment not found
+  3  experiment not found (or deleted while waiting)
+  4  status --wait: the run ended RolledBack
+  5  status --wait: the run ended Failed
+  6  status --wait: the timeout passed before the run ended
 
 Colour is used only when stdout is a terminal and NO_COLOR is unset.`
 
@@ -150,7 +153,10 @@ const rootExample = `  # Experiments of the current namespace, then of every nam
   kubectl cx report checkout-redesign -o markdown > checkout-redesign.md
 
   # How many responses does a test need? (no cluster needed)
-  kubectl cx analyze --plan --baseline 85 --drop 5`
+  kubectl cx analyze --plan --baseline 85 --drop 5
+
+  # In a CI pipeline: wait for the outcome (exit 0 promoted, 4 rolled back, 5 failed, 6 timed out)
+  kubectl cx status checkout-redesign -n shop --timeout 30m`
 
 // NewRootCommand builds the kubectl-cx command tree on o.
 func NewRootCommand(o *Options) *cobra.Command {
@@ -167,7 +173,7 @@ func NewRootCommand(o *Options) *cobra.Command {
 			return cmd.Help()
 		},
 	}
-	root.CompletionOptions.DisableDefaultCmd = true
+	root.CompletionOptions.HiddenDefaultCmd = false
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return &exitError{code: ExitUsage, err: err}
 	})
@@ -181,9 +187,18 @@ func NewRootCommand(o *Options) *cobra.Command {
 		newStatusCommand(o),
 		newReportCommand(o),
 		newAnalyzeCommand(o),
+		newVersionCommand(o),
 	)
 	for _, a := range actions {
 		root.AddCommand(newActionCommand(o, a))
+	}
+	// Cobra's completion command (bash, zsh, fish, powershell), with how to
+	// hook it into kubectl's plugin completion.
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		if c.Name() == "completion" {
+			c.Long = completionLong
+		}
 	}
 	return root
 }

@@ -19,12 +19,13 @@ import (
 const defaultEvents = 10
 
 func newStatusCommand(o *Options) *cobra.Command {
-	var output string
-	var watch bool
+	var out *outputFlags
+	var watch, wait bool
+	var timeout time.Duration
 	var events int
 	cmd := &cobra.Command{
 		Use:   "status NAME",
-		Short: "Show where an experiment stands: step, per-segment results, rollbacks, conditions, events",
+		Short: "Show where an experiment stands, or wait for its outcome (--wait, --timeout)",
 		Long: `Show one CXExperiment for people: its hypothesis, touchpoint, phase and run;
 the current step with a progress bar; for each segment a table of variants
 (state, weight, responses, share of the responses, score ± the half-width of
@@ -37,21 +38,42 @@ the view is redrawn in place; otherwise a new block is printed each time the
 experiment or its events change. It stops on Ctrl-C or when the experiment
 is deleted.
 
--o json|yaml prints the object as the API returns it (managedFields left out).`,
+--wait (or --timeout, which implies it) waits for the run's outcome, for CI
+pipelines, like 'kubectl argo rollouts status': it prints a line each time the
+phase, step or message changes (or redraws the view with --watch) and exits
+  0  Succeeded (promoted)
+  4  RolledBack (every variant rolled back in every segment)
+  5  Failed (the experiment cannot run; see its Ready condition)
+  6  the timeout passed first (a paused experiment, or one waiting for
+     'kubectl cx promote', keeps waiting until then)
+  3  the experiment does not exist, or was deleted while waiting
+With -o, the progress lines go to stderr and the final object to stdout.
+
+-o wide|name|json|yaml|jsonpath=...|custom-columns=...|go-template=... print
+the object with kubectl's printers instead of the view.`,
 		Example: `  kubectl cx status checkout-redesign
   kubectl cx status checkout-redesign -n shop --watch
-  kubectl cx status checkout-redesign -o yaml`,
-		Args: oneName,
+  kubectl cx status checkout-redesign -o yaml
+  kubectl cx status checkout-redesign -o jsonpath='{.status.phase}'
+
+  # In a pipeline: wait up to 30 minutes for the outcome
+  kubectl cx status checkout-redesign -n shop --timeout 30m`,
+		Args:              oneName,
+		ValidArgsFunction: o.completeExperiments,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := outputFlag(output, "", "json", "yaml"); err != nil {
+			if _, err := out.printer(); err != nil {
 				return err
 			}
-			if watch && output != "" {
+			if watch && out.format() != "" {
 				return usageErrorf("--watch cannot be combined with --output")
 			}
 			if events < 0 {
 				return usageErrorf("--events must be 0 or more, got %d", events)
 			}
+			if timeout < 0 {
+				return usageErrorf("--timeout must be 0 (no limit) or more, got %s", timeout)
+			}
+			wait = wait || timeout > 0
 			c, err := o.client()
 			if err != nil {
 				return err
@@ -60,6 +82,9 @@ is deleted.
 			if err != nil {
 				return err
 			}
+			if wait {
+				return o.waitStatus(cmd.Context(), c, ns, args[0], waitOptions{timeout: timeout, view: watch, events: events, out: out})
+			}
 			if watch {
 				return o.watchStatus(cmd.Context(), c, ns, args[0], events)
 			}
@@ -67,8 +92,8 @@ is deleted.
 			if err != nil {
 				return err
 			}
-			if output != "" {
-				return printObject(o.Out, forOutput(exp), output)
+			if out.format() != "" {
+				return out.printExperiments(o.Out, []cxv1.CXExperiment{*exp}, true, false, o.Now())
 			}
 			evs, evErr := experimentEvents(cmd.Context(), c, exp)
 			if evErr != nil {
@@ -77,9 +102,11 @@ is deleted.
 			return RenderStatus(o.Out, exp, lastEvents(evs, events), o.renderOptions())
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: json or yaml (default: the readable view)")
 	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "follow the experiment and show it again each time it changes")
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait for the run's outcome and exit with its code (see above)")
+	cmd.Flags().DurationVar(&timeout, "timeout", 0, "with --wait: give up after this long (exit code 6), e.g. 30m; 0 waits forever; setting it implies --wait")
 	cmd.Flags().IntVar(&events, "events", defaultEvents, "how many of the latest events to show")
+	out = newOutputFlags(cmd)
 	return cmd
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 
 	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -39,18 +40,43 @@ type statusWatcher struct {
 	blocks    int
 	eventsOff bool
 	err       error // the first failed write to stdout
+
+	// line, when set, replaces the view: one line per change, written to
+	// lineOut (waiting for an outcome without --watch).
+	line    func(*cxv1.CXExperiment) string
+	lineOut io.Writer
+	// until, when set, ends the watch once it holds for the experiment.
+	until func(*cxv1.CXExperiment) bool
+	// gone is set when the experiment was deleted.
+	gone bool
 }
 
 // watchStatus shows the experiment, then again each time it or its events
 // change, until ctx ends (Ctrl-C) or the experiment is deleted.
 func (o *Options) watchStatus(ctx context.Context, c client.WithWatch, ns, name string, maxEvents int) error {
-	w := &statusWatcher{o: o, c: c, ns: ns, name: name, maxEvents: maxEvents, events: map[string]eventsv1.Event{}}
+	return o.newWatcher(c, ns, name, maxEvents).run(ctx)
+}
+
+func (o *Options) newWatcher(c client.WithWatch, ns, name string, maxEvents int) *statusWatcher {
+	return &statusWatcher{o: o, c: c, ns: ns, name: name, maxEvents: maxEvents, events: map[string]eventsv1.Event{}}
+}
+
+// run shows the experiment, then again at each change, until ctx ends, the
+// experiment is deleted, or until holds.
+func (w *statusWatcher) run(ctx context.Context) error {
 	if err := w.getExperiment(ctx); err != nil {
 		return err
 	}
-	w.listEvents(ctx)
+	if w.line == nil {
+		w.listEvents(ctx)
+	} else {
+		w.eventsOff = true
+	}
 	w.show()
 	defer w.stop()
+	if w.until != nil && w.until(w.exp) {
+		return w.err
+	}
 	for {
 		if w.err != nil {
 			return w.err
@@ -133,6 +159,9 @@ func (w *statusWatcher) onExperiment(ctx context.Context, ev watch.Event, ok boo
 			}
 			w.exp, w.expRV = exp, exp.ResourceVersion
 			w.show()
+			if w.until != nil && w.until(exp) {
+				return true, nil
+			}
 		}
 	case watch.Deleted:
 		w.deleted()
@@ -152,11 +181,18 @@ func (w *statusWatcher) onExperiment(ctx context.Context, ev watch.Event, ok boo
 			return true, err
 		}
 		w.show()
+		if w.until != nil && w.until(w.exp) {
+			return true, nil
+		}
 	}
 	return false, nil
 }
 
 func (w *statusWatcher) deleted() {
+	w.gone = true
+	if w.line != nil {
+		return // the caller reports it
+	}
 	w.write([]byte(fmt.Sprintf("\ncxexperiment %s/%s was deleted\n", w.ns, w.name)))
 }
 
@@ -228,6 +264,17 @@ func (w *statusWatcher) listEvents(ctx context.Context) {
 // show renders the view and prints it when it differs from the last one:
 // redrawn in place on a terminal, as a new block otherwise.
 func (w *statusWatcher) show() {
+	if w.line != nil {
+		l := w.line(w.exp) + "\n"
+		if l == string(w.last) {
+			return
+		}
+		w.last = []byte(l)
+		if _, err := io.WriteString(w.lineOut, l); err != nil && w.err == nil {
+			w.err = err
+		}
+		return
+	}
 	evs := make([]eventsv1.Event, 0, len(w.events))
 	for _, e := range w.events {
 		evs = append(evs, e)

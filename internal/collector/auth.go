@@ -39,16 +39,26 @@ func bearer(header string) (string, bool) {
 }
 
 // authenticate checks the request's token against the feedback-token Secrets
-// of namespace: nil when it is one of them, 401 when it is no token at all,
-// 403 when it is a token of another namespace. Digests are compared in
-// constant time, so timing says nothing about how much of a token matched.
+// of namespace that allow posting responses (see tokenScopes).
 func authenticate(ctx context.Context, c client.Reader, namespace, header string) (tokenDigest, *Error) {
 	token, ok := bearer(header)
 	if !ok {
 		return tokenDigest{}, errorf(http.StatusUnauthorized, "missing or malformed Authorization header; send Authorization: Bearer <token> with the token of a Secret labelled %s=true in namespace %s", cxv1.LabelFeedbackToken, namespace)
 	}
+	return authenticateToken(ctx, c, namespace, token, ScopeResponses)
+}
+
+// authenticateToken checks a token against the feedback-token Secrets of
+// namespace whose scopes include scope: nil when it is one of them, 401 when
+// it is none, 403 when it is a token of another namespace (or of this one
+// without the scope). Digests are compared in constant time, so timing says
+// nothing about how much of a token matched.
+func authenticateToken(ctx context.Context, c client.Reader, namespace, token, scope string) (tokenDigest, *Error) {
+	if token == "" || len(token) > maxTokenBytes {
+		return tokenDigest{}, errorf(http.StatusUnauthorized, "missing token; send the token of a Secret labelled %s=true in namespace %s", cxv1.LabelFeedbackToken, namespace)
+	}
 	d := tokenDigest(sha256.Sum256([]byte(token)))
-	found, err := matchToken(ctx, c, d, client.InNamespace(namespace))
+	found, err := matchToken(ctx, c, d, scope, client.InNamespace(namespace))
 	if err != nil {
 		return d, errorf(http.StatusServiceUnavailable, "could not read the feedback tokens of namespace %s; retry", namespace)
 	}
@@ -57,16 +67,19 @@ func authenticate(ctx context.Context, c client.Reader, namespace, header string
 	}
 	// Tell a token of the wrong namespace from a bad token: a client that
 	// posts to the wrong namespace needs to hear that, not "unauthorized".
-	if found, err = matchToken(ctx, c, d); err == nil && found != "" {
+	if found, err = matchToken(ctx, c, d, ""); err == nil && found != "" {
+		if found == namespace {
+			return d, errorf(http.StatusForbidden, "the token's Secret does not allow %s (annotation %s); use a token whose Secret allows it", scope, AnnotationTokenScopes)
+		}
 		return d, errorf(http.StatusForbidden, "the token belongs to another namespace; use a token of a Secret labelled %s=true in namespace %s", cxv1.LabelFeedbackToken, namespace)
 	}
 	return d, errorf(http.StatusUnauthorized, "the token is not valid; use the value of key %q of a Secret labelled %s=true in namespace %s", cxv1.FeedbackTokenKey, cxv1.LabelFeedbackToken, namespace)
 }
 
 // matchToken returns the namespace of a feedback-token Secret whose token has
-// digest d, or "". Every Secret is compared, so the time taken does not
-// depend on where (or whether) a match is.
-func matchToken(ctx context.Context, c client.Reader, d tokenDigest, opts ...client.ListOption) (string, error) {
+// digest d and whose scopes include scope ("": any), or "". Every Secret is
+// compared, so the time taken does not depend on where (or whether) a match is.
+func matchToken(ctx context.Context, c client.Reader, d tokenDigest, scope string, opts ...client.ListOption) (string, error) {
 	var secrets corev1.SecretList
 	opts = append(opts, client.MatchingLabels{cxv1.LabelFeedbackToken: "true"})
 	if err := c.List(ctx, &secrets, opts...); err != nil {
@@ -78,7 +91,7 @@ func matchToken(ctx context.Context, c client.Reader, d tokenDigest, opts ...cli
 		v, ok := s.Data[cxv1.FeedbackTokenKey]
 		// Secrets made from files often end in a newline; it is not part of the token.
 		v = []byte(strings.TrimSpace(string(v)))
-		if !ok || len(v) == 0 {
+		if !ok || len(v) == 0 || (scope != "" && !tokenScopes(s).has(scope)) {
 			continue
 		}
 		sd := sha256.Sum256(v)

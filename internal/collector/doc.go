@@ -17,6 +17,14 @@
 // experiment's queue is full (retry with the same Idempotency-Key).
 // GET /healthz answers 200.
 //
+// The customer-satisfaction gate (verdict.go, gates.go; docs/integrations.md)
+// reads experiments' status, never writes: GET .../experiments/{name}/verdict
+// returns the verdicts as numbers and a decision (Promote, Wait, Rollback) for
+// Argo Rollouts' Web metric provider; POST .../flagger/{confirm-promotion,
+// rollback} answers Flagger's webhooks (200 yes, 409 no). They take tokens
+// whose Secret allows "verdicts" (AnnotationTokenScopes); the feedback API
+// takes those that allow "responses".
+//
 // # What it owns, and what it must not do
 //
 // It owns decoding and validation (Decode: pure, no I/O), token checks

@@ -172,6 +172,8 @@ func New(opts Options) (*Server, error) {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/v1/namespaces/{namespace}/experiments/{name}/responses", s.responses)
+	mux.HandleFunc("/v1/namespaces/{namespace}/experiments/{name}/verdict", s.verdict)
+	mux.HandleFunc("/v1/namespaces/{namespace}/experiments/{name}/flagger/{hook}", s.flaggerHook)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, "ok\n")

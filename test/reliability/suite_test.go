@@ -54,4 +54,5 @@ var _ = AfterSuite(func() {
 	if cp != nil {
 		Expect(cp.Stop()).To(Succeed())
 	}
+	Expect(utils.RemoveManagerBinary()).To(Succeed())
 })

@@ -94,10 +94,16 @@ func (cp *ControlPlane) Stop() error {
 	return err
 }
 
-// ManagerBinary builds ./cmd into bin/manager-test once per process and
-// returns its path (tests use the real binary, as a Deployment would).
+// ManagerBinary builds ./cmd into a folder of its own once per process and
+// returns its path (tests use the real binary, as a Deployment would). Not
+// into ./bin: checkouts may share it (worktrees), and a binary of another
+// checkout would be tested in place of this one's.
 var ManagerBinary = sync.OnceValues(func() (string, error) {
-	out := filepath.Join(RepoRoot(), "bin", "manager-test")
+	dir, err := os.MkdirTemp("", "rapport-manager-test-")
+	if err != nil {
+		return "", err
+	}
+	out := filepath.Join(dir, "manager")
 	cmd := exec.Command("go", "build", "-o", out, "./cmd")
 	cmd.Dir = RepoRoot()
 	if b, err := cmd.CombinedOutput(); err != nil {
@@ -113,6 +119,16 @@ func DownloadModules() {
 	cmd := exec.Command("go", "mod", "download")
 	cmd.Dir = RepoRoot()
 	_ = cmd.Run()
+}
+
+// RemoveManagerBinary deletes what ManagerBinary built; suites call it when
+// they end.
+func RemoveManagerBinary() error {
+	bin, err := ManagerBinary()
+	if err != nil {
+		return nil
+	}
+	return os.RemoveAll(filepath.Dir(bin))
 }
 
 // ManagerOptions configures a manager process.

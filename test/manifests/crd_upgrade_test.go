@@ -1,0 +1,194 @@
+package manifests
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/yaml"
+
+	"github.com/rapport-dev/rapport/test/utils"
+)
+
+// TestCRDUpgradeServerSide checks the CRD upgrade step of
+// docs/operations.md: Helm installs crds/ once and never upgrades them, so
+// an upgrade applies the new chart's CRDs first with
+//
+//	kubectl apply --server-side --force-conflicts -f rapport/crds/
+//
+// The test installs an older CXExperiment CRD the way Helm does (a plain
+// create), stores an experiment, then applies every CRD of the chart as that
+// command does (server-side apply, field manager "kubectl", forcing
+// conflicts with Helm's create): the new schema is served, the stored
+// experiment is untouched, a field only the new schema knows is kept (not
+// pruned), and applying again changes nothing.
+func TestCRDUpgradeServerSide(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a control plane; skipped with -short")
+	}
+	ctrllog.SetLogger(logr.Discard()) // envtest logs through controller-runtime; the test reads outcomes
+	assets, err := utils.AssetsDir()
+	if err != nil {
+		missingDependency(t, "no envtest control plane: %v", err)
+	}
+	env := &envtest.Environment{BinaryAssetsDirectory: assets, ControlPlaneStopTimeout: time.Minute}
+	cfg, err := env.Start()
+	if err != nil {
+		missingDependency(t, "envtest did not start: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := env.Stop(); err != nil {
+			t.Errorf("stop envtest: %v", err)
+		}
+	})
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		t.Fatal(err)
+	}
+	if err := apiextensionsv1.AddToScheme(s); err != nil {
+		t.Fatal(err)
+	}
+	k8s, err := client.New(cfg, client.Options{Scheme: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	// The chart's CXExperiment CRD, made older: no spec.paused, no Phase column.
+	files, err := filepath.Glob(filepath.Join(utils.RepoRoot(), chartDir, "crds", "*.yaml"))
+	if err != nil || len(files) < 4 {
+		t.Fatalf("chart CRDs: %v %v", files, err)
+	}
+	crds := map[string]*apiextensionsv1.CustomResourceDefinition{}
+	for _, f := range files {
+		crd := &apiextensionsv1.CustomResourceDefinition{}
+		if err := yaml.UnmarshalStrict(readRepoFile(t, filepath.Join(chartDir, "crds", filepath.Base(f))), crd); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		crds[crd.Name] = crd
+	}
+	const name = "cxexperiments.cx.rapport.dev"
+	old := crds[name].DeepCopy()
+	v := &old.Spec.Versions[0]
+	delete(v.Schema.OpenAPIV3Schema.Properties["spec"].Properties, "paused")
+	v.AdditionalPrinterColumns = v.AdditionalPrinterColumns[1:]
+	if err := k8s.Create(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	waitEstablished(ctx, t, k8s, name)
+
+	ns := "crd-upgrade"
+	if err := k8s.Create(ctx, &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": ns}}}); err != nil {
+		t.Fatal(err)
+	}
+	exp := sampleExperiment(t, ns, "before-upgrade")
+	if err := k8s.Create(ctx, exp); err != nil {
+		t.Fatalf("the old CRD refuses the experiment: %v", err)
+	}
+
+	// The documented step, for every CRD of the chart.
+	apply := func() {
+		t.Helper()
+		for _, crd := range crds {
+			u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(crd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			obj := &unstructured.Unstructured{Object: u}
+			obj.SetAPIVersion("apiextensions.k8s.io/v1")
+			obj.SetKind("CustomResourceDefinition")
+			unstructured.RemoveNestedField(obj.Object, "status")
+			unstructured.RemoveNestedField(obj.Object, "metadata", "creationTimestamp")
+			if err := k8s.Apply(ctx, client.ApplyConfigurationFromUnstructured(obj), client.FieldOwner("kubectl"), client.ForceOwnership); err != nil {
+				t.Fatalf("server-side apply of %s: %v", crd.Name, err)
+			}
+		}
+	}
+	apply()
+	for n := range crds {
+		waitEstablished(ctx, t, k8s, n)
+	}
+	got := &apiextensionsv1.CustomResourceDefinition{}
+	if err := k8s.Get(ctx, types.NamespacedName{Name: name}, got); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := got.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["spec"].Properties["paused"]; !ok {
+		t.Error("after the apply, the served schema still lacks spec.paused")
+	}
+	if len(got.Spec.Versions[0].AdditionalPrinterColumns) != len(crds[name].Spec.Versions[0].AdditionalPrinterColumns) {
+		t.Error("after the apply, the printer columns are still the old ones")
+	}
+	generation := got.Generation
+
+	// The experiment stored before is still there; a field of the new schema is kept.
+	stored := &unstructured.Unstructured{}
+	stored.SetGroupVersionKind(exp.GroupVersionKind())
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(exp), stored); err != nil {
+		t.Fatalf("the experiment stored before the upgrade: %v", err)
+	}
+	after := sampleExperiment(t, ns, "after-upgrade")
+	_ = unstructured.SetNestedField(after.Object, true, "spec", "paused")
+	if err := k8s.Create(ctx, after); err != nil {
+		t.Fatal(err)
+	}
+	if paused, _, _ := unstructured.NestedBool(after.Object, "spec", "paused"); !paused {
+		t.Error("spec.paused was pruned: the new schema is not in effect")
+	}
+
+	// Applying the same CRDs again is a no-op.
+	apply()
+	if err := k8s.Get(ctx, types.NamespacedName{Name: name}, got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Generation != generation {
+		t.Errorf("a second apply of the same CRDs changed generation %d to %d", generation, got.Generation)
+	}
+}
+
+func waitEstablished(ctx context.Context, t *testing.T, k8s client.Client, name string) {
+	t.Helper()
+	for {
+		crd := &apiextensionsv1.CustomResourceDefinition{}
+		if err := k8s.Get(ctx, types.NamespacedName{Name: name}, crd); err == nil {
+			for _, c := range crd.Status.Conditions {
+				if c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue {
+					return
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("CRD %s not established", name)
+		case <-time.After(50 * time.Millisecond): // polling the API server for a condition
+		}
+	}
+}
+
+// sampleExperiment is config/samples' experiment, in namespace ns.
+func sampleExperiment(t *testing.T, ns, name string) *unstructured.Unstructured {
+	t.Helper()
+	var exp *unstructured.Unstructured
+	for _, o := range decodeDocs(t, readRepoFile(t, "config/samples/cx_v1alpha1_cxexperiment.yaml")) {
+		if o.GetKind() == "CXExperiment" && exp == nil {
+			exp = o
+		}
+	}
+	if exp == nil {
+		t.Fatal("no CXExperiment in config/samples/cx_v1alpha1_cxexperiment.yaml")
+	}
+	exp.SetNamespace(ns)
+	exp.SetName(name)
+	unstructured.RemoveNestedField(exp.Object, "spec", "paused")
+	return exp
+}
