@@ -43,16 +43,19 @@ const (
 	ReasonConflict              = "ConflictingExperiment"
 	ReasonRouteLimitExceeded    = "RouteLimitExceeded"
 	ReasonStickinessUnsupported = "StickinessUnsupported"
-	ReasonResolved              = "Resolved"
-	ReasonApplied               = "Applied"
-	ReasonApplyFailed           = "ApplyFailed"
-	ReasonRestored              = "Restored"
-	ReasonMeasured              = "Measured"
-	ReasonNoData                = "NoData"
-	ReasonMeasurementFailed     = "MeasurementFailed"
-	ReasonNotMeasured           = "NotMeasured"
-	ReasonSucceeded             = "Succeeded"
-	ReasonHealthy               = "Healthy"
+	// ReasonAssignmentCookieConflict: the route already adds a Set-Cookie
+	// header where Rapport must add the assignment cookie.
+	ReasonAssignmentCookieConflict = "AssignmentCookieConflict"
+	ReasonResolved                 = "Resolved"
+	ReasonApplied                  = "Applied"
+	ReasonApplyFailed              = "ApplyFailed"
+	ReasonRestored                 = "Restored"
+	ReasonMeasured                 = "Measured"
+	ReasonNoData                   = "NoData"
+	ReasonMeasurementFailed        = "MeasurementFailed"
+	ReasonNotMeasured              = "NotMeasured"
+	ReasonSucceeded                = "Succeeded"
+	ReasonHealthy                  = "Healthy"
 )
 
 // Condition types and reasons of CustomerSegment and SatisfactionMetric.
@@ -90,3 +93,25 @@ const Finalizer = "cx.rapport.dev/finalizer"
 
 // FeedbackTokenKey is the data key of a feedback token Secret.
 const FeedbackTokenKey = "token"
+
+// The signed assignment: a Secret per experiment holds its HMAC key.
+const (
+	// LabelAssignmentKey marks the Secret Rapport creates (owned by the
+	// experiment) holding the key that signs the experiment's assignment
+	// cookies.
+	LabelAssignmentKey = "cx.rapport.dev/assignment-key"
+	// AssignmentKeyDataKey is the data key of that Secret.
+	AssignmentKeyDataKey = "key"
+	// SecretTypeAssignmentKey is the type of that Secret.
+	SecretTypeAssignmentKey = "cx.rapport.dev/assignment-key"
+)
+
+// Condition reasons of FeedbackSource (Ready).
+const (
+	// ReasonSecretNotFound: the Secret of spec.secretRef does not exist.
+	ReasonSecretNotFound = "SecretNotFound"
+	// ReasonSecretKeyMissing: the Secret lacks a key the provider needs.
+	ReasonSecretKeyMissing = "SecretKeyMissing"
+	// ReasonMappingInvalid: an expression of spec.mapping does not compile.
+	ReasonMappingInvalid = "MappingInvalid"
+)
