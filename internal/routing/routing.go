@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
 )
@@ -50,12 +51,28 @@ type Plan struct {
 	// Stickiness and TagRequests come from spec.traffic.gatewayAPI.
 	Stickiness  *cxv1.Stickiness
 	TagRequests bool
+	// Assignment, when set, asks for the signed assignment cookie on each
+	// variant's responses (spec.traffic.gatewayAPI.assignmentCookie).
+	Assignment *AssignmentCookie
 	// BeforeWrite, when set, is called once per Apply, right before the
 	// router's first write, and only when the plan changes something. The
 	// controller records the decision the plan carries there (write-ahead),
 	// so that traffic never reflects a decision status does not hold. An
 	// error stops the Apply before anything is written.
 	BeforeWrite func(context.Context) error
+}
+
+// AssignmentCookie is the signed cookie a router sets on the responses of
+// each variant it routes, recording the variant and segment that served
+// the customer (package assignment signs it).
+type AssignmentCookie struct {
+	// Name of the cookie.
+	Name string
+	// Value returns the signed cookie value for a variant in a segment.
+	Value func(segment, variant string) string
+	// MaxAge is the cookie's lifetime; Secure adds the Secure attribute.
+	MaxAge time.Duration
+	Secure bool
 }
 
 // WriteGuard returns a function for routers to call before each write: it

@@ -278,7 +278,7 @@ func (r *Router) applyParent(ctx context.Context, exp *cxv1.CXExperiment, parent
 			if err := json.Unmarshal([]byte(orig.BackendRefs), &origRule.BackendRefs); err != nil {
 				return false, fmt.Errorf("decode recorded backendRefs of rule %d: %w", i, err)
 			}
-			refs, err := RenderBackends(origRule, parent.Namespace, plan.Segments[0], plan.TagRequests)
+			refs, err := RenderBackends(origRule, parent.Namespace, plan.Segments[0], plan.TagRequests, plan.Assignment)
 			if err != nil {
 				return false, err
 			}
