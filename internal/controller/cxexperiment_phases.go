@@ -276,6 +276,7 @@ func plan(exp *cxv1.CXExperiment, segments map[string]*cxv1.CustomerSegment) rou
 // user changes something.
 var permanentRouteErrors = []string{
 	cxv1.ReasonRouteLimitExceeded, cxv1.ReasonNoControlRule, cxv1.ReasonSegmentInvalid, cxv1.ReasonStickinessUnsupported,
+	cxv1.ReasonAssignmentCookieConflict,
 }
 
 // route applies the split the status calls for. A change is written ahead:
@@ -306,7 +307,9 @@ func (r *CXExperimentReconciler) route(ctx context.Context, sc *scope) (ctrl.Res
 		exp.Status.Traffic = ts
 		p := plan(exp, sc.segments)
 		p.BeforeWrite = func(ctx context.Context) error { return r.writeAhead(ctx, sc) }
-		changed, err = sc.router.Apply(ctx, exp, p)
+		if p.Assignment, err = r.assignmentCookie(ctx, exp); err == nil {
+			changed, err = sc.router.Apply(ctx, exp, p)
+		}
 	}
 	var ahead *writeAheadError
 	if errors.As(err, &ahead) {
