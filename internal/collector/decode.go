@@ -36,6 +36,10 @@ type Response struct {
 	Score   int
 	// At is when the customer answered; zero when the client did not say.
 	At time.Time
+	// Epoch is the segment's allocation epoch when the customer was served
+	// (from a signed assignment), 0 when unknown: the tally then assigns
+	// one from At or the commit time (contract §2).
+	Epoch int32
 }
 
 // Error is a rejection with the HTTP status it maps to. Message names the
