@@ -88,10 +88,6 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 		reject(refuse(http.StatusMethodNotAllowed, "MethodNotAllowed", "method %s is not allowed; the survey tool POSTs its webhooks", r.Method))
 		return
 	}
-	if r.Method == http.MethodPost && r.ContentLength > s.maxBody {
-		reject(refuse(http.StatusRequestEntityTooLarge, reasonTooLarge, "the body is %d bytes, at most %d are accepted", r.ContentLength, s.maxBody))
-		return
-	}
 	ctx := r.Context()
 	src, err := s.source(ctx, nn)
 	if err != nil {
@@ -101,6 +97,10 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 	source = "feedbacksource/" + name
 	if r.Method == http.MethodHead {
 		w.WriteHeader(http.StatusOK)
+		return
+	}
+	if r.ContentLength > s.maxBody {
+		reject(refuse(http.StatusRequestEntityTooLarge, reasonTooLarge, "the body is %d bytes, at most %d are accepted", r.ContentLength, s.maxBody))
 		return
 	}
 	body, rerr := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody))
