@@ -20,6 +20,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -202,14 +203,14 @@ func (s *Server) publicRequest(w http.ResponseWriter, r *http.Request, method st
 			"experiment %s does not take answers from browsers; set spec.satisfaction.source.collector.browser.allowedOrigins", name))
 		return
 	}
-	allowed, err := s.originAllowed(ctx, exp, origin)
+	allowed, note, err := s.originAllowed(ctx, exp, origin)
 	if err != nil {
 		reject(refuse(http.StatusServiceUnavailable, reasonCommitFailed, "%v", err))
 		return
 	}
 	if !allowed {
 		reject(refuse(http.StatusForbidden, reasonOriginNotAllowed,
-			"origin %s may not post answers for experiment %s; add it to spec.satisfaction.source.collector.browser.allowedOrigins", clip(origin), name))
+			"origin %s may not post answers for experiment %s; add it to spec.satisfaction.source.collector.browser.allowedOrigins%s", clip(origin), name, note))
 		return
 	}
 	h := w.Header()
@@ -287,20 +288,25 @@ func orEOF(err error) error {
 	return err
 }
 
-// originAllowed reports whether origin may post answers for exp.
-func (s *Server) originAllowed(ctx context.Context, exp *cxv1.CXExperiment, origin string) (bool, error) {
+// originAllowed reports whether origin may post answers for exp. A Secret
+// of allowedOriginsSecretRef that does not exist lists nothing; note then
+// says so, for the refusal's message.
+func (s *Server) originAllowed(ctx context.Context, exp *cxv1.CXExperiment, origin string) (allowed bool, note string, err error) {
 	b := exp.Spec.Satisfaction.Source.Collector.Browser
 	if slices.Contains(b.AllowedOrigins, origin) {
-		return true, nil
+		return true, "", nil
 	}
 	if b.AllowedOriginsSecretRef == nil {
-		return false, nil
+		return false, "", nil
 	}
-	list, err := s.origins.get(ctx, exp.Namespace, b.AllowedOriginsSecretRef)
+	list, missing, err := s.origins.get(ctx, exp.Namespace, b.AllowedOriginsSecretRef)
 	if err != nil {
-		return false, err
+		return false, "", err
 	}
-	return slices.Contains(list, origin), nil
+	if missing {
+		note = fmt.Sprintf(" (Secret %s of allowedOriginsSecretRef does not exist)", b.AllowedOriginsSecretRef.Name)
+	}
+	return slices.Contains(list, origin), note, nil
 }
 
 // originCache holds the origins listed in Secrets, re-read after originsTTL.
@@ -314,22 +320,25 @@ type originCache struct {
 
 type originEntry struct {
 	origins []string
+	missing bool
 	err     error
 	fetched time.Time
 }
 
-func (c *originCache) get(ctx context.Context, namespace string, ref *cxv1.SecretKeyRef) ([]string, error) {
+func (c *originCache) get(ctx context.Context, namespace string, ref *cxv1.SecretKeyRef) ([]string, bool, error) {
 	k := namespace + "/" + ref.Name + "/" + ref.Key
 	c.mu.Lock()
 	e, ok := c.entries[k]
 	c.mu.Unlock()
 	if ok && c.now().Sub(e.fetched) < originsTTL {
-		return e.origins, e.err
+		return e.origins, e.missing, e.err
 	}
 	e = originEntry{fetched: c.now()}
 	sec := &corev1.Secret{}
-	if err := c.reader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: ref.Name}, sec); err != nil {
-		e.err = fmt.Errorf("could not read Secret %s of spec.satisfaction.source.collector.browser.allowedOriginsSecretRef: %v", ref.Name, err)
+	if err := c.reader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: ref.Name}, sec); apierrors.IsNotFound(err) {
+		e.missing = true
+	} else if err != nil {
+		e.err = fmt.Errorf("could not read Secret %s of spec.satisfaction.source.collector.browser.allowedOriginsSecretRef; retry: %v", ref.Name, err)
 	} else {
 		for _, o := range strings.FieldsFunc(string(sec.Data[ref.Key]), func(r rune) bool { return r == ',' || r == '\n' || r == ' ' || r == '\r' || r == '\t' }) {
 			e.origins = append(e.origins, strings.TrimRight(o, "/"))
@@ -341,5 +350,5 @@ func (c *originCache) get(ctx context.Context, namespace string, ref *cxv1.Secre
 	}
 	c.entries[k] = e
 	c.mu.Unlock()
-	return e.origins, e.err
+	return e.origins, e.missing, e.err
 }
