@@ -94,8 +94,8 @@ control-plane-assets: ## Build kube-apiserver, etcd and kubectl (for the demo) i
 	@hack/envtest-assets.sh kube-apiserver etcd kubectl >/dev/null
 
 .PHONY: test
-test: manifests generate fmt vet envtest-assets prometheus-bin helm kustomize ## Run all tests: unit, envtest suites, Prometheus provider, reliability.
-	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh kube-apiserver etcd kube-controller-manager 2>/dev/null)" PROMETHEUS_BIN="$$(hack/prometheus-bin.sh)" \
+test: manifests generate fmt vet envtest-assets prometheus-bin chromium-bin helm kustomize ## Run all tests: unit, envtest suites, Prometheus provider, browser, reliability.
+	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh kube-apiserver etcd kube-controller-manager 2>/dev/null)" PROMETHEUS_BIN="$$(hack/prometheus-bin.sh)" CHROMIUM_BIN="$$(hack/chromium-bin.sh)" \
 		$(GO) test ./... -coverprofile cover.out -timeout 30m $(TEST_FLAGS)
 	$(MAKE) --no-print-directory fuzz FUZZTIME=10s
 
@@ -118,6 +118,10 @@ test-unit: ## Run the tests that need no control plane.
 .PHONY: prometheus-bin
 prometheus-bin: ## Install Debian's prometheus package when no prometheus binary is found.
 	@hack/prometheus-bin.sh >/dev/null
+
+.PHONY: chromium-bin
+chromium-bin: ## Install Debian's chromium package (for the survey intercept's browser tests) when no chromium is found.
+	@hack/chromium-bin.sh >/dev/null
 
 ##@ Build
 

@@ -12,7 +12,8 @@
  * answer with that cookie's value to the collector's public endpoint. It
  * makes no other request, sets no cookie but its own (rapport-survey-<experiment>),
  * and sends the optional comment nowhere: the page gets it in the
- * "rapport:answer" event. Documented in docs/measurement.md.
+ * "rapport:answer" event (also: rapport:skip, rapport:dismiss, rapport:error).
+ * Documented in docs/measurement.md.
  */
 (function () {
   'use strict';
@@ -68,6 +69,11 @@
     return btoa(String.fromCharCode.apply(null, b)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
   }
 
+  // skip tells the page why no question is shown (rapport:skip).
+  function skip(reason) {
+    emit('skip', { reason: reason });
+  }
+
   var started = false;
   function start() {
     if (started) return;
@@ -76,25 +82,27 @@
       if (!r.ok) throw new Error('settings: HTTP ' + r.status);
       return r.json();
     }).then(function (s) {
-      if (!s.accepting) return;
+      if (!s.accepting) return skip('not-accepting');
       var assignment = readCookie(d.cookie || s.cookie);
       // Customers the experiment's route did not serve carry no assignment.
-      if (!assignment || assignment.split('~')[3] !== String(s.run)) return;
+      if (!assignment) return skip('no-assignment');
+      if (assignment.split('~')[3] !== String(s.run)) return skip('other-run');
       var st = readState();
       if (!st.id) st.id = newId();
       if (st.run !== String(s.run)) {
         st.run = String(s.run);
         st.state = '';
       }
-      if (st.state && st.state !== 'p') return; // once per customer and run
+      if (st.state && st.state !== 'p') return skip(st.state === 's' ? 'sampled-out' : 'already-asked'); // once per customer and run
       if (!st.state) {
         st.state = Math.random() < sample ? 'p' : 's';
         writeState(st);
-        if (st.state === 's') return;
+        if (st.state === 's') return skip('sampled-out');
       }
       show(s, st, assignment);
     }).catch(function (e) {
       warn(e.message);
+      skip('settings-unavailable');
     });
   }
 
