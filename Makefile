@@ -229,9 +229,11 @@ BENCH_OUT ?= docs/benchmarks
 
 .PHONY: bench
 bench: envtest-assets benchstat ## Run every benchmark and write the figures to $(BENCH_OUT) (see docs/benchmarks.md).
-	$(GO) test ./internal/analysis/ ./internal/collector/ -run '^$$' -bench . -benchmem -count 6 > $(BENCH_OUT)/go-bench.txt
+	$(GO) test ./internal/analysis/ ./internal/collector/ ./internal/feedback/ -run '^$$' -bench . -benchmem -count 6 > $(BENCH_OUT)/go-bench.txt
 	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh kube-apiserver etcd 2>/dev/null)" \
 		$(GO) test ./internal/collector/integration/ -run '^$$' -bench Commit -benchtime 300x -count 6 >> $(BENCH_OUT)/go-bench.txt
+	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh kube-apiserver etcd 2>/dev/null)" \
+		$(GO) test ./internal/collector/integration/ -run '^$$' -bench Feedback -benchtime 20000x -count 3 >> $(BENCH_OUT)/go-bench.txt
 	$(BENCHSTAT) $(BENCH_OUT)/go-bench.txt | tee $(BENCH_OUT)/go-bench-stat.txt
 	BENCH_OUT=$(BENCH_OUT)/statistics.md $(GO) test -tags bench ./test/bench/stats/ -run TestEfficiency -v -timeout 30m
 	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh kube-apiserver etcd 2>/dev/null)" BENCH_OUT=$(BENCH_OUT) \
