@@ -2,6 +2,8 @@ package assignment
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -101,5 +103,21 @@ func TestSecretName(t *testing.T) {
 	}
 	if SecretName(long) == SecretName(strings.Repeat("a", 240)+".b-d") {
 		t.Error("two long names share a Secret")
+	}
+}
+
+// TestDocumentedVector: docs/measurement.md gives apps that sign the
+// assignment themselves the same vector as TestSignKnownVector.
+func TestDocumentedVector(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "measurement.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = "key `0123456789abcdef0123456789abcdef` (the ASCII bytes), payload\n   `1~shop~checkout~1~enterprise~one-page~0` → tag `aXiJU0HF45TJQGFRsh5dmg`"
+	if !strings.Contains(string(doc), want) {
+		t.Fatalf("docs/measurement.md does not give the test vector:\n%s", want)
+	}
+	if got := Sign(testKey, Assignment{Namespace: "shop", Experiment: "checkout", Run: 1, Segment: "enterprise", Variant: "one-page"}); !strings.HasSuffix(got, "~aXiJU0HF45TJQGFRsh5dmg") {
+		t.Fatalf("the documented tag is not what Sign computes: %s", got)
 	}
 }
