@@ -116,7 +116,7 @@ func (s *Server) clientKey(r *http.Request) tokenDigest {
 
 // public serves GET and OPTIONS of /v1/public/.../experiments/{name}.
 func (s *Server) publicSettings(w http.ResponseWriter, r *http.Request) {
-	s.publicRequest(w, r, http.MethodGet, func(ctx context.Context, exp *cxv1.CXExperiment, accepting *Error) *feedbackError {
+	s.publicRequest(w, r, http.MethodGet, func(_ context.Context, exp *cxv1.CXExperiment, accepting *Error) *feedbackError {
 		set, err := exp.Spec.Satisfaction.Settings()
 		if err != nil {
 			return refuse(http.StatusConflict, reasonExperimentInactive, "experiment %s cannot take responses: %v", exp.Name, err)

@@ -113,9 +113,6 @@ func newShopSite(host string) *shopSite {
 <script src="%s/v1/survey.js" defer data-namespace="%s" data-experiment="%s"%s></script>
 </body></html>`, s.collector, s.ns, s.exp, attrs.String())
 	}))
-	if host != "" {
-		s.Server.Config.Addr = host
-	}
 	s.Start()
 	if host != "" { // reach it by name: another origin than 127.0.0.1
 		u, _ := url.Parse(s.URL)
@@ -124,10 +121,10 @@ func newShopSite(host string) *shopSite {
 	return s
 }
 
-func (s *shopSite) serve(collector, ns, exp string, headers http.Header, attrs map[string]string) {
+func (s *shopSite) serve(collectorURL, ns, exp string, headers http.Header, attrs map[string]string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.collector, s.ns, s.exp, s.headers, s.attrs = collector, ns, exp, headers, attrs
+	s.collector, s.ns, s.exp, s.headers, s.attrs = collectorURL, ns, exp, headers, attrs
 }
 
 // pageEvent is what the page recorded of the script's events.
