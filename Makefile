@@ -118,8 +118,8 @@ traefik-bin: ## Build Traefik (the e2e suite's Gateway API proxy) from the Go mo
 	@hack/traefik-bin.sh >/dev/null
 
 .PHONY: test
-test: manifests generate fmt vet envtest-assets prometheus-bin traefik-bin helm kustomize ## Run all tests: unit, envtest suites, Prometheus provider, reliability, e2e through a real proxy.
-	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh kube-apiserver etcd kube-controller-manager 2>/dev/null)" PROMETHEUS_BIN="$$(hack/prometheus-bin.sh)" \
+test: manifests generate fmt vet envtest-assets prometheus-bin traefik-bin chromium-bin helm kustomize ## Run all tests: unit, envtest suites, Prometheus provider, browser, reliability, e2e through a real proxy.
+	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh kube-apiserver etcd kube-controller-manager 2>/dev/null)" PROMETHEUS_BIN="$$(hack/prometheus-bin.sh)" CHROMIUM_BIN="$$(hack/chromium-bin.sh)" \
 		TRAEFIK_BIN="$$(hack/traefik-bin.sh 2>/dev/null)" \
 		$(GO) test ./... -coverprofile cover.out -timeout 30m $(TEST_FLAGS)
 	$(MAKE) --no-print-directory fuzz FUZZTIME=10s
@@ -148,6 +148,10 @@ test-unit: ## Run the tests that need no control plane.
 .PHONY: prometheus-bin
 prometheus-bin: ## Install Debian's prometheus package when no prometheus binary is found.
 	@hack/prometheus-bin.sh >/dev/null
+
+.PHONY: chromium-bin
+chromium-bin: ## Install Debian's chromium package (for the survey intercept's browser tests) when no chromium is found.
+	@hack/chromium-bin.sh >/dev/null
 
 ##@ Build
 
@@ -260,9 +264,11 @@ BENCH_OUT ?= docs/benchmarks
 
 .PHONY: bench
 bench: envtest-assets benchstat traefik-bin ## Run every benchmark and write the figures to $(BENCH_OUT) (see docs/benchmarks.md).
-	$(GO) test ./internal/analysis/ ./internal/collector/ -run '^$$' -bench . -benchmem -count 6 > $(BENCH_OUT)/go-bench.txt
+	$(GO) test ./internal/analysis/ ./internal/collector/ ./internal/feedback/ -run '^$$' -bench . -benchmem -count 6 > $(BENCH_OUT)/go-bench.txt
 	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh kube-apiserver etcd 2>/dev/null)" \
 		$(GO) test ./internal/collector/integration/ -run '^$$' -bench Commit -benchtime 300x -count 6 >> $(BENCH_OUT)/go-bench.txt
+	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh kube-apiserver etcd 2>/dev/null)" \
+		$(GO) test ./internal/collector/integration/ -run '^$$' -bench Feedback -benchtime 20000x -count 3 >> $(BENCH_OUT)/go-bench.txt
 	$(BENCHSTAT) $(BENCH_OUT)/go-bench.txt | tee $(BENCH_OUT)/go-bench-stat.txt
 	BENCH_OUT=$(BENCH_OUT)/statistics.md $(GO) test -tags bench ./test/bench/stats/ -run TestStatistics -v -timeout 300m
 	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh kube-apiserver etcd 2>/dev/null)" BENCH_OUT=$(BENCH_OUT) \

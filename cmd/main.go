@@ -57,8 +57,10 @@ func main() {
 		metricsCertPath, metricsCertName      string
 		metricsCertKey                        string
 		collectorCert, collectorKey           string
-		collectorRate                         float64
+		collectorRate, collectorPublicRate    float64
 		collectorBurst, collectorMaxBatch     int
+		collectorPublicBurst                  int
+		collectorClientIPHeader, surveyMonkey string
 		leaderElect, secureMetrics, http2     bool
 		leaseDuration, renewDeadline, retry   time.Duration
 		leaderElectionNamespace               string
@@ -75,6 +77,10 @@ func main() {
 	flag.Float64Var(&collectorRate, "collector-rate-limit", 200, "Requests per second allowed per feedback token (negative: unlimited).")
 	flag.IntVar(&collectorBurst, "collector-rate-burst", 400, "Burst of requests allowed per feedback token.")
 	flag.IntVar(&collectorMaxBatch, "collector-max-batch", 1000, "Most responses one collector request may carry.")
+	flag.Float64Var(&collectorPublicRate, "collector-public-rate-limit", collector.DefaultPublicRateLimit, "Requests per second allowed per client address at the public (browser) endpoint (negative: unlimited).")
+	flag.IntVar(&collectorPublicBurst, "collector-public-rate-burst", collector.DefaultPublicRateBurst, "Burst of requests allowed per client address at the public (browser) endpoint.")
+	flag.StringVar(&collectorClientIPHeader, "collector-client-ip-header", "", "Header set by a trusted proxy in front of the collector whose right-most address is the client's (e.g. X-Forwarded-For), for the public endpoint's rate limit. Empty: the connection's address.")
+	flag.StringVar(&surveyMonkey, "collector-surveymonkey-api-url", collector.DefaultSurveyMonkeyAPI, "Base URL of the SurveyMonkey API the collector reads answers from.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader so that only one replica runs the controllers (the collector runs on every replica).")
 	flag.IntVar(&workers, "max-concurrent-reconciles", 4, "Experiments reconciled in parallel (one experiment is never reconciled twice at once).")
 	flag.StringVar(&leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader-election Lease (default: the pod's namespace; required outside a cluster).")
@@ -160,6 +166,8 @@ func main() {
 		srv, err := collector.New(collector.Options{
 			Addr: collectorAddr, Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(),
 			MaxBatch: collectorMaxBatch, RateLimit: collectorRate, RateBurst: collectorBurst,
+			PublicRateLimit: collectorPublicRate, PublicRateBurst: collectorPublicBurst,
+			ClientIPHeader: collectorClientIPHeader, SurveyMonkeyAPI: surveyMonkey,
 			TLSCertFile: collectorCert, TLSKeyFile: collectorKey,
 			Log: ctrl.Log.WithName("collector"),
 		})
@@ -208,6 +216,10 @@ func main() {
 			setupLog.Error(err, "unable to create the controller", "controller", notify.ControllerName)
 			os.Exit(1)
 		}
+	}
+	if err := (&controller.FeedbackSourceReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader()}).SetupWithManager(mgr); err != nil {
+		setupLog.Error(err, "unable to create the controller", "controller", "FeedbackSource")
+		os.Exit(1)
 	}
 
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

@@ -140,6 +140,9 @@ const (
 	// ReasonReconcileError: the reconcile failed (e.g. reading the cluster);
 	// it is retried with backoff. The message has the error.
 	ReasonReconcileError = "ReconcileError"
+	// ReasonAssignmentCookieConflict: the route already adds a Set-Cookie
+	// header where Rapport must add the assignment cookie.
+	ReasonAssignmentCookieConflict = "AssignmentCookieConflict"
 )
 
 // Condition reasons of CustomerSegment and SatisfactionMetric (their Ready condition).
@@ -180,3 +183,25 @@ const Finalizer = "cx.rapport.dev/finalizer"
 
 // FeedbackTokenKey is the data key of a feedback token Secret.
 const FeedbackTokenKey = "token"
+
+// The signed assignment: a Secret per experiment holds its HMAC key.
+const (
+	// LabelAssignmentKey marks the Secret Rapport creates (owned by the
+	// experiment) holding the key that signs the experiment's assignment
+	// cookies.
+	LabelAssignmentKey = "cx.rapport.dev/assignment-key"
+	// AssignmentKeyDataKey is the data key of that Secret.
+	AssignmentKeyDataKey = "key"
+	// SecretTypeAssignmentKey is the type of that Secret.
+	SecretTypeAssignmentKey = "cx.rapport.dev/assignment-key"
+)
+
+// Condition reasons of FeedbackSource (Ready).
+const (
+	// ReasonSecretNotFound: the Secret of spec.secretRef does not exist.
+	ReasonSecretNotFound = "SecretNotFound"
+	// ReasonSecretKeyMissing: the Secret lacks a key the provider needs.
+	ReasonSecretKeyMissing = "SecretKeyMissing"
+	// ReasonMappingInvalid: an expression of spec.mapping does not compile.
+	ReasonMappingInvalid = "MappingInvalid"
+)

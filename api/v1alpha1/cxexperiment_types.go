@@ -97,6 +97,42 @@ type GatewayAPITraffic struct {
 	// variant and segment served a customer (useful to report feedback).
 	// +optional
 	TagRequests bool `json:"tagRequests,omitempty"`
+
+	// assignmentCookie makes the gateway set, on every response of a variant
+	// Rapport routes, a cookie recording experiment, run, variant, segment and
+	// allocation epoch, signed by Rapport, so that a customer's answer in the
+	// browser (the survey intercept) or in a survey tool is attributed to the
+	// variant that served them without changing the app. It is a
+	// ResponseHeaderModifier on each backendRef, a Gateway API Extended
+	// feature: see docs/measurement.md for gateways that lack it.
+	// +optional
+	AssignmentCookie *AssignmentCookie `json:"assignmentCookie,omitempty"`
+}
+
+// AssignmentCookie configures the signed assignment cookie the gateway sets.
+type AssignmentCookie struct {
+	// name of the cookie. Default: rapport-<experiment name>.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9!#$%&'*+\-.^_|~]+$`
+	Name string `json:"name,omitempty"`
+
+	// maxAge is how long the browser keeps the cookie, e.g. 24h (1m..8760h,
+	// default 24h). An answer is accepted only during the run the cookie names.
+	// +optional
+	// +kubebuilder:default="24h"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m') && duration(self) <= duration('8760h')",message="spec.traffic.gatewayAPI.assignmentCookie.maxAge must be between 1m and 8760h, e.g. 24h"
+	MaxAge *metav1.Duration `json:"maxAge,omitempty"`
+
+	// secure adds the Secure attribute (default true), so the browser keeps
+	// and sends the cookie over HTTPS only. Set false only for a site served
+	// over plain HTTP, such as a local test.
+	// +optional
+	// +kubebuilder:default=true
+	Secure *bool `json:"secure,omitempty"`
 }
 
 // ReplicasTraffic splits traffic by the number of pods of each variant, for
@@ -185,7 +221,36 @@ const (
 )
 
 // CollectorSource reads responses posted to Rapport's built-in feedback collector.
-type CollectorSource struct{}
+type CollectorSource struct {
+	// browser lets customers' browsers post answers for this experiment to
+	// the collector's public endpoint, with the signed assignment cookie
+	// instead of a token: the survey intercept GET /v1/survey.js does so.
+	// Unset: only the token-authenticated API and FeedbackSources take answers.
+	// +optional
+	Browser *BrowserFeedback `json:"browser,omitempty"`
+}
+
+// BrowserFeedback says which web pages may post customers' answers.
+// +kubebuilder:validation:XValidation:rule="(has(self.allowedOrigins) && size(self.allowedOrigins) > 0) || has(self.allowedOriginsSecretRef)",message="spec.satisfaction.source.collector.browser: list the origins of your pages in allowedOrigins (e.g. https://shop.example.com) or name a Secret in allowedOriginsSecretRef"
+type BrowserFeedback struct {
+	// allowedOrigins are the origins (scheme://host[:port], no path) of the
+	// pages that may post answers, e.g. https://shop.example.com. A browser
+	// on any other origin is refused (CORS), and so is a request without an
+	// Origin header.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MaxLength=253
+	// +kubebuilder:validation:items:Pattern=`^https?://[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]{1,5})?$`
+	AllowedOrigins []string `json:"allowedOrigins,omitempty"`
+
+	// allowedOriginsSecretRef names a Secret key of the namespace that lists
+	// more allowed origins, one per line or comma-separated, for lists kept
+	// outside the experiment (for example by a platform team). It is re-read
+	// at most every 30 seconds.
+	// +optional
+	AllowedOriginsSecretRef *SecretKeyRef `json:"allowedOriginsSecretRef,omitempty"`
+}
 
 // LocalObjectRef names an object of the same namespace.
 type LocalObjectRef struct {

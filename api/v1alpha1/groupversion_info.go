@@ -1,5 +1,5 @@
 // Package v1alpha1 contains the cx.rapport.dev/v1alpha1 API: CXExperiment,
-// CustomerSegment, SatisfactionMetric and ResponseTally.
+// CustomerSegment, SatisfactionMetric, ResponseTally and FeedbackSource.
 //
 // +kubebuilder:object:generate=true
 // +groupName=cx.rapport.dev
@@ -29,6 +29,7 @@ func addKnownTypes(s *runtime.Scheme) error {
 		&CustomerSegment{}, &CustomerSegmentList{},
 		&SatisfactionMetric{}, &SatisfactionMetricList{},
 		&ResponseTally{}, &ResponseTallyList{},
+		&FeedbackSource{}, &FeedbackSourceList{},
 	)
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil

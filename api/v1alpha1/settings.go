@@ -241,3 +241,9 @@ func (s *CXExperimentSpec) SegmentNames() []string {
 	}
 	return s.Segments
 }
+
+// BrowserEnabled reports whether customers' browsers may post answers for
+// the experiment to the collector's public endpoint.
+func (c *CollectorSource) BrowserEnabled() bool {
+	return c != nil && c.Browser != nil
+}

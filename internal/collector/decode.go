@@ -37,7 +37,7 @@ type Response struct {
 	// At is when the customer answered; zero when the client did not say.
 	At time.Time
 	// Epoch is the allocation epoch in which the customer was served, when
-	// the client knows it (from the assignment cookie or the
+	// the client knows it (from the signed assignment cookie or the
 	// x-rapport-epoch request header); 0 when it does not, and the commit
 	// assigns one (see assignEpochs).
 	Epoch int32

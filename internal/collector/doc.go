@@ -25,7 +25,27 @@
 // whose Secret allows "verdicts" (AnnotationTokenScopes); the feedback API
 // takes those that allow "responses".
 //
+// Answers also arrive one at a time, without a token (see
+// docs/measurement.md):
+//
+//	GET  /v1/survey.js                                           the survey intercept (survey.go)
+//	GET  /v1/public/namespaces/{namespace}/experiments/{name}            its settings
+//	POST /v1/public/namespaces/{namespace}/experiments/{name}/responses  a browser's answer,
+//	     with the signed assignment cookie's value, from an allowed origin (public.go)
+//	POST /v1/namespaces/{namespace}/sources/{name}/webhook       a survey tool's webhook,
+//	     signed, mapped by its FeedbackSource (webhook.go)
+//
+// Both verify before they count, commit one response with its
+// deduplication key (respondent or event id) through the same group
+// commit, answer only after it, and count refusals in
+// rapport_feedback_rejections_total by source and reason.
+//
 // # What it owns, and what it must not do
+//
+// (The browser and webhook paths add: verifying assignments with the
+// experiment's key (package assignment), the providers' signatures and CEL
+// mappings (package feedback), the public endpoint's per-client rate
+// limits, and the FeedbackSources' status.lastAcceptedAt and lastError.)
 //
 // It owns decoding and validation (Decode: pure, no I/O), token checks
 // against Secrets labelled cx.rapport.dev/feedback-token=true, per-token rate

@@ -25,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
+	"github.com/rapport-dev/rapport/internal/assignment"
 	"github.com/rapport-dev/rapport/internal/metrics"
 )
 
@@ -88,6 +89,20 @@ type Options struct {
 	// HeaderTimeout bounds reading a request's headers, against slow
 	// clients (default 5s).
 	HeaderTimeout time.Duration
+	// PublicRateLimit is the sustained requests per second per client
+	// address at the public endpoint and for the survey's settings
+	// (negative: unlimited); PublicRateBurst the bucket size.
+	PublicRateLimit float64
+	PublicRateBurst int
+	// ClientIPHeader names a header set by a trusted proxy in front of the
+	// collector whose right-most address is the client's, such as
+	// X-Forwarded-For. Empty: the connection's address.
+	ClientIPHeader string
+	// SurveyMonkeyAPI is the base URL of the SurveyMonkey API the collector
+	// reads answers from (default DefaultSurveyMonkeyAPI).
+	SurveyMonkeyAPI string
+	// HTTPClient calls providers' APIs (default: a 10s timeout).
+	HTTPClient *http.Client
 	// Clock stamps commits; defaults to the real clock.
 	Clock clock.PassiveClock
 	// Log receives the audit lines of rejected batches and commit errors.
@@ -107,6 +122,16 @@ type Server struct {
 	log      logr.Logger
 	maxBatch int
 	maxBody  int64
+
+	// The survey intercept, the public endpoint and webhooks.
+	survey     *surveyAsset
+	clients    *limiters // per client address, at the public endpoint
+	keys       *assignment.Keys
+	origins    *originCache
+	secrets    *secretCache
+	mappings   *mappingCache
+	statuses   *statusReporter
+	httpClient *http.Client
 }
 
 // New checks opts, applies defaults and returns a Server.
@@ -147,9 +172,29 @@ func New(opts Options) (*Server, error) {
 	if opts.Log.GetSink() == nil {
 		opts.Log = logr.Discard()
 	}
+	if opts.PublicRateLimit == 0 {
+		opts.PublicRateLimit = DefaultPublicRateLimit
+	}
+	if opts.PublicRateBurst <= 0 {
+		opts.PublicRateBurst = DefaultPublicRateBurst
+	}
+	if opts.SurveyMonkeyAPI == "" {
+		opts.SurveyMonkeyAPI = DefaultSurveyMonkeyAPI
+	}
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+	}
 	lim := rate.Limit(opts.RateLimit)
 	if opts.RateLimit < 0 {
 		lim = rate.Inf
+	}
+	publicLim := rate.Limit(opts.PublicRateLimit)
+	if opts.PublicRateLimit < 0 {
+		publicLim = rate.Inf
+	}
+	survey, err := newSurveyAsset()
+	if err != nil {
+		return nil, fmt.Errorf("collector: survey script: %w", err)
 	}
 	s := &Server{
 		opts:     opts,
@@ -159,6 +204,15 @@ func New(opts Options) (*Server, error) {
 		log:      opts.Log,
 		maxBatch: opts.MaxBatch,
 		maxBody:  opts.MaxBodyBytes,
+
+		survey:     survey,
+		clients:    newLimiters(publicLim, opts.PublicRateBurst, maxLimiters),
+		keys:       &assignment.Keys{Reader: opts.APIReader, Clock: opts.Clock},
+		origins:    &originCache{reader: opts.APIReader, now: opts.Clock.Now},
+		secrets:    &secretCache{reader: opts.APIReader, now: opts.Clock.Now},
+		mappings:   &mappingCache{},
+		statuses:   &statusReporter{client: opts.Client, log: opts.Log},
+		httpClient: opts.HTTPClient,
 	}
 	if (opts.TLSCertFile == "") != (opts.TLSKeyFile == "") {
 		return nil, errors.New("collector: set both TLSCertFile and TLSKeyFile, or neither")
@@ -174,6 +228,10 @@ func New(opts Options) (*Server, error) {
 	mux.HandleFunc("/v1/namespaces/{namespace}/experiments/{name}/responses", s.responses)
 	mux.HandleFunc("/v1/namespaces/{namespace}/experiments/{name}/verdict", s.verdict)
 	mux.HandleFunc("/v1/namespaces/{namespace}/experiments/{name}/flagger/{hook}", s.flaggerHook)
+	mux.HandleFunc("/v1/namespaces/{namespace}/sources/{name}/webhook", s.webhook)
+	mux.HandleFunc("/v1/public/namespaces/{namespace}/experiments/{name}", s.publicSettings)
+	mux.HandleFunc("/v1/public/namespaces/{namespace}/experiments/{name}/responses", s.publicResponses)
+	mux.HandleFunc("/v1/survey.js", s.survey.serve)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, "ok\n")
@@ -224,6 +282,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	statusDone := make(chan struct{})
+	sctxStatus, stopStatus := context.WithCancel(context.Background())
+	go func() { defer close(statusDone); s.statuses.run(sctxStatus) }()
+	defer func() { stopStatus(); <-statusDone }()
 	s.log.Info("feedback collector listening", "addr", ln.Addr().String(), "tls", s.certs != nil)
 	select {
 	case err := <-errc:

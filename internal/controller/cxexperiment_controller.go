@@ -22,6 +22,7 @@ import (
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
+	"github.com/rapport-dev/rapport/internal/assignment"
 	"github.com/rapport-dev/rapport/internal/measure"
 	"github.com/rapport-dev/rapport/internal/metrics"
 	"github.com/rapport-dev/rapport/internal/rollout"
@@ -42,6 +43,9 @@ type CXExperimentReconciler struct {
 	Prometheus func(q cxv1.PrometheusQuery, bearerToken string) (measure.Source, error)
 	// Guardrails reads guardrail values.
 	Guardrails measure.GuardrailReader
+	// AssignmentKeys reads and creates the experiments' assignment signing
+	// keys (default: uncached reads through APIReader, writes through Client).
+	AssignmentKeys *assignment.Keys
 	// GatewayAPI is false when the cluster has no HTTPRoute CRD; experiments
 	// that need it then get a clear condition.
 	GatewayAPI bool
@@ -148,6 +152,9 @@ func (r *CXExperimentReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	if r.MaxConcurrentReconciles == 0 {
 		r.MaxConcurrentReconciles = 4
+	}
+	if r.AssignmentKeys == nil {
+		r.AssignmentKeys = &assignment.Keys{Reader: r.APIReader, Writer: r.Client}
 	}
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&cxv1.CXExperiment{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).

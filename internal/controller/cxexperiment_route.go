@@ -47,6 +47,7 @@ func plan(exp *cxv1.CXExperiment, segments map[string]*cxv1.CustomerSegment) tra
 // user changes something.
 var permanentRouteErrors = []string{
 	cxv1.ReasonRouteLimitExceeded, cxv1.ReasonNoControlRule, cxv1.ReasonSegmentInvalid, cxv1.ReasonStickinessUnsupported,
+	cxv1.ReasonAssignmentCookieConflict,
 }
 
 // route applies the split the status calls for, in four steps: record what
@@ -109,7 +110,11 @@ func (r *CXExperimentReconciler) diff(ctx context.Context, sc *scope) ([]traffic
 		return nil, err
 	}
 	sc.exp.Status.Traffic = ts
-	return sc.router.Diff(ctx, sc.exp, plan(sc.exp, sc.segments))
+	p := plan(sc.exp, sc.segments)
+	if p.Assignment, err = r.assignmentCookie(ctx, sc.exp); err != nil {
+		return nil, err
+	}
+	return sc.router.Diff(ctx, sc.exp, p)
 }
 
 // applyAhead writes the status ahead of the changes, then makes them. When

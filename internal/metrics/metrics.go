@@ -42,6 +42,7 @@ func init() {
 func ForgetExperiment(namespace, name string) {
 	labels := prometheus.Labels{"namespace": namespace, "experiment": name}
 	FeedbackResponses.DeletePartialMatch(labels)
+	FeedbackRejections.DeletePartialMatch(prometheus.Labels{"namespace": namespace, "source": "browser/" + name})
 	for _, v := range perExperiment {
 		v.DeletePartialMatch(labels)
 	}

@@ -4,6 +4,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
@@ -41,14 +42,21 @@ func FuzzCookieRegex(f *testing.F) {
 }
 
 // FuzzRenderChildRules: arbitrary segment conditions and weights never
-// panic the renderer, and what it renders respects the Gateway API limits
-// and keeps each rule's weights summing to 100.
+// panic the renderer, and what it renders respects the Gateway API limits,
+// keeps each rule's weights summing to 100 and, with an assignment cookie,
+// adds exactly one Set-Cookie of that name to every backend's responses,
+// within the Gateway API's header value limit.
 func FuzzRenderChildRules(f *testing.F) {
-	f.Add("x-tier", "gold", "plan", "pro", "tier", "gold", int32(10), uint8(1), uint8(2))
-	f.Add("Cookie", "a=1", "", "", "c", "d", int32(50), uint8(16), uint8(1))
-	f.Add("x", "y", "q", "r", "", "", int32(100), uint8(3), uint8(9))
-	f.Fuzz(func(t *testing.T, hName, hValue, qName, qValue, cName, cValue string, weight int32, rules, segments uint8) {
+	f.Add("x-tier", "gold", "plan", "pro", "tier", "gold", int32(10), uint8(1), uint8(2), "")
+	f.Add("Cookie", "a=1", "", "", "c", "d", int32(50), uint8(16), uint8(1), "")
+	f.Add("x", "y", "q", "r", "", "", int32(100), uint8(3), uint8(9), "")
+	f.Add("x-tier", "gold", "", "", "", "", int32(5), uint8(2), uint8(3), "rapport-checkout")
+	f.Add("x", "y", "q", "r", "c", "d", int32(0), uint8(16), uint8(17), "cx~a.b")
+	f.Fuzz(func(t *testing.T, hName, hValue, qName, qValue, cName, cValue string, weight int32, rules, segments uint8, cookie string) {
 		if weight < 0 || weight > 100 {
+			return
+		}
+		if cookie != "" && !regexp.MustCompile(`^[A-Za-z0-9!#$%&'*+\-.^_|~]{1,128}$`).MatchString(cookie) { // the CRD's pattern
 			return
 		}
 		var route []gwv1.HTTPRouteRule
@@ -70,6 +78,12 @@ func FuzzRenderChildRules(f *testing.F) {
 			m.Cookies = []cxv1.CookieMatch{{Name: cName, Value: cValue}}
 		}
 		var p traffic.Plan
+		if cookie != "" {
+			p.Assignment = &traffic.AssignmentCookie{Name: cookie, MaxAge: time.Hour, Secure: true, Value: func(segment, variant string) string {
+				// As long as package assignment makes it: names of at most 253 characters.
+				return strings.Repeat("x", 300) + "~" + segment + "~" + variant
+			}}
+		}
 		for i := range int(segments%18) + 1 {
 			p.Segments = append(p.Segments, traffic.SegmentRoute{
 				Segment: "s" + string(rune('a'+i)), Match: &m,
@@ -95,6 +109,9 @@ func FuzzRenderChildRules(f *testing.F) {
 			var sum int32
 			for _, b := range r.BackendRefs {
 				sum += *b.Weight
+				if p.Assignment != nil {
+					checkAssignmentCookie(t, b, cookie)
+				}
 			}
 			if sum != 100 {
 				t.Fatalf("a rule's weights sum to %d", sum)
@@ -104,4 +121,27 @@ func FuzzRenderChildRules(f *testing.F) {
 			t.Fatalf("%d matches rendered, over the limit", total)
 		}
 	})
+}
+
+// checkAssignmentCookie fails unless b adds exactly one Set-Cookie named
+// name to its responses, in one ResponseHeaderModifier, within the Gateway
+// API's limit of 4096 characters a header value.
+func checkAssignmentCookie(t *testing.T, b gwv1.HTTPBackendRef, name string) {
+	t.Helper()
+	var found []string
+	mods := 0
+	for _, f := range b.Filters {
+		if f.Type != gwv1.HTTPRouteFilterResponseHeaderModifier {
+			continue
+		}
+		mods++
+		for _, h := range f.ResponseHeaderModifier.Add {
+			if strings.EqualFold(string(h.Name), HeaderSetCookie) {
+				found = append(found, h.Value)
+			}
+		}
+	}
+	if mods != 1 || len(found) != 1 || !strings.HasPrefix(found[0], name+"=") || len(found[0]) > 4096 {
+		t.Fatalf("backend %s: %d ResponseHeaderModifiers adding Set-Cookie %q, want one cookie %s within 4096 characters", b.Name, mods, found, name)
+	}
 }

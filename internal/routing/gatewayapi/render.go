@@ -9,6 +9,7 @@ import (
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
+	"github.com/rapport-dev/rapport/internal/assignment"
 	"github.com/rapport-dev/rapport/internal/routing/traffic"
 )
 
@@ -117,10 +118,45 @@ func upsertHeader(hs []gwv1.HTTPHeader, h gwv1.HTTPHeader) []gwv1.HTTPHeader {
 	return append(hs, h)
 }
 
+// HeaderSetCookie is the response header of the assignment cookie.
+const HeaderSetCookie = "Set-Cookie"
+
+// withAssignmentCookie adds the signed assignment cookie to the responses
+// of the reference, merged into its ResponseHeaderModifier filter (a filter
+// list may hold only one). The header is added, never set, so the
+// backend's own Set-Cookie headers pass through. A filter that already adds
+// a Set-Cookie header cannot take a second one (add is a map keyed by
+// header name): that is an error naming the fix.
+func withAssignmentCookie(ref gwv1.HTTPBackendRef, c *traffic.AssignmentCookie, variant, segment string) (gwv1.HTTPBackendRef, error) {
+	h := gwv1.HTTPHeader{Name: HeaderSetCookie, Value: assignment.SetCookie(c.Name, c.Value(segment, variant), c.MaxAge, c.Secure)}
+	for i, f := range ref.Filters {
+		if f.Type != gwv1.HTTPRouteFilterResponseHeaderModifier || f.ResponseHeaderModifier == nil {
+			continue
+		}
+		m := f.ResponseHeaderModifier
+		for _, a := range m.Add {
+			if strings.EqualFold(string(a.Name), HeaderSetCookie) {
+				return ref, traffic.Errorf(cxv1.ReasonAssignmentCookieConflict,
+					"the backendRef to Service %s already adds a Set-Cookie response header, and a filter can add a header name only once; move that cookie to the rule's filters, or recreate the experiment without spec.traffic.gatewayAPI.assignmentCookie", ref.Name)
+			}
+		}
+		m.Add = append(m.Add, h)
+		ref.Filters[i] = f
+		return ref, nil
+	}
+	ref.Filters = append(ref.Filters, gwv1.HTTPRouteFilter{
+		Type:                   gwv1.HTTPRouteFilterResponseHeaderModifier,
+		ResponseHeaderModifier: &gwv1.HTTPHeaderFilter{Add: []gwv1.HTTPHeader{h}},
+	})
+	return ref, nil
+}
+
 // RenderBackends renders the backendRefs of a rule for one segment's split:
 // the rule's own control reference (its filters kept) with the control's
-// weight, then one reference per other variant.
-func RenderBackends(rule gwv1.HTTPRouteRule, routeNamespace string, seg traffic.SegmentRoute, tag bool) ([]gwv1.HTTPBackendRef, error) {
+// weight, then one reference per other variant. tag adds the x-rapport-*
+// request headers; a non-nil cookie adds the signed assignment cookie to
+// each variant's responses.
+func RenderBackends(rule gwv1.HTTPRouteRule, routeNamespace string, seg traffic.SegmentRoute, tag bool, cookie *traffic.AssignmentCookie) ([]gwv1.HTTPBackendRef, error) {
 	var out []gwv1.HTTPBackendRef
 	for _, b := range seg.Backends {
 		var ref gwv1.HTTPBackendRef
@@ -139,6 +175,12 @@ func RenderBackends(rule gwv1.HTTPRouteRule, routeNamespace string, seg traffic.
 		}
 		if tag {
 			ref = withTags(ref, b.Variant, seg.Segment)
+		}
+		if cookie != nil {
+			var err error
+			if ref, err = withAssignmentCookie(ref, cookie, b.Variant, seg.Segment); err != nil {
+				return nil, err
+			}
 		}
 		out = append(out, ref)
 	}
@@ -342,7 +384,7 @@ func RenderChildRules(parent *gwv1.HTTPRoute, controlService string, plan traffi
 				}
 				rule.Matches = append(rule.Matches, mm)
 			}
-			refs, err := RenderBackends(pr, parent.Namespace, seg, plan.TagRequests)
+			refs, err := RenderBackends(pr, parent.Namespace, seg, plan.TagRequests, plan.Assignment)
 			if err != nil {
 				return nil, err
 			}

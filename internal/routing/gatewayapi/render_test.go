@@ -328,7 +328,7 @@ func TestRenderBackendsTags(t *testing.T) {
 		Filters: []gwv1.HTTPRouteFilter{{Type: gwv1.HTTPRouteFilterRequestHeaderModifier,
 			RequestHeaderModifier: &gwv1.HTTPHeaderFilter{Set: []gwv1.HTTPHeader{{Name: "X-Rapport-Variant", Value: "stale"}, {Name: "x-app", Value: "1"}}}}},
 	}}}
-	refs, err := RenderBackends(rule, "shop", segPlan(20, "enterprise").Segments[0], true)
+	refs, err := RenderBackends(rule, "shop", segPlan(20, "enterprise").Segments[0], true, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -414,4 +414,128 @@ func TestSessionPersistence(t *testing.T) {
 	if *sp.CookieConfig.LifetimeType != gwv1.PermanentCookieLifetimeType || string(*sp.AbsoluteTimeout) != "36h" {
 		t.Fatalf("with a lifetime = %+v, want a permanent cookie of 36h", sp)
 	}
+}
+
+func testCookie(name string) *traffic.AssignmentCookie {
+	return &traffic.AssignmentCookie{Name: name, MaxAge: time.Hour, Secure: true,
+		Value: func(segment, variant string) string { return "1~shop~checkout~1~" + segment + "~" + variant + "~0~tag" }}
+}
+
+func TestRenderBackendsAssignmentCookie(t *testing.T) {
+	appCookie := gwv1.HTTPHeader{Name: "Set-Cookie", Value: "app=1"}
+	tests := []struct {
+		name    string
+		control []gwv1.HTTPRouteFilter
+		tag     bool
+		wantErr string
+	}{{
+		name: "a ResponseHeaderModifier on each reference",
+	}, {
+		name: "merged into the control's own ResponseHeaderModifier, keeping its set and remove",
+		control: []gwv1.HTTPRouteFilter{{Type: gwv1.HTTPRouteFilterResponseHeaderModifier, ResponseHeaderModifier: &gwv1.HTTPHeaderFilter{
+			Set: []gwv1.HTTPHeader{{Name: "Cache-Control", Value: "no-store"}}, Remove: []string{"Server"}, Add: []gwv1.HTTPHeader{{Name: "X-App", Value: "1"}}}}},
+	}, {
+		name: "with tags: one filter of each kind",
+		tag:  true,
+	}, {
+		name: "the control already adds a Set-Cookie: an error naming the fix",
+		control: []gwv1.HTTPRouteFilter{{Type: gwv1.HTTPRouteFilterResponseHeaderModifier, ResponseHeaderModifier: &gwv1.HTTPHeaderFilter{
+			Add: []gwv1.HTTPHeader{appCookie}}}},
+		wantErr: "already adds a Set-Cookie response header",
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rule := gwv1.HTTPRouteRule{BackendRefs: []gwv1.HTTPBackendRef{{BackendRef: ref("v1").BackendRef, Filters: tt.control}}}
+			before, _ := json.Marshal(rule)
+			refs, err := RenderBackends(rule, "shop", segPlan(20, "enterprise").Segments[0], tt.tag, testCookie("rapport-checkout"))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || traffic.ReasonOf(err, "") != cxv1.ReasonAssignmentCookieConflict {
+					t.Fatalf("error = %v, want %q with reason %s", err, tt.wantErr, cxv1.ReasonAssignmentCookieConflict)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if after, _ := json.Marshal(rule); string(after) != string(before) {
+				t.Fatalf("rendering changed the rule:\n%s\n%s", before, after)
+			}
+			for i, variant := range []string{"control", "one-page"} {
+				var mods []*gwv1.HTTPHeaderFilter
+				kinds := map[gwv1.HTTPRouteFilterType]int{}
+				for _, f := range refs[i].Filters {
+					kinds[f.Type]++
+					if f.Type == gwv1.HTTPRouteFilterResponseHeaderModifier {
+						mods = append(mods, f.ResponseHeaderModifier)
+					}
+				}
+				if len(mods) != 1 {
+					t.Fatalf("%s: %d ResponseHeaderModifier filters, want 1", variant, len(mods))
+				}
+				want := "rapport-checkout=1~shop~checkout~1~enterprise~" + variant + "~0~tag; Path=/; Max-Age=3600; SameSite=Lax; Secure"
+				var cookies []string
+				for _, h := range mods[0].Add {
+					if h.Name == HeaderSetCookie {
+						cookies = append(cookies, h.Value)
+					}
+				}
+				if len(cookies) != 1 || cookies[0] != want {
+					t.Fatalf("%s: Set-Cookie added = %q, want [%q]", variant, cookies, want)
+				}
+				if len(mods[0].Set) != 0 && i == 1 {
+					t.Fatalf("%s: the variant's filter sets headers: %v", variant, mods[0].Set)
+				}
+				if tt.tag && kinds[gwv1.HTTPRouteFilterRequestHeaderModifier] != 1 {
+					t.Fatalf("%s: filters %v, want one RequestHeaderModifier too", variant, kinds)
+				}
+			}
+			if tt.control != nil {
+				m := refs[0].Filters[0].ResponseHeaderModifier
+				if fmt.Sprint(m.Set) != "[{Cache-Control no-store}]" || fmt.Sprint(m.Remove) != "[Server]" || len(m.Add) != 2 || m.Add[0].Name != "X-App" {
+					t.Fatalf("the control's own modifier was not kept: %+v", m)
+				}
+			}
+		})
+	}
+}
+
+func TestRenderChildRulesAssignmentCookiePerSegment(t *testing.T) {
+	parent := parentRoute(
+		gwv1.HTTPRouteRule{Matches: []gwv1.HTTPRouteMatch{prefix("/checkout")}, BackendRefs: []gwv1.HTTPBackendRef{ref("v1")}},
+		gwv1.HTTPRouteRule{Matches: []gwv1.HTTPRouteMatch{prefix("/cart")}, BackendRefs: []gwv1.HTTPBackendRef{ref("v1")}},
+	)
+	p := segPlan(30, "enterprise", "smb")
+	p.Assignment = testCookie("c")
+	rules, err := RenderChildRules(parent, "v1", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rules) != 4 {
+		t.Fatalf("rules = %d, want 2 segments x 2 parent rules", len(rules))
+	}
+	for i, r := range rules {
+		seg := []string{"enterprise", "enterprise", "smb", "smb"}[i]
+		for j, b := range r.BackendRefs {
+			variant := []string{"control", "one-page"}[j]
+			got := b.Filters[0].ResponseHeaderModifier.Add[0].Value
+			if !strings.HasPrefix(got, "c=1~shop~checkout~1~"+seg+"~"+variant+"~") {
+				t.Errorf("rule %d backend %d: cookie %q, want segment %s variant %s", i, j, got, seg, variant)
+			}
+		}
+	}
+	// Rendering is deterministic: an unchanged plan renders an equal route
+	// (so the router writes nothing).
+	again, _ := RenderChildRules(parent, "v1", p)
+	if a, b := mustMarshal(t, rules), mustMarshal(t, again); a != b {
+		t.Fatal("two renderings of the same plan differ")
+	}
+}
+
+func mustMarshal(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -309,7 +309,7 @@ func (r *Router) diffParent(exp *cxv1.CXExperiment, parent *gwv1.HTTPRoute, cont
 			if err := json.Unmarshal([]byte(orig.BackendRefs), &origRule.BackendRefs); err != nil {
 				return nil, fmt.Errorf("decode recorded backendRefs of rule %d: %w", i, err)
 			}
-			refs, err := RenderBackends(origRule, parent.Namespace, plan.Segments[0], plan.TagRequests)
+			refs, err := RenderBackends(origRule, parent.Namespace, plan.Segments[0], plan.TagRequests, plan.Assignment)
 			if err != nil {
 				return nil, err
 			}

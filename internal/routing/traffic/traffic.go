@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
 )
@@ -57,6 +58,22 @@ type Plan struct {
 	// Stickiness and TagRequests come from spec.traffic.gatewayAPI.
 	Stickiness  *cxv1.Stickiness
 	TagRequests bool
+	// Assignment, when set, asks for the signed assignment cookie on each
+	// variant's responses (spec.traffic.gatewayAPI.assignmentCookie).
+	Assignment *AssignmentCookie
+}
+
+// AssignmentCookie is the signed cookie a router sets on the responses of
+// each variant it routes, recording the variant and segment that served
+// the customer (package assignment signs it).
+type AssignmentCookie struct {
+	// Name of the cookie.
+	Name string
+	// Value returns the signed cookie value for a variant in a segment.
+	Value func(segment, variant string) string
+	// MaxAge is the cookie's lifetime; Secure adds the Secure attribute.
+	MaxAge time.Duration
+	Secure bool
 }
 
 // AllControl reports whether every segment routes only to the control.

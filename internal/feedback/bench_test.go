@@ -1,0 +1,53 @@
+package feedback
+
+import (
+	"net/http"
+	"testing"
+
+	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
+)
+
+// BenchmarkWebhook measures the per-request work of a webhook before the
+// commit: signature check, JSON decoding and the default mapping, on each
+// provider's fixture.
+//
+//	go test ./internal/feedback/ -run '^$' -bench Webhook -benchmem
+func BenchmarkWebhook(b *testing.B) {
+	for _, tt := range []struct {
+		provider cxv1.FeedbackProvider
+		file     string
+		data     map[string][]byte
+	}{
+		{cxv1.ProviderTypeform, "typeform-form_response.json", secrets},
+		{cxv1.ProviderDelighted, "delighted-survey_response_created.json", delightedSecrets()},
+		{cxv1.ProviderSurvicate, "survicate-question_answered.json", secrets},
+	} {
+		b.Run(string(tt.provider), func(b *testing.B) {
+			t := &testing.T{}
+			body := fixture(t, tt.file)
+			name, value := Sign(tt.provider, nil, tt.data, body)
+			h := http.Header{name: {value}}
+			m, err := Compile(tt.provider, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				if err := Verify(tt.provider, nil, tt.data, h, body); err != nil {
+					b.Fatal(err)
+				}
+				payload, err := DecodeJSON(body)
+				if err != nil {
+					b.Fatal(err)
+				}
+				in := Input{Body: payload}
+				if ok, err := m.Accept(in); !ok || err != nil {
+					b.Fatal(ok, err)
+				}
+				if _, err := m.Map(in); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

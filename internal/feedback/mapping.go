@@ -1,0 +1,484 @@
+package feedback
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/cel-go/cel"
+	"github.com/google/cel-go/common/types"
+	"github.com/google/cel-go/common/types/ref"
+	"github.com/google/cel-go/ext"
+
+	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
+)
+
+// Field names of a mapping, as in spec.mapping.
+const (
+	FieldAccept     = "accept"
+	FieldEventID    = "eventID"
+	FieldAssignment = "assignment"
+	FieldExperiment = "experiment"
+	FieldVariant    = "variant"
+	FieldSegment    = "segment"
+	FieldScore      = "score"
+	FieldRespondent = "respondent"
+	FieldAt         = "at"
+)
+
+// costLimit bounds one expression's evaluation: a mapping is written by
+// users and runs on payloads from the internet.
+const costLimit = 1_000_000
+
+// Defaults are the mappings of each provider, written for the payloads
+// each documents; spec.mapping overrides them field by field.
+var Defaults = map[cxv1.FeedbackProvider]cxv1.FeedbackMapping{
+	// One webhook per submitted typeform; partial responses
+	// (form_response_partial) are acknowledged and not counted. The score is
+	// the first opinion scale, rating or NPS answer; the assignment travels
+	// in the hidden field "rapport".
+	cxv1.ProviderTypeform: {
+		Accept:     `body.event_type == 'form_response'`,
+		EventID:    `body.event_id`,
+		Assignment: `body.form_response.?hidden.?rapport.orValue('')`,
+		Score:      `body.form_response.answers.filter(a, a.field.type in ['opinion_scale', 'rating', 'nps'])[0].number`,
+		Respondent: `body.form_response.token`,
+		At:         `body.form_response.submitted_at`,
+	},
+	// The webhook names the completed response; its answers come from the
+	// API (response: GET .../responses/{id}/details?simple=true). The score
+	// is the first answer that is a number; the assignment is the custom
+	// variable "rapport" of the collector link.
+	cxv1.ProviderSurveyMonkey: {
+		Accept:     `body.event_type == 'response_completed'`,
+		EventID:    `body.event_id`,
+		Assignment: `type(response.custom_variables) == map ? response.custom_variables.?rapport.orValue('') : ''`,
+		Score:      `int(response.pages.map(p, p.questions).flatten().map(q, q.answers).flatten().filter(a, has(a.simple_text) && a.simple_text.matches('^[0-9]{1,2}$'))[0].simple_text)`,
+		Respondent: `body.resources.respondent_id`,
+		At:         `body.event_datetime`,
+	},
+	// One webhook per answered question (questionAnswered); for an NPS
+	// question choice.id is the score. The assignment is the respondent
+	// attribute "rapport". With more than one question, set accept to pick
+	// the rating question (e.g. body.event.questionAnswered.question.id == 4411).
+	cxv1.ProviderSurvicate: {
+		Accept:     `has(body.event) && has(body.event.questionAnswered)`,
+		EventID:    `body.messageId`,
+		Assignment: `type(body.event.questionAnswered.respondent.attributes) == map ? body.event.questionAnswered.respondent.attributes.?rapport.orValue('') : ''`,
+		Score:      `body.event.questionAnswered.choice.id`,
+		Respondent: `body.event.questionAnswered.?responseUuid.orValue(body.event.questionAnswered.respondent.id)`,
+		At:         `body.event.questionAnswered.timestamp`,
+	},
+	// survey_response.created counts once per event id; the later
+	// survey_response.updated (a comment, additional answers) is
+	// acknowledged and never counted again. The assignment is the person
+	// property "rapport".
+	cxv1.ProviderDelighted: {
+		Accept:     `body.event_type == 'survey_response.created'`,
+		EventID:    `body.event_id`,
+		Assignment: `type(body.event_data.person_properties) == map ? body.event_data.person_properties.?rapport.orValue('') : ''`,
+		Score:      `body.event_data.score`,
+		Respondent: `body.event_data.person.id`,
+		At:         `body.event_data.created_at`,
+	},
+	// Rapport's own shape, for senders that can template their payload:
+	// {"id": ..., "assignment": ..., "score": ...}, or experiment, variant
+	// and segment instead of assignment. Map any other shape with spec.mapping.
+	cxv1.ProviderGeneric: {
+		Accept:     `true`,
+		EventID:    `body.id`,
+		Assignment: `body.?assignment.orValue('')`,
+		Experiment: `body.?experiment.orValue('')`,
+		Variant:    `body.?variant.orValue('')`,
+		Segment:    `body.?segment.orValue('')`,
+		Score:      `body.score`,
+		Respondent: `body.?respondent.orValue('')`,
+		At:         `body.?at.orValue('')`,
+	},
+}
+
+var (
+	envOnce sync.Once
+	env     *cel.Env
+	envErr  error
+)
+
+func celEnv() (*cel.Env, error) {
+	envOnce.Do(func() {
+		env, envErr = cel.NewEnv(
+			cel.Variable("body", cel.DynType),
+			cel.Variable("headers", cel.MapType(cel.StringType, cel.StringType)),
+			cel.Variable("response", cel.DynType),
+			cel.OptionalTypes(),
+			ext.Strings(),
+			ext.Lists(),
+		)
+	})
+	return env, envErr
+}
+
+// expr is one compiled field.
+type expr struct {
+	field, source string
+	fromDefault   bool
+	prg           cel.Program
+}
+
+// Mapping is a source's compiled mapping.
+type Mapping struct {
+	provider cxv1.FeedbackProvider
+	fields   map[string]*expr
+}
+
+// fieldsOf lists a mapping's fields in evaluation order.
+func fieldsOf(m cxv1.FeedbackMapping) [][2]string {
+	return [][2]string{
+		{FieldAccept, m.Accept}, {FieldEventID, m.EventID}, {FieldAssignment, m.Assignment},
+		{FieldExperiment, m.Experiment}, {FieldVariant, m.Variant}, {FieldSegment, m.Segment},
+		{FieldScore, m.Score}, {FieldRespondent, m.Respondent}, {FieldAt, m.At},
+	}
+}
+
+// Compile compiles the provider's default mapping overridden by m (which
+// may be nil). The error names the field of spec.mapping and the problem.
+func Compile(provider cxv1.FeedbackProvider, m *cxv1.FeedbackMapping) (*Mapping, error) {
+	def, ok := Defaults[provider]
+	if !ok {
+		return nil, fmt.Errorf("spec.provider %q is not supported; use Typeform, SurveyMonkey, Survicate, Delighted or Generic", provider)
+	}
+	e, err := celEnv()
+	if err != nil {
+		return nil, err
+	}
+	var over cxv1.FeedbackMapping
+	if m != nil {
+		over = *m
+	}
+	out := &Mapping{provider: provider, fields: map[string]*expr{}}
+	defs := fieldsOf(def)
+	for i, f := range fieldsOf(over) {
+		src, fromDefault := f[1], false
+		if src == "" {
+			src, fromDefault = defs[i][1], true
+		}
+		if src == "" {
+			continue
+		}
+		ast, iss := e.Compile(src)
+		if iss.Err() != nil {
+			return nil, fmt.Errorf("spec.mapping.%s does not compile: %v", f[0], iss.Err())
+		}
+		if t := ast.OutputType(); !outputFits(f[0], t) {
+			return nil, fmt.Errorf("spec.mapping.%s must give %s, but gives %s", f[0], wantType(f[0]), t)
+		}
+		prg, err := e.Program(ast, cel.CostLimit(costLimit), cel.EvalOptions(cel.OptOptimize))
+		if err != nil {
+			return nil, fmt.Errorf("spec.mapping.%s: %v", f[0], err)
+		}
+		out.fields[f[0]] = &expr{field: f[0], source: src, fromDefault: fromDefault, prg: prg}
+	}
+	for _, required := range []string{FieldAccept, FieldEventID, FieldScore} {
+		if out.fields[required] == nil {
+			return nil, fmt.Errorf("spec.mapping.%s is required for provider %s", required, provider)
+		}
+	}
+	return out, nil
+}
+
+func wantType(field string) string {
+	switch field {
+	case FieldAccept:
+		return "a bool"
+	case FieldScore:
+		return "an int"
+	case FieldAt:
+		return "a timestamp, an RFC 3339 string or Unix seconds"
+	}
+	return "a string"
+}
+
+// outputFits rejects expressions whose type is known at compile time and wrong.
+func outputFits(field string, t *cel.Type) bool {
+	if t == nil || t.IsExactType(cel.DynType) || t.Kind() == types.OptionalType.Kind() {
+		return true
+	}
+	switch field {
+	case FieldAccept:
+		return t.IsExactType(cel.BoolType)
+	case FieldScore:
+		return t.IsExactType(cel.IntType) || t.IsExactType(cel.UintType) || t.IsExactType(cel.DoubleType)
+	case FieldAt:
+		return t.IsExactType(cel.TimestampType) || t.IsExactType(cel.StringType) || t.IsExactType(cel.IntType)
+	}
+	return t.IsExactType(cel.StringType) || t.IsExactType(cel.IntType) || t.IsExactType(cel.NullType)
+}
+
+// Input is what the expressions see.
+type Input struct {
+	// Body is the decoded JSON payload (see DecodeJSON).
+	Body any
+	// Headers are the request's headers, lower-case names, first value.
+	Headers map[string]string
+	// Response is what the collector fetched for the event (SurveyMonkey), or nil.
+	Response any
+}
+
+// Event is the response a mapping made of a webhook.
+type Event struct {
+	EventID    string
+	Assignment string
+	Experiment string
+	Variant    string
+	Segment    string
+	Score      int64
+	Respondent string
+	// At is zero when the mapping gives none.
+	At time.Time
+}
+
+// MappingError is a mapping that failed on a payload: the collector
+// answers 422 with the message, which names the field.
+type MappingError struct {
+	Field   string
+	Message string
+}
+
+func (e *MappingError) Error() string { return e.Message }
+
+func (m *Mapping) fail(x *expr, format string, args ...any) error {
+	origin := "spec.mapping." + x.field
+	if x.fromDefault {
+		origin = fmt.Sprintf("the %s default of spec.mapping.%s (%s)", m.provider, x.field, x.source)
+	}
+	return &MappingError{Field: x.field, Message: origin + ": " + fmt.Sprintf(format, args...) +
+		fmt.Sprintf("; set spec.mapping.%s to read this payload", x.field)}
+}
+
+func (m *Mapping) eval(x *expr, in Input) (ref.Val, error) {
+	resp := in.Response
+	if resp == nil {
+		resp = types.NullValue
+	}
+	hdr := in.Headers
+	if hdr == nil {
+		hdr = map[string]string{}
+	}
+	v, _, err := x.prg.Eval(map[string]any{"body": in.Body, "headers": hdr, "response": resp})
+	if err != nil {
+		return nil, m.fail(x, "%v", err)
+	}
+	if o, ok := v.(*types.Optional); ok {
+		if !o.HasValue() {
+			return types.NullValue, nil
+		}
+		v = o.GetValue()
+	}
+	return v, nil
+}
+
+// Accept evaluates accept: false means acknowledge the event without
+// counting it.
+func (m *Mapping) Accept(in Input) (bool, error) {
+	x := m.fields[FieldAccept]
+	v, err := m.eval(x, in)
+	if err != nil {
+		return false, err
+	}
+	b, ok := v.(types.Bool)
+	if !ok {
+		return false, m.fail(x, "gave %s, not a bool", describe(v))
+	}
+	return bool(b), nil
+}
+
+// Map evaluates the other fields into an Event. experiment, variant and
+// segment are evaluated only when assignment is empty.
+func (m *Mapping) Map(in Input) (Event, error) {
+	var ev Event
+	str := func(field string, dst *string) error {
+		x := m.fields[field]
+		if x == nil {
+			return nil
+		}
+		v, err := m.eval(x, in)
+		if err != nil {
+			return err
+		}
+		s, ok := asString(v)
+		if !ok {
+			return m.fail(x, "gave %s, not a string", describe(v))
+		}
+		*dst = s
+		return nil
+	}
+	if err := str(FieldEventID, &ev.EventID); err != nil {
+		return ev, err
+	}
+	if ev.EventID == "" {
+		return ev, m.fail(m.fields[FieldEventID], "gave an empty event id; every event needs one, so that a retried event is not counted twice")
+	}
+	if err := str(FieldAssignment, &ev.Assignment); err != nil {
+		return ev, err
+	}
+	if ev.Assignment == "" {
+		for _, f := range []struct {
+			field string
+			dst   *string
+		}{{FieldExperiment, &ev.Experiment}, {FieldVariant, &ev.Variant}, {FieldSegment, &ev.Segment}} {
+			if err := str(f.field, f.dst); err != nil {
+				return ev, err
+			}
+		}
+	}
+	x := m.fields[FieldScore]
+	v, err := m.eval(x, in)
+	if err != nil {
+		return ev, err
+	}
+	score, ok := asInt(v)
+	if !ok {
+		return ev, m.fail(x, "gave %s, not a whole number", describe(v))
+	}
+	ev.Score = score
+	if err := str(FieldRespondent, &ev.Respondent); err != nil {
+		return ev, err
+	}
+	if x := m.fields[FieldAt]; x != nil {
+		v, err := m.eval(x, in)
+		if err != nil {
+			return ev, err
+		}
+		at, ok := asTime(v)
+		if !ok {
+			return ev, m.fail(x, "gave %s, not a timestamp, an RFC 3339 string or Unix seconds", describe(v))
+		}
+		ev.At = at
+	}
+	return ev, nil
+}
+
+// describe names a value for messages without echoing long content.
+func describe(v ref.Val) string {
+	s := fmt.Sprint(v.Value())
+	if len(s) > 40 {
+		s = s[:40] + "..."
+	}
+	return fmt.Sprintf("%s %q", strings.ToLower(v.Type().TypeName()), s)
+}
+
+func asString(v ref.Val) (string, bool) {
+	switch t := v.(type) {
+	case types.String:
+		return string(t), true
+	case types.Int:
+		return strconv.FormatInt(int64(t), 10), true
+	case types.Uint:
+		return strconv.FormatUint(uint64(t), 10), true
+	case types.Null:
+		return "", true
+	}
+	return "", false
+}
+
+func asInt(v ref.Val) (int64, bool) {
+	switch t := v.(type) {
+	case types.Int:
+		return int64(t), true
+	case types.Uint:
+		if uint64(t) > math.MaxInt64 {
+			return 0, false
+		}
+		return int64(t), true
+	case types.Double:
+		f := float64(t)
+		if f != math.Trunc(f) || math.Abs(f) > 1<<53 {
+			return 0, false
+		}
+		return int64(f), true
+	}
+	return 0, false
+}
+
+func asTime(v ref.Val) (time.Time, bool) {
+	switch t := v.(type) {
+	case types.Timestamp:
+		return t.Time, true
+	case types.String:
+		if t == "" {
+			return time.Time{}, true
+		}
+		for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999Z07:00"} {
+			if at, err := time.Parse(layout, string(t)); err == nil {
+				return at, true
+			}
+		}
+		return time.Time{}, false
+	case types.Int:
+		return time.Unix(int64(t), 0).UTC(), true
+	case types.Double:
+		return time.Unix(int64(t), 0).UTC(), true
+	case types.Null:
+		return time.Time{}, true
+	}
+	return time.Time{}, false
+}
+
+// maxDepth bounds the nesting of a payload.
+const maxDepth = 64
+
+// DecodeJSON decodes a payload for the expressions: objects become
+// map[string]any, arrays []any, whole numbers int64 (so that `int` and
+// comparisons with integers work) and other numbers float64. The body must
+// be one JSON value; nesting is bounded.
+func DecodeJSON(body []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, fmt.Errorf("the body is not JSON: %v", err)
+	}
+	if dec.More() {
+		return nil, errors.New("the body holds more than one JSON value; send one object")
+	}
+	return convertNumbers(v, 0)
+}
+
+func convertNumbers(v any, depth int) (any, error) {
+	if depth > maxDepth {
+		return nil, fmt.Errorf("the body is nested more than %d levels deep", maxDepth)
+	}
+	switch t := v.(type) {
+	case json.Number:
+		if i, err := strconv.ParseInt(string(t), 10, 64); err == nil {
+			return i, nil
+		}
+		f, err := t.Float64()
+		if err != nil {
+			return nil, fmt.Errorf("number %s is out of range", t)
+		}
+		return f, nil
+	case map[string]any:
+		for k, e := range t {
+			c, err := convertNumbers(e, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			t[k] = c
+		}
+	case []any:
+		for i, e := range t {
+			c, err := convertNumbers(e, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			t[i] = c
+		}
+	}
+	return v, nil
+}

@@ -1,0 +1,200 @@
+//go:build bench
+
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+
+	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
+	"github.com/rapport-dev/rapport/internal/assignment"
+	"github.com/rapport-dev/rapport/internal/feedback"
+	"github.com/rapport-dev/rapport/test/utils"
+)
+
+// feedbackResult is one run of TestFeedbackThroughput.
+type feedbackResult struct {
+	Endpoint                           string
+	Run, InFlight                      int
+	DurationS                          float64
+	AcceptedPerSecond                  float64
+	AckP50Ms, AckP99Ms                 float64
+	Rejected                           int64
+	TallyMatchesAccepted               bool
+	CommitsPerSecond                   float64
+	ManagerCPUCoresUsed, ManagerRSSMiB float64
+}
+
+const benchOrigin = "https://shop.example.com"
+
+// TestFeedbackThroughput posts single answers, as fast as the collector
+// acknowledges them (each 202 is a durable commit), to the two endpoints
+// that take answers one at a time: a FeedbackSource's webhook (Typeform
+// events, each with its own event id, signed) and the public browser
+// endpoint (each answer from its own respondent, with a signed
+// assignment). 64 requests in flight from the same 2-core machine, for 20 s
+// each, BENCH_RUNS times (default 3). It reports answers per second,
+// acknowledgement latency (p50, p99), commits, the manager's CPU and
+// memory, and checks that the tally holds exactly the acknowledged answers.
+// The browser endpoint is measured without CORS preflights: a browser
+// caches its preflight for 10 minutes (Access-Control-Max-Age), so a
+// customer's first answer costs one more request.
+func TestFeedbackThroughput(t *testing.T) {
+	e := newEnv(t, "--collector-public-rate-limit=-1")
+	runs := envInt("BENCH_RUNS", 3)
+	var results []feedbackResult
+	for _, endpoint := range []string{"webhook", "public"} {
+		var accepted, p99 []float64
+		for run := range runs {
+			r := feedbackRun(t, e, endpoint, run+1)
+			results = append(results, r)
+			accepted = append(accepted, r.AcceptedPerSecond)
+			p99 = append(p99, r.AckP99Ms)
+			t.Logf("%s, run %d: %.0f answers/s, ack p50 %.1f ms, p99 %.1f ms, %d rejected, tally exact: %v",
+				endpoint, r.Run, r.AcceptedPerSecond, r.AckP50Ms, r.AckP99Ms, r.Rejected, r.TallyMatchesAccepted)
+		}
+		t.Logf("%s, median of %d runs: %.0f answers/s (min %.0f, max %.0f), ack p99 %.1f ms",
+			endpoint, runs, quantile(accepted, 0.5), quantile(accepted, 0), quantile(accepted, 1), quantile(p99, 0.5))
+	}
+	report(t, "feedback-throughput", results)
+}
+
+func feedbackRun(t *testing.T, e *env, endpoint string, run int) feedbackResult {
+	ctx := context.Background()
+	ns, _ := e.shop(ctx, t)
+	name := "answers"
+	e.route(ctx, t, ns, name)
+	exp := experiment(ns, name, name, []cxv1.Step{{Weight: 50, MinDuration: metav1.Duration{Duration: time.Hour}}}, "3")
+	exp.Spec.Traffic.GatewayAPI.AssignmentCookie = &cxv1.AssignmentCookie{}
+	exp.Spec.Satisfaction.Source.Collector.Browser = &cxv1.BrowserFeedback{AllowedOrigins: []string{benchOrigin}}
+	must(t, e.c.Create(ctx, exp))
+	must(t, wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		err := e.c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, exp)
+		return err == nil && exp.Status.Phase == cxv1.PhaseProgressing, nil
+	}))
+	// The controller created the experiment's key: sign as the gateway's cookie would.
+	var key []byte
+	must(t, wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		k, err := (&assignment.Keys{Reader: e.c}).Get(ctx, exp)
+		key = k
+		return err == nil, nil
+	}))
+	value := assignment.Sign(key, assignment.Assignment{Namespace: ns, Experiment: name, Run: exp.Status.Run, Segment: "enterprise", Variant: "control"})
+
+	var next func(seq int64) *http.Request
+	switch endpoint {
+	case "webhook":
+		data := map[string][]byte{feedback.KeyTypeformSecret: []byte("bench-secret")}
+		must(t, e.c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "typeform", Namespace: ns}, Data: data}))
+		must(t, e.c.Create(ctx, &cxv1.FeedbackSource{ObjectMeta: metav1.ObjectMeta{Name: "typeform", Namespace: ns},
+			Spec: cxv1.FeedbackSourceSpec{Provider: cxv1.ProviderTypeform, SecretRef: cxv1.LocalObjectRef{Name: "typeform"}}}))
+		raw, err := os.ReadFile(filepath.Join(utils.RepoRoot(), "internal", "feedback", "testdata", "typeform-form_response.json"))
+		must(t, err)
+		tmpl := strings.ReplaceAll(string(raw), "{{ASSIGNMENT}}", value)
+		url := fmt.Sprintf("%s/v1/namespaces/%s/sources/typeform/webhook", e.mgr.CollectorURL, ns)
+		next = func(seq int64) *http.Request {
+			body := []byte(strings.Replace(tmpl, "01JDRAPPORT0TYPEFORM00001", fmt.Sprintf("bench-%d-%d", run, seq), 1))
+			req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+			h, v := feedback.Sign(cxv1.ProviderTypeform, nil, data, body)
+			req.Header.Set(h, v)
+			req.Header.Set("Content-Type", "application/json")
+			return req
+		}
+	default:
+		url := fmt.Sprintf("%s/v1/public/namespaces/%s/experiments/%s/responses", e.mgr.CollectorURL, ns, name)
+		next = func(seq int64) *http.Request {
+			body := fmt.Sprintf(`{"assignment":%q,"respondent":"r%d-%015d","score":4}`, value, run, seq)
+			req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+			req.Header.Set("Origin", benchOrigin)
+			req.Header.Set("Content-Type", "application/json")
+			return req
+		}
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2048}, Timeout: 30 * time.Second}
+	// Wait until the collector's caches hold the source and the experiment.
+	must(t, wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
+		res, err := client.Do(next(-1))
+		if err != nil {
+			return false, nil
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		return res.StatusCode == http.StatusAccepted, nil
+	}))
+
+	fams0, err := e.mgr.Metrics()
+	must(t, err)
+	u0, _ := utils.ProcessUsage(e.mgr.Cmd.Process.Pid)
+	const duration = 20 * time.Second
+	inFlight := envInt("BENCH_IN_FLIGHT", 1024)
+	var seq, accepted, rejected atomic.Int64
+	var mu sync.Mutex
+	var lat []float64
+	deadline := time.Now().Add(duration)
+	var wg sync.WaitGroup
+	for range inFlight {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []float64
+			for time.Now().Before(deadline) {
+				start := time.Now()
+				res, err := client.Do(next(seq.Add(1)))
+				if err != nil {
+					rejected.Add(1)
+					continue
+				}
+				_, _ = io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+				if res.StatusCode != http.StatusAccepted {
+					rejected.Add(1)
+					continue
+				}
+				accepted.Add(1)
+				mine = append(mine, float64(time.Since(start).Microseconds())/1000)
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	u1, _ := utils.ProcessUsage(e.mgr.Cmd.Process.Pid)
+	fams1, err := e.mgr.Metrics()
+	must(t, err)
+	commits := float64(fams1["rapport_collector_commit_duration_seconds"].GetMetric()[0].GetHistogram().GetSampleCount() -
+		fams0["rapport_collector_commit_duration_seconds"].GetMetric()[0].GetHistogram().GetSampleCount())
+	sort.Float64s(lat)
+	tally := &cxv1.ResponseTally{}
+	must(t, e.c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, tally))
+	if tally.Spec.Total != accepted.Load()+1 { // +1: the readiness probe's answer
+		t.Errorf("%s: the tally holds %d answers, %d were acknowledged", endpoint, tally.Spec.Total, accepted.Load()+1)
+	}
+	return feedbackResult{
+		Endpoint: endpoint, Run: run, InFlight: inFlight, DurationS: duration.Seconds(),
+		AcceptedPerSecond:    float64(accepted.Load()) / duration.Seconds(),
+		AckP50Ms:             quantile(lat, 0.5),
+		AckP99Ms:             quantile(lat, 0.99),
+		Rejected:             rejected.Load(),
+		TallyMatchesAccepted: tally.Spec.Total == accepted.Load()+1,
+		CommitsPerSecond:     commits / duration.Seconds(),
+		ManagerCPUCoresUsed:  (u1.CPU - u0.CPU).Seconds() / duration.Seconds(),
+		ManagerRSSMiB:        float64(u1.RSS) / (1 << 20),
+	}
+}
