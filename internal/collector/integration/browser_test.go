@@ -25,8 +25,8 @@ import (
 	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
 	"github.com/rapport-dev/rapport/internal/assignment"
 	"github.com/rapport-dev/rapport/internal/collector"
-	"github.com/rapport-dev/rapport/internal/routing/traffic"
 	"github.com/rapport-dev/rapport/internal/routing/gatewayapi"
+	"github.com/rapport-dev/rapport/internal/routing/traffic"
 	"github.com/rapport-dev/rapport/test/utils"
 )
 
