@@ -39,6 +39,17 @@ const (
 	ConditionTrafficRouted = "TrafficRouted"
 	// ConditionMeasured says whether satisfaction could be read at the last measurement.
 	ConditionMeasured = "Measured"
+	// ConditionSampleRatioMismatch is True while some segment's responses
+	// per variant do not match the shares its weights predict
+	// (status.segments[].sampleRatio): those segments cannot advance or be
+	// promoted; rollbacks still happen. The message gives the observed and
+	// expected shares and the likely causes. Absent otherwise.
+	ConditionSampleRatioMismatch = "SampleRatioMismatch"
+	// ConditionSettingsChanged is True while spec.satisfaction judges
+	// differently from the settings the current run started with
+	// (status.settings): the run keeps being judged by those, and the edit
+	// applies to the next run (kubectl cx retry). Absent otherwise.
+	ConditionSettingsChanged = "SettingsChanged"
 )
 
 // Condition reasons of CXExperiment. Each is a CamelCase word for machines;
@@ -140,6 +151,10 @@ const (
 	// ReasonReconcileError: the reconcile failed (e.g. reading the cluster);
 	// it is retried with backoff. The message has the error.
 	ReasonReconcileError = "ReconcileError"
+	// ReasonResponseSharesOffWeights: reason of SampleRatioMismatch.
+	ReasonResponseSharesOffWeights = "ResponseSharesOffWeights"
+	// ReasonAppliesToNextRun: reason of SettingsChanged.
+	ReasonAppliesToNextRun = "AppliesToNextRun"
 	// ReasonAssignmentCookieConflict: the route already adds a Set-Cookie
 	// header where Rapport must add the assignment cookie.
 	ReasonAssignmentCookieConflict = "AssignmentCookieConflict"

@@ -390,3 +390,32 @@ func TestRenderReportsWriteErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestRenderStatusEpochsAndGuards: status shows each segment's epoch, a
+// sample-ratio mismatch with its shares, and settings edited mid-run next
+// to the settings the run is still judged by.
+func TestRenderStatusEpochsAndGuards(t *testing.T) {
+	exp := newExperiment("shop", "checkout-redesign")
+	exp.Status = progressingStatus()
+	rs, err := exp.Spec.Satisfaction.RunSettings()
+	must(t, err)
+	exp.Status.Settings = &rs
+	exp.Spec.Satisfaction.MaxDrop = "5"
+	exp.Status.Segments[0].Epoch = 3
+	exp.Status.Segments[0].SampleRatio = &cxv1.SampleRatioStatus{Mismatch: true, Epoch: 3, Evidence: "8.1 of 6.9",
+		Shares: "control 82.0% (expected 75.0%), one-page 18.0% (expected 25.0%)"}
+	var b bytes.Buffer
+	must(t, RenderStatus(&b, exp, nil, plain))
+	out := b.String()
+	for _, want := range []string{
+		"(epoch 3)",
+		"Sample-ratio mismatch: control 82.0% (expected 75.0%), one-page 18.0% (expected 25.0%) (epoch 3, evidence 8.1 of 6.9)",
+		"max drop " + rs.MaxDrop + " points", // judged by the run's settings, not the edit
+		"spec.satisfaction changed during this run (maxDrop " + rs.MaxDrop + " -> 5)",
+		"kubectl cx retry checkout-redesign",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status does not show %q:\n%s", want, out)
+		}
+	}
+}

@@ -132,7 +132,10 @@ func renderHeader(p *printer, exp *cxv1.CXExperiment, o RenderOptions) {
 	kv.add(c("Touchpoint:"), c(orDash(exp.Spec.Touchpoint)))
 	kv.add(c("Phase:"), colored(phaseColor(st.Phase), phaseOf(exp)))
 	kv.add(c("Run:"), c(runLine(exp, o.Now)))
-	kv.add(c("Judged on:"), c(settingsLine(&exp.Spec)))
+	kv.add(c("Judged on:"), c(settingsLine(exp)))
+	if changed, diff := exp.SettingsChanged(); changed && !st.Phase.Terminal() {
+		kv.add(c("Settings:"), colored(ansiYellow, "spec.satisfaction changed during this run ("+diff+"); it applies to the next run: kubectl cx retry "+exp.Name))
+	}
 	kv.add(c("Traffic:"), c(trafficLine(exp)))
 	if st.MeasuredAt != nil {
 		kv.add(c("Measured:"), c(age(o.Now, st.MeasuredAt.Time)+" ago"))
@@ -171,7 +174,14 @@ func renderSegments(p *printer, exp *cxv1.CXExperiment, o RenderOptions) {
 		if seg.Promoted != "" {
 			head += " (promoted: " + seg.Promoted + ")"
 		}
+		if seg.Epoch > 0 {
+			head += fmt.Sprintf(" (epoch %d)", seg.Epoch)
+		}
 		p.println(o.paint(ansiBold, head))
+		if sr := seg.SampleRatio; sr != nil && sr.Mismatch {
+			p.printf("  %s %s (epoch %d, evidence %s): it cannot advance or be promoted until the shares match\n",
+				o.paint(ansiRed, "Sample-ratio mismatch:"), sr.Shares, sr.Epoch, sr.Evidence)
+		}
 		t := &table{indent: "  "}
 		t.header("VARIANT", "STATE", "WEIGHT", "RESPONSES", "SHARE", "SCORE", "DIFF", "VERDICT")
 		for _, v := range seg.Variants {
@@ -306,11 +316,12 @@ func runLine(exp *cxv1.CXExperiment, now time.Time) string {
 	return s
 }
 
-// settingsLine summarises spec.satisfaction, defaults applied.
-func settingsLine(spec *cxv1.CXExperimentSpec) string {
-	s, err := spec.Satisfaction.Settings()
+// settingsLine summarises the settings the run is judged by (status.settings,
+// frozen when the run started, else spec.satisfaction), defaults applied.
+func settingsLine(exp *cxv1.CXExperiment) string {
+	s, err := exp.JudgedSettings()
 	if err != nil {
-		return "invalid spec.satisfaction: " + err.Error()
+		return "invalid settings: " + err.Error()
 	}
 	parts := []string{scaleText(s), "max drop " + points(s.MaxDrop) + " points"}
 	if s.Minimum != nil {

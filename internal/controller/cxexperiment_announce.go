@@ -2,6 +2,7 @@ package controller
 
 import (
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 
 	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
 	"github.com/rapport-dev/rapport/internal/metrics"
@@ -17,6 +18,11 @@ func (r *CXExperimentReconciler) announce(sc *scope) {
 	if sc.routeErr != nil && len(sc.decision.RolledBack) > 0 {
 		r.event(sc.exp, rollout.Event{Warning: true, Reason: "TrafficNotApplied",
 			Message: "a rollback was decided but the route could not be changed yet; retrying: " + sc.routeErr.Error()})
+	}
+	for _, t := range []string{cxv1.ConditionSampleRatioMismatch, cxv1.ConditionSettingsChanged} {
+		if c := meta.FindStatusCondition(sc.exp.Status.Conditions, t); c != nil && meta.FindStatusCondition(sc.before.Conditions, t) == nil {
+			r.event(sc.exp, rollout.Event{Warning: true, Reason: t, Message: c.Message})
+		}
 	}
 	metrics.RecordRollbacks(sc.exp, sc.decision.RolledBack)
 	if sc.exp.Status.Phase == cxv1.PhaseSucceeded && sc.before.Phase != cxv1.PhaseSucceeded {

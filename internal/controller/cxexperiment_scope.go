@@ -88,8 +88,16 @@ func newScope(exp *cxv1.CXExperiment, now time.Time) *scope {
 	return &scope{exp: exp, orig: exp.DeepCopy(), before: *exp.Status.DeepCopy(), now: now}
 }
 
-// loadSettings parses spec.satisfaction.
+// loadSettings parses the settings the run is judged by (status.settings,
+// else spec.satisfaction).
 func (sc *scope) loadSettings() error {
+	if sc.running() && sc.exp.Status.Settings == nil {
+		// A run started by a version without status.settings: from now on
+		// it is judged by the settings it has today.
+		if rs, err := sc.exp.Spec.Satisfaction.RunSettings(); err == nil {
+			sc.exp.Status.Settings = &rs
+		}
+	}
 	s, err := sc.exp.JudgedSettings()
 	if err != nil {
 		return err

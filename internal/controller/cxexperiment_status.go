@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -63,6 +64,43 @@ func setStatus(sc *scope, reconcileErr error, done bool) {
 	setReconcilingCondition(exp, in)
 	setStalledCondition(exp, in)
 	setDegradedCondition(exp, in)
+	setSampleRatioCondition(exp, in)
+	setSettingsChangedCondition(exp, in)
+}
+
+// setSampleRatioCondition: True while a segment of a run in progress is held
+// by a sample-ratio mismatch; removed otherwise.
+func setSampleRatioCondition(exp *cxv1.CXExperiment, in conditionInputs) {
+	var o *outcome
+	if exp.Status.Phase == cxv1.PhaseProgressing || exp.Status.Phase == cxv1.PhasePaused {
+		var parts []string
+		for _, seg := range exp.Status.Segments {
+			if sr := seg.SampleRatio; sr != nil && sr.Mismatch {
+				parts = append(parts, fmt.Sprintf("segment %s in epoch %d: %s", seg.Name, sr.Epoch, sr.Shares))
+			}
+		}
+		if len(parts) > 0 {
+			o = ptr(succeeded(cxv1.ReasonResponseSharesOffWeights,
+				"responses per variant do not match the traffic weights (%s): these segments cannot advance or be promoted, rollbacks still apply. "+
+					"Likely causes: the survey is broken or missing on one variant, stickiness or a cache keeps customers on one variant, "+
+					"or answers are attributed to the wrong variant", strings.Join(parts, "; ")))
+		}
+	}
+	setAbnormalCondition(exp, cxv1.ConditionSampleRatioMismatch, o, in.generation)
+}
+
+// setSettingsChangedCondition: True while spec.satisfaction differs from
+// the settings the current run is judged by; removed otherwise.
+func setSettingsChangedCondition(exp *cxv1.CXExperiment, in conditionInputs) {
+	var o *outcome
+	if !exp.Status.Phase.Terminal() && exp.Status.Phase != cxv1.PhasePending {
+		if changed, diff := exp.SettingsChanged(); changed {
+			o = ptr(succeeded(cxv1.ReasonAppliesToNextRun,
+				"spec.satisfaction changed during run %d (%s): this run is still judged by the settings it started with (status.settings); "+
+					"the change applies to the next run: kubectl cx retry %s", exp.Status.Run, diff, exp.Name))
+		}
+	}
+	setAbnormalCondition(exp, cxv1.ConditionSettingsChanged, o, in.generation)
 }
 
 // finished reports whether a reconcile that returned err is done with the

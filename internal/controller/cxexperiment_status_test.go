@@ -3,6 +3,7 @@ package controller
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -173,5 +174,67 @@ func TestSetStatusObservedGeneration(t *testing.T) {
 				t.Error("the Progressing condition of older versions is still there")
 			}
 		})
+	}
+}
+
+// withSegments gives exp one segment per sample-ratio state (nil: no test yet).
+func withSegments(exp *cxv1.CXExperiment, srs ...*cxv1.SampleRatioStatus) *cxv1.CXExperiment {
+	for i, sr := range srs {
+		exp.Status.Segments = append(exp.Status.Segments, cxv1.SegmentStatus{Name: fmt.Sprintf("s%d", i), Epoch: 2, SampleRatio: sr})
+	}
+	return exp
+}
+
+func TestSetSampleRatioCondition(t *testing.T) {
+	off := &cxv1.SampleRatioStatus{Mismatch: true, Epoch: 2, Evidence: "9.8 of 6.9", Shares: "control 81.0% (expected 75.0%), one-page 19.0% (expected 25.0%)"}
+	fine := &cxv1.SampleRatioStatus{Epoch: 2, Evidence: "0.3 of 6.9"}
+	runConditionCases(t, setSampleRatioCondition, cxv1.ConditionSampleRatioMismatch, []conditionCase{
+		{name: "no test yet", exp: withSegments(statusExperiment(cxv1.PhaseProgressing, cxv1.WaitingStepRunning), nil), want: ""},
+		{name: "shares match", exp: withSegments(statusExperiment(cxv1.PhaseProgressing, cxv1.WaitingStepRunning), fine, fine), want: ""},
+		{name: "one segment off", exp: withSegments(statusExperiment(cxv1.PhaseProgressing, cxv1.WaitingStepRunning), fine, off),
+			want: "True/" + cxv1.ReasonResponseSharesOffWeights},
+		{name: "paused, off", exp: withSegments(statusExperiment(cxv1.PhasePaused, cxv1.WaitingPaused), off), want: "True/" + cxv1.ReasonResponseSharesOffWeights},
+		{name: "ended: nothing left to hold", exp: withSegments(statusExperiment(cxv1.PhaseSucceeded, ""), off), want: ""},
+		{name: "cleared once the shares match again",
+			exp:  withSegments(statusExperiment(cxv1.PhaseProgressing, cxv1.WaitingStepRunning, metav1.Condition{Type: cxv1.ConditionSampleRatioMismatch, Status: metav1.ConditionTrue, Reason: cxv1.ReasonResponseSharesOffWeights}), fine),
+			want: ""},
+	})
+	exp := withSegments(statusExperiment(cxv1.PhaseProgressing, cxv1.WaitingStepRunning), off)
+	setSampleRatioCondition(exp, conditionInputs{})
+	msg := meta.FindStatusCondition(exp.Status.Conditions, cxv1.ConditionSampleRatioMismatch).Message
+	for _, want := range []string{"segment s0 in epoch 2", off.Shares, "survey", "stickiness"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("message %q does not say %q", msg, want)
+		}
+	}
+}
+
+func TestSetSettingsChangedCondition(t *testing.T) {
+	running := func(phase cxv1.ExperimentPhase, maxDrop string) *cxv1.CXExperiment {
+		exp := statusExperiment(phase, cxv1.WaitingStepRunning)
+		exp.Name, exp.Status.Run = "checkout", 2
+		exp.Spec.Satisfaction = cxv1.Satisfaction{Metric: cxv1.MetricCSAT, MaxDrop: "3", Confidence: "95", MinResponses: 100}
+		rs, err := exp.Spec.Satisfaction.RunSettings()
+		if err != nil {
+			t.Fatal(err)
+		}
+		exp.Status.Settings = &rs
+		exp.Spec.Satisfaction.MaxDrop = maxDrop
+		return exp
+	}
+	runConditionCases(t, setSettingsChangedCondition, cxv1.ConditionSettingsChanged, []conditionCase{
+		{name: "unchanged", exp: running(cxv1.PhaseProgressing, "3"), want: ""},
+		{name: "the same threshold written differently", exp: running(cxv1.PhaseProgressing, "3.0"), want: ""},
+		{name: "maxDrop edited mid-run", exp: running(cxv1.PhaseProgressing, "5"), want: "True/" + cxv1.ReasonAppliesToNextRun},
+		{name: "edited while paused", exp: running(cxv1.PhasePaused, "5"), want: "True/" + cxv1.ReasonAppliesToNextRun},
+		{name: "edited after the run ended", exp: running(cxv1.PhaseRolledBack, "5"), want: ""},
+	})
+	exp := running(cxv1.PhaseProgressing, "5")
+	setSettingsChangedCondition(exp, conditionInputs{})
+	msg := meta.FindStatusCondition(exp.Status.Conditions, cxv1.ConditionSettingsChanged).Message
+	for _, want := range []string{"maxDrop 3 -> 5", "run 2", "kubectl cx retry checkout"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("message %q does not say %q", msg, want)
+		}
 	}
 }

@@ -398,3 +398,9 @@ func keyOf(ns, name string) types.NamespacedName {
 }
 
 func metaOf(ns, name string) metav1.ObjectMeta { return metav1.ObjectMeta{Namespace: ns, Name: name} }
+
+// firstStepControl is how many control responses arrive with n of the
+// variant's at the fixture's first step (10% of each segment to the
+// variant, 90% to the control). Answers in other proportions are a
+// sample-ratio mismatch, which holds the segment at its step.
+func firstStepControl(n int) int { return 9 * n }

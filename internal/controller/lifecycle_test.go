@@ -29,7 +29,7 @@ var _ = Describe("CXExperiment lifecycle", func() {
 		}))
 
 		for _, seg := range []string{"enterprise", "new-customers"} {
-			s.post("checkout-redesign", scores("control", seg, 1500, 86))
+			s.post("checkout-redesign", scores("control", seg, firstStepControl(1500), 86))
 			s.post("checkout-redesign", scores("one-page", seg, 1500, 87))
 		}
 		Eventually(s.phase("checkout-redesign")).Should(Equal(cxv1.PhaseSucceeded))
@@ -77,7 +77,7 @@ var _ = Describe("CXExperiment rollbacks", func() {
 		Eventually(func() []string { return s.eventNotes("checkout-redesign", "VariantRolledBack") }).
 			Should(ContainElement(ContainSubstring("one-page rolled back in segment enterprise")))
 
-		s.post("checkout-redesign", scores("control", "new-customers", 1500, 86))
+		s.post("checkout-redesign", scores("control", "new-customers", firstStepControl(1500), 86))
 		s.post("checkout-redesign", scores("one-page", "new-customers", 1500, 87))
 		Eventually(s.phase("checkout-redesign")).Should(Equal(cxv1.PhaseSucceeded))
 		Eventually(func() map[string]map[string]int32 { return s.weights("checkout-redesign") }).Should(Equal(map[string]map[string]int32{
@@ -157,7 +157,7 @@ var _ = Describe("CXExperiment manual control", func() {
 		s.update("checkout-redesign", func(e *cxv1.CXExperiment) { e.Spec.Paused = true })
 		Eventually(s.phase("checkout-redesign")).Should(Equal(cxv1.PhasePaused))
 
-		s.post("checkout-redesign", scores("control", "new-customers", 1500, 86))
+		s.post("checkout-redesign", scores("control", "new-customers", firstStepControl(1500), 86))
 		s.post("checkout-redesign", scores("one-page", "new-customers", 1500, 87))
 		s.post("checkout-redesign", scores("control", "enterprise", 1000, 86))
 		s.post("checkout-redesign", scores("one-page", "enterprise", 1000, 70))
@@ -176,7 +176,7 @@ var _ = Describe("CXExperiment manual control", func() {
 		exp := s.experiment("checkout-redesign", "enterprise")
 		exp.Spec.Promotion = cxv1.PromotionManual
 		s.start(exp)
-		s.post("checkout-redesign", scores("control", "enterprise", 1500, 86))
+		s.post("checkout-redesign", scores("control", "enterprise", firstStepControl(1500), 86))
 		s.post("checkout-redesign", scores("one-page", "enterprise", 1500, 87))
 		Eventually(s.waiting("checkout-redesign")).Should(Equal(cxv1.WaitingPromotion))
 		Expect(s.conditionReason("checkout-redesign", cxv1.ConditionReady)()).To(Equal(cxv1.ReasonAwaitingPromotion))
@@ -219,7 +219,7 @@ var _ = Describe("CXExperiment undecided steps", func() {
 		Eventually(s.waiting("checkout-redesign")).Should(Equal(cxv1.WaitingInconclusive))
 		Expect(s.get("checkout-redesign").Status.CurrentStep).To(Equal(int32(1)))
 		Expect(s.weights("checkout-redesign")["enterprise"]).To(Equal(map[string]int32{"control": 90, "one-page": 10}))
-		s.post("checkout-redesign", scores("control", "enterprise", 1500, 86))
+		s.post("checkout-redesign", scores("control", "enterprise", firstStepControl(1500), 86))
 		s.post("checkout-redesign", scores("one-page", "enterprise", 1500, 87))
 		Eventually(s.phase("checkout-redesign")).Should(Equal(cxv1.PhaseSucceeded))
 	})
@@ -241,7 +241,7 @@ var _ = Describe("CXExperiment resilience", func() {
 		exp := s.experiment("checkout-redesign", "enterprise")
 		exp.Spec.Steps[1].MinDuration.Duration = time.Hour
 		s.start(exp)
-		s.post("checkout-redesign", scores("control", "enterprise", 1500, 86))
+		s.post("checkout-redesign", scores("control", "enterprise", firstStepControl(1500), 86))
 		s.post("checkout-redesign", scores("one-page", "enterprise", 1500, 87))
 		Eventually(func() int32 { return s.get("checkout-redesign").Status.CurrentStep }).Should(Equal(int32(2)))
 		Eventually(s.segmentWeights("checkout-redesign", "enterprise")).Should(Equal(map[string]int32{"control": 70, "one-page": 30}))
@@ -254,7 +254,7 @@ var _ = Describe("CXExperiment resilience", func() {
 		Expect(after.StepStartedAt.Equal(before.StepStartedAt)).To(BeTrue(), "the step's clock is not reset by a restart")
 		Expect(s.weights("checkout-redesign")["enterprise"]).To(Equal(map[string]int32{"control": 70, "one-page": 30}))
 		Eventually(func() int64 { return s.get("checkout-redesign").Status.Segments[0].Variants[0].Responses }).
-			Should(Equal(int64(1510)), "no acknowledged response is lost; status shows it within the interval")
+			Should(Equal(int64(firstStepControl(1500)+10)), "no acknowledged response is lost; status shows it within the interval")
 	})
 
 	It("restores what it owns when someone edits the child route, and keeps user edits to the parent", func() {
@@ -356,7 +356,7 @@ var _ = Describe("CXExperiment deletion", func() {
 	It("leaves the promoted split in place when a Succeeded experiment is deleted", func() {
 		s := newShop()
 		s.start(s.experiment("checkout-redesign", "enterprise"))
-		s.post("checkout-redesign", scores("control", "enterprise", 1500, 86))
+		s.post("checkout-redesign", scores("control", "enterprise", firstStepControl(1500), 86))
 		s.post("checkout-redesign", scores("one-page", "enterprise", 1500, 87))
 		Eventually(s.phase("checkout-redesign")).Should(Equal(cxv1.PhaseSucceeded))
 		Expect(k8s.Delete(ctx, s.get("checkout-redesign"))).To(Succeed())
@@ -465,7 +465,7 @@ var _ = Describe("CXExperiment with replica ratios", func() {
 		replicaExperiment(s)
 		Eventually(s.replicas("search-v2")).Should(Equal(int32(1)))
 		Eventually(s.replicas("search-v1")).Should(Equal(int32(9)), "scaled down after the variant is up")
-		s.post("search-ranking", scores("control", "", 1500, 86))
+		s.post("search-ranking", scores("control", "", firstStepControl(1500), 86))
 		s.post("search-ranking", scores("personalised", "", 1500, 87))
 		Eventually(s.phase("search-ranking")).Should(Equal(cxv1.PhaseSucceeded))
 		Eventually(s.replicas("search-v2")).Should(Equal(int32(10)))

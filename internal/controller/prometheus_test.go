@@ -115,7 +115,7 @@ var _ = Describe("CXExperiment measured from Prometheus", Ordered, func() {
 			Max: ptr("0.01"),
 		}}
 		s.start(exp)
-		s.post("checkout-redesign", scores("control", "enterprise", 1500, 86))
+		s.post("checkout-redesign", scores("control", "enterprise", firstStepControl(1500), 86))
 		s.post("checkout-redesign", scores("one-page", "enterprise", 1500, 87))
 		Consistently(func() int32 { return s.get("checkout-redesign").Status.CurrentStep }, 2*time.Second).
 			Should(Equal(int32(1)), "a guardrail without data blocks advancing")

@@ -25,7 +25,7 @@ var _ = Describe("CXExperiment status", func() {
 			g.Expect(exp.Status.ObservedGeneration).To(Equal(exp.Generation))
 		}).Should(Succeed())
 
-		s.post("checkout-redesign", scores("control", "enterprise", 1500, 86))
+		s.post("checkout-redesign", scores("control", "enterprise", firstStepControl(1500), 86))
 		s.post("checkout-redesign", scores("one-page", "enterprise", 1500, 87))
 		Eventually(s.phase("checkout-redesign")).Should(Equal(cxv1.PhaseSucceeded))
 		exp := s.get("checkout-redesign")

@@ -109,6 +109,26 @@ var (
 		Name: "rapport_traffic_changes_total",
 		Help: "Traffic splits applied to routes or Deployments, by result (applied or failed).",
 	}, []string{"namespace", "experiment", "result"})
+
+	// SegmentEpoch is each segment's current allocation epoch.
+	SegmentEpoch = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "rapport_segment_epoch",
+		Help: "Current allocation epoch of each segment: it grows by one whenever the segment's weights change (a step, a rollback, a pause).",
+	}, []string{"namespace", "experiment", "segment"})
+
+	// SampleRatioMismatch is 1 while a segment's responses per variant do
+	// not match the shares its weights predict.
+	SampleRatioMismatch = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "rapport_sample_ratio_mismatch",
+		Help: "1 while a segment's responses per variant do not match the shares its weights predict (the segment cannot advance or be promoted), else 0.",
+	}, []string{"namespace", "experiment", "segment"})
+
+	// SettingsChanged is 1 while spec.satisfaction differs from the
+	// settings the current run started with (status.settings).
+	SettingsChanged = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "rapport_settings_changed",
+		Help: "1 while spec.satisfaction differs from the settings the current run is judged by (they apply to the next run), else 0.",
+	}, experimentLabels)
 )
 
 var perExperiment = []*prometheus.MetricVec{
@@ -116,12 +136,14 @@ var perExperiment = []*prometheus.MetricVec{
 	TrafficWeight.MetricVec, Score.MetricVec, ScoreLower.MetricVec, ScoreUpper.MetricVec,
 	Difference.MetricVec, DifferenceLower.MetricVec, DifferenceUpper.MetricVec,
 	Responses.MetricVec, Verdict.MetricVec, Rollbacks.MetricVec, Promotions.MetricVec, TrafficChanges.MetricVec,
+	SegmentEpoch.MetricVec, SampleRatioMismatch.MetricVec, SettingsChanged.MetricVec,
 }
 
 func init() {
 	ctrlmetrics.Registry.MustRegister(ExperimentInfo, ExperimentPhase, ExperimentStep, ExperimentSteps,
 		TrafficWeight, Score, ScoreLower, ScoreUpper, Difference, DifferenceLower, DifferenceUpper,
-		Responses, Verdict, Rollbacks, Promotions, DecisionLatency, TrafficChanges)
+		Responses, Verdict, Rollbacks, Promotions, DecisionLatency, TrafficChanges,
+		SegmentEpoch, SampleRatioMismatch, SettingsChanged)
 }
 
 var phases = []cxv1.ExperimentPhase{cxv1.PhasePending, cxv1.PhaseProgressing, cxv1.PhasePaused, cxv1.PhaseSucceeded, cxv1.PhaseRolledBack, cxv1.PhaseFailed}
@@ -149,7 +171,11 @@ func ObserveExperiment(exp *cxv1.CXExperiment) {
 	}
 	ExperimentStep.WithLabelValues(ns, name).Set(float64(exp.Status.CurrentStep))
 	ExperimentSteps.WithLabelValues(ns, name).Set(float64(len(exp.Spec.Steps)))
+	changed, _ := exp.SettingsChanged()
+	SettingsChanged.WithLabelValues(ns, name).Set(boolValue(changed))
 	for _, seg := range exp.Status.Segments {
+		SegmentEpoch.WithLabelValues(ns, name, seg.Name).Set(float64(seg.Epoch))
+		SampleRatioMismatch.WithLabelValues(ns, name, seg.Name).Set(boolValue(seg.SampleRatio != nil && seg.SampleRatio.Mismatch))
 		for _, v := range seg.Variants {
 			l := []string{ns, name, seg.Name, v.Name}
 			TrafficWeight.WithLabelValues(l...).Set(float64(v.Weight) / 100)
@@ -169,6 +195,13 @@ func ObserveExperiment(exp *cxv1.CXExperiment) {
 			}
 		}
 	}
+}
+
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // setPoints sets a gauge from points of the status, or removes the series

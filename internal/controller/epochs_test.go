@@ -1,0 +1,150 @@
+package controller
+
+import (
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"k8s.io/apimachinery/pkg/types"
+
+	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
+)
+
+// epochWeights returns the weights of each epoch of a segment, by epoch.
+func epochWeights(exp *cxv1.CXExperiment, segment string) map[int32]map[string]int32 {
+	out := map[int32]map[string]int32{}
+	for _, seg := range exp.Status.Segments {
+		if seg.Name != segment {
+			continue
+		}
+		for _, ep := range seg.Epochs {
+			w := map[string]int32{}
+			for _, vw := range ep.Weights {
+				w[vw.Variant] = vw.Weight
+			}
+			out[ep.Epoch] = w
+		}
+	}
+	return out
+}
+
+var _ = Describe("CXExperiment allocation epochs", func() {
+	It("starts an epoch whenever a segment's weights change, and counts answers in the epoch they arrive in", func() {
+		s := newShop()
+		exp := s.experiment("checkout-redesign", "enterprise")
+		exp.Spec.Steps[1].MinDuration.Duration = time.Hour
+		s.start(exp)
+		Eventually(func() map[int32]map[string]int32 { return epochWeights(s.get("checkout-redesign"), "enterprise") }).
+			Should(Equal(map[int32]map[string]int32{1: {"control": 90, "one-page": 10}}))
+
+		s.post("checkout-redesign", scores("control", "enterprise", firstStepControl(1500), 86))
+		s.post("checkout-redesign", scores("one-page", "enterprise", 1500, 87))
+		Eventually(func() int32 { return s.get("checkout-redesign").Status.CurrentStep }).Should(Equal(int32(2)))
+		Eventually(func() map[int32]map[string]int32 { return epochWeights(s.get("checkout-redesign"), "enterprise") }).
+			Should(Equal(map[int32]map[string]int32{1: {"control": 90, "one-page": 10}, 2: {"control": 70, "one-page": 30}}))
+		Expect(s.get("checkout-redesign").Status.Segments[0].Epoch).To(Equal(int32(2)))
+
+		// Answers arriving now belong to epoch 2: the tally keeps both apart.
+		s.post("checkout-redesign", scores("control", "enterprise", 70, 86))
+		s.post("checkout-redesign", scores("one-page", "enterprise", 30, 87))
+		Eventually(func(g Gomega) {
+			tally := &cxv1.ResponseTally{}
+			g.Expect(k8s.Get(ctx, types.NamespacedName{Namespace: s.ns, Name: "checkout-redesign"}, tally)).To(Succeed())
+			perEpoch := map[string]map[int32]int64{}
+			for _, c := range tally.Spec.Counts {
+				if c.Segment != "enterprise" {
+					continue
+				}
+				perEpoch[c.Variant] = map[int32]int64{}
+				for _, e := range c.Epochs {
+					var n int64
+					for _, k := range e.Scores {
+						n += k
+					}
+					perEpoch[c.Variant][e.Epoch] = n
+				}
+			}
+			g.Expect(perEpoch).To(Equal(map[string]map[int32]int64{
+				"control":  {1: int64(firstStepControl(1500)), 2: 70},
+				"one-page": {1: 1500, 2: 30},
+			}))
+		}).Should(Succeed())
+		Eventually(func() int64 { return s.get("checkout-redesign").Status.Segments[0].Variants[1].Responses }).Should(Equal(int64(1530)))
+	})
+
+	It("holds a segment whose answers do not match its weights, says why, and still rolls back", func() {
+		s := newShop()
+		s.start(s.experiment("checkout-redesign", "enterprise"))
+		// Equal answers from both arms while the variant gets 10% of the
+		// traffic: what a survey broken on the control would look like.
+		s.post("checkout-redesign", scores("control", "enterprise", 1500, 86))
+		s.post("checkout-redesign", scores("one-page", "enterprise", 1500, 87))
+		Eventually(s.conditionReason("checkout-redesign", cxv1.ConditionSampleRatioMismatch)).Should(Equal(cxv1.ReasonResponseSharesOffWeights))
+		exp := s.get("checkout-redesign")
+		sr := exp.Status.Segments[0].SampleRatio
+		Expect(sr).NotTo(BeNil())
+		Expect(sr.Mismatch).To(BeTrue())
+		Expect(sr.Shares).To(ContainSubstring("expected 90.0%"))
+		Expect(condition(exp, cxv1.ConditionSampleRatioMismatch).Message).To(And(ContainSubstring("segment enterprise"), ContainSubstring("survey")))
+		Eventually(func() []string { return s.eventNotes("checkout-redesign", cxv1.ConditionSampleRatioMismatch) }).Should(HaveLen(1))
+		Consistently(func() int32 { return s.get("checkout-redesign").Status.CurrentStep }, 2*time.Second).
+			Should(Equal(int32(1)), "a held segment does not advance, though the variant is NonInferior")
+		Expect(s.get("checkout-redesign").Status.Segments[0].Variants[1].Verdict).To(Equal(cxv1.VerdictNonInferior))
+
+		// Safety does not wait: a clear drop still rolls back.
+		s.post("checkout-redesign", scores("one-page", "enterprise", 3000, 60))
+		Eventually(s.phase("checkout-redesign")).Should(Equal(cxv1.PhaseRolledBack))
+		Eventually(s.conditionReason("checkout-redesign", cxv1.ConditionSampleRatioMismatch)).Should(BeEmpty(), "an ended run holds nothing")
+	})
+
+	It("judges a run by the settings it started with, and says that an edit applies to the next run", func() {
+		s := newShop()
+		s.start(s.experiment("checkout-redesign", "enterprise"))
+		Eventually(func() *cxv1.RunSettings { return s.get("checkout-redesign").Status.Settings }).ShouldNot(BeNil())
+		Expect(s.get("checkout-redesign").Status.Settings.MaxDrop).To(Equal("3"))
+
+		s.update("checkout-redesign", func(exp *cxv1.CXExperiment) { exp.Spec.Satisfaction.MaxDrop = "10" })
+		Eventually(s.conditionReason("checkout-redesign", cxv1.ConditionSettingsChanged)).Should(Equal(cxv1.ReasonAppliesToNextRun))
+		exp := s.get("checkout-redesign")
+		Expect(condition(exp, cxv1.ConditionSettingsChanged).Message).To(And(ContainSubstring("maxDrop 3 -> 10"), ContainSubstring("kubectl cx retry")))
+		Expect(exp.Status.Settings.MaxDrop).To(Equal("3"), "the run keeps its settings")
+		Eventually(func() []string { return s.eventNotes("checkout-redesign", cxv1.ConditionSettingsChanged) }).Should(HaveLen(1))
+
+		// An 8-point drop is within the edited maxDrop of 10 but beyond the
+		// run's 3: the run rolls it back.
+		s.post("checkout-redesign", scores("control", "enterprise", firstStepControl(1500), 86))
+		s.post("checkout-redesign", scores("one-page", "enterprise", 1500, 78))
+		Eventually(s.phase("checkout-redesign")).Should(Equal(cxv1.PhaseRolledBack))
+		Expect(s.get("checkout-redesign").Status.Rollbacks[0].Reason).To(Equal(cxv1.RollbackInferior))
+
+		// Retrying starts a run with the edited settings.
+		s.annotate("checkout-redesign", cxv1.AnnotationRetry)
+		Eventually(func() string {
+			if st := s.get("checkout-redesign").Status.Settings; st != nil && s.get("checkout-redesign").Status.Run == 2 {
+				return st.MaxDrop
+			}
+			return ""
+		}).Should(Equal("10"))
+		Eventually(s.conditionReason("checkout-redesign", cxv1.ConditionSettingsChanged)).Should(BeEmpty())
+	})
+
+	It("records settings and epochs for a run an older version started, and carries it to the end", func() {
+		s := newShop()
+		s.start(s.experiment("checkout-redesign", "enterprise"))
+		Eventually(s.phase("checkout-redesign")).Should(Equal(cxv1.PhaseProgressing))
+		// What an older version left: no settings and no epochs in status.
+		Eventually(func() error {
+			exp := s.get("checkout-redesign")
+			exp.Status.Settings = nil
+			for i := range exp.Status.Segments {
+				exp.Status.Segments[i].Epoch, exp.Status.Segments[i].Epochs = 0, nil
+			}
+			return k8s.Status().Update(ctx, exp)
+		}).Should(Succeed())
+		Eventually(func() *cxv1.RunSettings { return s.get("checkout-redesign").Status.Settings }).ShouldNot(BeNil(), "the run records the settings it is judged by")
+		Eventually(func() int32 { return s.get("checkout-redesign").Status.Segments[0].Epoch }).Should(BeNumerically(">", 0))
+		s.post("checkout-redesign", scores("control", "enterprise", firstStepControl(1500), 86))
+		s.post("checkout-redesign", scores("one-page", "enterprise", 1500, 87))
+		Eventually(s.phase("checkout-redesign")).Should(Equal(cxv1.PhaseSucceeded))
+		})
+})
