@@ -146,5 +146,5 @@ var _ = Describe("CXExperiment allocation epochs", func() {
 		s.post("checkout-redesign", scores("control", "enterprise", firstStepControl(1500), 86))
 		s.post("checkout-redesign", scores("one-page", "enterprise", 1500, 87))
 		Eventually(s.phase("checkout-redesign")).Should(Equal(cxv1.PhaseSucceeded))
-		})
+	})
 })
