@@ -116,6 +116,8 @@ type demo struct {
 	// wire: real customers, inside a private network namespace (wire.go).
 	wire   bool
 	onWire *wireShop
+	// notified receives the notifications of rollbacks (notify.go).
+	notified *receiver
 }
 
 func (d *demo) say(format string, args ...any) {
@@ -156,6 +158,9 @@ func (d *demo) run(ctx context.Context) error {
 		if err := d.apply(ctx, d.shopFile, func(kind string) bool { return kind != "CXExperiment" }); err != nil {
 			return err
 		}
+		if err := d.notifications(ctx); err != nil {
+			return err
+		}
 		if err := d.openShop(ctx); err != nil {
 			return err
 		}
@@ -165,7 +170,13 @@ func (d *demo) run(ctx context.Context) error {
 		}
 	} else {
 		d.say("applying the shop (%s): HTTPRoute checkout -> checkout-v1, segments enterprise and new-customers, experiment %s", d.shopFile, expName)
-		if err := d.apply(ctx, d.shopFile, func(string) bool { return true }); err != nil {
+		if err := d.apply(ctx, d.shopFile, func(kind string) bool { return kind != "CXExperiment" }); err != nil {
+			return err
+		}
+		if err := d.notifications(ctx); err != nil {
+			return err
+		}
+		if err := d.apply(ctx, d.shopFile, func(kind string) bool { return kind == "CXExperiment" }); err != nil {
 			return err
 		}
 	}
@@ -176,6 +187,21 @@ func (d *demo) run(ctx context.Context) error {
 		d.say("ready in %s; try: kubectl --kubeconfig %s get cxe,cseg,httproute -n %s", time.Since(start).Round(100*time.Millisecond), d.kubeconfig, demoNS)
 	}
 	return d.simulate(ctx)
+}
+
+// notifications starts the demo's webhook receiver and subscribes it to the
+// experiment's rollbacks.
+func (d *demo) notifications(ctx context.Context) error {
+	r, err := startReceiver()
+	if err != nil {
+		return err
+	}
+	d.notified = r
+	if err := d.subscribe(ctx, r); err != nil {
+		return err
+	}
+	d.say("notifications: rollbacks go to a signed webhook, received by the demo at %s (rapport-notifications-cm in namespace %s)", r.url, demoNS)
+	return nil
 }
 
 // controlPlane starts etcd and kube-apiserver with the CRDs, or connects to
@@ -434,6 +460,7 @@ func (d *demo) story(exp *cxv1.CXExperiment, stats sim.Stats) {
 			}
 		}
 	}
+	d.notificationStory(exp)
 	if d.onWire != nil {
 		for _, line := range d.onWire.wireStory(exp) {
 			fmt.Fprintln(d.out, "   "+line)
@@ -446,6 +473,21 @@ func (d *demo) story(exp *cxv1.CXExperiment, stats sim.Stats) {
 		stats.Sent, stats.Accepted, stats.Percentile(0.5).Round(time.Millisecond), stats.Percentile(0.99).Round(time.Millisecond), refusals(stats.Codes))
 }
 
+// notificationStory prints the notifications Rapport sent for the rollbacks.
+func (d *demo) notificationStory(exp *cxv1.CXExperiment) {
+	if d.notified == nil || len(exp.Status.Rollbacks) == 0 {
+		return
+	}
+	got, rejected := d.notified.wait(len(exp.Status.Rollbacks), 15*time.Second)
+	if len(got) == 0 {
+		fmt.Fprintf(d.out, "   notification: none received within 15s (rejected: %d); see the manager's log\n", rejected)
+		return
+	}
+	for _, n := range got {
+		fmt.Fprintf(d.out, "   notification sent (%s, signed webhook, event %s): %s\n", n.Trigger, n.ID, n.Message)
+	}
+}
+
 func latency(rb cxv1.Rollback) string {
 	if rb.DecisiveResponseAt == nil || rb.TrafficRestoredAt == nil {
 		return "route restored"
@@ -455,6 +497,9 @@ func latency(rb cxv1.Rollback) string {
 
 // cleanup stops everything the demo started.
 func (d *demo) cleanup() {
+	if d.notified != nil {
+		d.notified.stop()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if d.existing && d.c != nil {

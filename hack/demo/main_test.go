@@ -1,6 +1,13 @@
 package main
 
-import "testing"
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"strings"
+	"testing"
+)
 
 func TestRefusals(t *testing.T) {
 	for _, tc := range []struct {
@@ -16,5 +23,43 @@ func TestRefusals(t *testing.T) {
 		if got := refusals(tc.codes); got != tc.want {
 			t.Errorf("refusals(%v) = %q; want %q", tc.codes, got, tc.want)
 		}
+	}
+}
+
+func TestReceiver(t *testing.T) {
+	r, err := startReceiver()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.stop()
+	post := func(body string, sign []byte) int {
+		req, _ := http.NewRequest(http.MethodPost, r.url, strings.NewReader(body))
+		if sign != nil {
+			mac := hmac.New(sha256.New, sign)
+			mac.Write([]byte(body))
+			req.Header.Set("X-Rapport-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	doc := `{"id":"e1","trigger":"on-rolled-back","segment":"enterprise","variant":"one-page","message":"one-page rolled back"}`
+	if code := post(doc, nil); code != http.StatusUnauthorized {
+		t.Errorf("unsigned: %d, want 401", code)
+	}
+	if code := post(doc, []byte("another key")); code != http.StatusUnauthorized {
+		t.Errorf("signed with another key: %d, want 401", code)
+	}
+	for range 2 { // at least once: the second delivery of e1 is a duplicate
+		if code := post(doc, r.key); code != http.StatusNoContent {
+			t.Errorf("signed: %d, want 204", code)
+		}
+	}
+	got, rejected := r.wait(1, 0)
+	if len(got) != 1 || got[0].Variant != "one-page" || got[0].Trigger != "on-rolled-back" || rejected != 2 {
+		t.Errorf("received %+v, rejected %d; want one on-rolled-back notification and 2 rejections", got, rejected)
 	}
 }
