@@ -52,10 +52,11 @@ func startReceiver() (*receiver, error) {
 	if err != nil {
 		return nil, err
 	}
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
 		return nil, err
 	}
+	key := []byte(hex.EncodeToString(raw)) // the Secret's value, as the notifier uses it
 	r := &receiver{url: "http://" + l.Addr().String() + "/rapport", key: key, arrived: make(chan struct{}, 16)}
 	r.srv = &http.Server{Handler: http.HandlerFunc(r.serve), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = r.srv.Serve(l) }()
@@ -110,7 +111,7 @@ func validSignature(key, body []byte, header string) bool {
 // subscribe points the namespace's notifications at the receiver: rollbacks
 // of the experiment, signed with the receiver's key.
 func (d *demo) subscribe(ctx context.Context, r *receiver) error {
-	secret := &corev1.Secret{ObjectMeta: objectMeta("rapport-notifications-secret"), StringData: map[string]string{"demo-hmac": hex.EncodeToString(r.key)}}
+	secret := &corev1.Secret{ObjectMeta: objectMeta("rapport-notifications-secret"), StringData: map[string]string{"demo-hmac": string(r.key)}}
 	cm := &corev1.ConfigMap{ObjectMeta: objectMeta("rapport-notifications-cm"), Data: map[string]string{
 		"service.webhook.demo": fmt.Sprintf("url: %s\nsignature:\n  secret: $demo-hmac\n", r.url),
 		"subscriptions":        "- recipients: [demo]\n  triggers: [on-rolled-back]\n",
