@@ -193,6 +193,7 @@ type RollbackEntry struct {
 
 func newReportCommand(o *Options) *cobra.Command {
 	output := "markdown"
+	var patch bool
 	cmd := &cobra.Command{
 		Use:   "report NAME",
 		Short: "Write the final report of an experiment (Markdown or JSON)",
@@ -206,13 +207,24 @@ the variant each segment serves).
 -o markdown (default) is for people and decision records; -o json is a
 stable, versioned document (apiVersion ` + ReportAPIVersion + `, kind ` + ReportKind + `)
 described in docs/kubectl-cx.md. Events expire (after an hour by default), so
-make the report soon after the run ends; the status part never expires.`,
+make the report soon after the run ends; the status part never expires.
+
+--patch prints, for a Succeeded Gateway API experiment, the change to commit to
+your HTTPRoute in Git so that Git holds the promoted split: a JSON merge patch
+of spec.rules, as YAML (default) or JSON (-o json). Without segments these are
+the route's rules as Rapport left them; with segments, the route's rules plus
+the child route's rules of each segment promoted to a variant.`,
 		Example: `  kubectl cx report checkout-redesign -n shop > checkout-redesign.md
-  kubectl cx report checkout-redesign -o json | jq '.decision'`,
+  kubectl cx report checkout-redesign -o json | jq '.decision'
+  kubectl cx report checkout-redesign -n shop --patch > checkout-route.patch.yaml`,
 		Args:              oneName,
 		ValidArgsFunction: o.completeExperiments,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := outputFlag(output, "markdown", "md", "json"); err != nil {
+			allowed := []string{"markdown", "md", "json"}
+			if patch {
+				allowed = []string{"markdown", "yaml", "json"}
+			}
+			if err := outputFlag(output, allowed...); err != nil {
 				return err
 			}
 			c, err := o.client()
@@ -227,6 +239,9 @@ make the report soon after the run ends; the status part never expires.`,
 			if err != nil {
 				return err
 			}
+			if patch {
+				return writePromotionPatch(cmd.Context(), o.Out, c, exp, output == "json")
+			}
 			evs, evErr := experimentEvents(cmd.Context(), c, exp)
 			if evErr != nil {
 				o.stderrf("Warning: cannot read the events; the timeline has the status timestamps only: %v\n", evErr)
@@ -238,7 +253,8 @@ make the report soon after the run ends; the status part never expires.`,
 			return RenderReportMarkdown(o.Out, r)
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", output, "output format: markdown or json")
+	cmd.Flags().StringVarP(&output, "output", "o", output, "output format: markdown or json (with --patch: yaml or json)")
+	cmd.Flags().BoolVar(&patch, "patch", false, "print the change to commit to your HTTPRoute in Git so that it holds the promoted split")
 	return cmd
 }
 

@@ -85,12 +85,13 @@ var scheme = func() *runtime.Scheme {
 	return s
 }()
 
-// restMapper maps the two kinds kubectl-cx uses, so that no discovery
+// restMapper maps the kinds kubectl-cx uses, so that no discovery
 // round trip is needed.
 func restMapper() meta.RESTMapper {
 	m := meta.NewDefaultRESTMapper(nil)
 	m.Add(cxv1.GroupVersion.WithKind("CXExperiment"), meta.RESTScopeNamespace)
 	m.Add(eventsv1.SchemeGroupVersion.WithKind("Event"), meta.RESTScopeNamespace)
+	m.Add(httpRouteGVK, meta.RESTScopeNamespace)
 	return m
 }
 
