@@ -126,12 +126,12 @@ const (
 type Rule string
 
 const (
-	// RuleMaxDrop: over the whole run, the variant is more than MaxDrop below the control.
+	// RuleMaxDrop means that over the whole run, the variant is more than MaxDrop below the control.
 	RuleMaxDrop Rule = "MaxDrop"
-	// RuleRecentMaxDrop: over a recent window of the run, the variant is more
+	// RuleRecentMaxDrop means that over a recent window of the run, the variant is more
 	// than MaxDrop below the control (a regression that began mid-run).
 	RuleRecentMaxDrop Rule = "RecentMaxDrop"
-	// RuleMinimum: the variant's score is below Minimum.
+	// RuleMinimum means that the variant's score is below Minimum.
 	RuleMinimum Rule = "Minimum"
 )
 

@@ -118,7 +118,7 @@ func TestErrorBudgets(t *testing.T) {
 	if m := cfg.ErrorBudgets(3); !near(m.Advance, 0.05/24) || !near(m.Minimum, 0.05/6) {
 		t.Errorf("with minimum: %+v", m)
 	}
-	if got := cfg.MixingVariance(); !near(got, math.Pow(tauFactor*3, 2)) {
+	if got := cfg.MixingVariance(); !near(got, (tauFactor*3)*(tauFactor*3)) {
 		t.Errorf("tau² %g", got)
 	}
 	cfg.MaxDrop = 0

@@ -106,7 +106,7 @@ func PlanComparison(cfg Config, in PlanInput) (Plan, error) {
 	delta, margin := -in.Drop, -cfg.MaxDrop
 	first := max(int64(math.Ceil(float64(cfg.MinResponses)/min(wc, wv))), lookEvery)
 	first = (first + lookEvery - 1) / lookEvery * lookEvery
-	rng := rand.New(rand.NewPCG(planSeed, uint64(math.Float64bits(in.Drop))))
+	rng := rand.New(rand.NewPCG(planSeed, math.Float64bits(in.Drop)))
 	var times []int64
 	logA := -math.Log(alpha)
 	for range planPaths {

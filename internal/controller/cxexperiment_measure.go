@@ -218,7 +218,7 @@ func evaluate(s cxv1.SatisfactionSettings, exp *cxv1.CXExperiment, res measure.R
 		}
 		judgements[name] = map[string]rollout.Judgement{}
 		sf := segmentFields{variants: map[string]variantFields{}}
-		var total int64 = out.Control.Responses
+		total := out.Control.Responses
 		for _, a := range out.Variants {
 			total += a.Responses
 		}
@@ -328,7 +328,7 @@ func fitScale(c []int64, n int) []int64 {
 }
 
 func statusWindows(ws []analysis.Window) []cxv1.RecentWindow {
-	var out []cxv1.RecentWindow
+	out := make([]cxv1.RecentWindow, 0, len(ws))
 	for _, w := range ws {
 		out = append(out, cxv1.RecentWindow{Index: w.Index, Epoch: w.Epoch, Control: w.ControlCounts, Variant: w.VariantCounts})
 	}

@@ -291,6 +291,10 @@ type segmentState struct {
 	counts [][]int64
 }
 
+// play runs one run of s. One loop, response by response, in the order the
+// controller acts (assign, answer, look, decide, move the weights).
+//
+//nolint:gocyclo // the loop reads best whole: each branch is one of the controller's steps
 func play(s *Scenario, eng *analysis.Engine, run int) (o Outcome) {
 	scale := s.Config.ScaleMax - s.Config.ScaleMin + 1
 	arms := append([]string{s.Control}, s.Variants...)
@@ -324,12 +328,12 @@ func play(s *Scenario, eng *analysis.Engine, run int) (o Outcome) {
 	step := 0
 	stepStart := int64(0)
 	promoted := false
-	setWeights := func(t int64) {
+	setWeights := func() {
 		for _, st := range segs {
 			st.newEpoch(s, step, promoted, scale)
 		}
 	}
-	setWeights(0)
+	setWeights()
 	for t := s.LookEvery; t <= s.Horizon; t += s.LookEvery {
 		for _, st := range segs {
 			st.draw(s, scale)
@@ -414,7 +418,7 @@ func play(s *Scenario, eng *analysis.Engine, run int) (o Outcome) {
 			}
 		}
 		if changed {
-			setWeights(t)
+			setWeights()
 		}
 		if (!s.KeepJudging && done(promoted, segs)) || (s.StopAtFirstVerdict && allJudged(segs)) {
 			break

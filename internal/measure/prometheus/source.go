@@ -176,6 +176,13 @@ func (s *Source) Tallies(ctx context.Context, q measure.Query) (measure.Result, 
 	if cancelled != nil {
 		return measure.Result{}, cancelled
 	}
+	sumEpochs(&res, q)
+	return res, nil
+}
+
+// sumEpochs sets each (segment, variant)'s whole-run tally from its epochs,
+// and lists those without any data in res.Missing.
+func sumEpochs(res *measure.Result, q measure.Query) {
 	for _, seg := range q.Segments {
 		for _, v := range q.Variants {
 			total := make([]int64, q.Settings.Scores())
@@ -195,7 +202,6 @@ func (s *Source) Tallies(ctx context.Context, q measure.Query) (measure.Result, 
 			res.Tallies.Set(seg, v, total)
 		}
 	}
-	return res, nil
 }
 
 // readPair renders and runs the query of one variant in one segment at at
