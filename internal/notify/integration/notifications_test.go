@@ -181,14 +181,18 @@ var _ = Describe("Notifications", func() {
 		Expect(hmac.Equal([]byte(body.Header.Get(notify.HeaderSignature)), []byte(notify.Sign([]byte("s3cret-hmac"), body.Body)))).To(BeTrue(), "the signature verifies")
 
 		By("the delivery is recorded in a ConfigMap the experiment owns, and not repeated")
-		st := state(exp)
-		Expect(st).NotTo(BeNil())
-		Expect(st.Events).To(HaveLen(1))
-		for _, es := range st.Events {
-			for _, d := range es.Deliveries {
-				Expect(d.DeliveredAt).NotTo(BeNil(), d.Service)
+		// The state is written once the sends returned: a receiver can hold
+		// its request before the notifier has recorded it.
+		Eventually(func(g Gomega) {
+			st := state(exp)
+			g.Expect(st).NotTo(BeNil())
+			g.Expect(st.Events).To(HaveLen(1))
+			for _, es := range st.Events {
+				for _, d := range es.Deliveries {
+					g.Expect(d.DeliveredAt).NotTo(BeNil(), d.Service)
+				}
 			}
-		}
+		}).Should(Succeed())
 		setStatus(exp, func(st *cxv1.CXExperimentStatus) { st.CurrentStep = 2 })
 		Consistently(func() int { return len(channels.Requests(hookPath)) }, "2s").Should(Equal(1))
 		cm := &corev1.ConfigMap{}
@@ -212,7 +216,8 @@ var _ = Describe("Notifications", func() {
 		setStatus(exp, addRollback("enterprise", "one-page"))
 		Eventually(func() int { return len(channels.Requests(path)) }).Should(BeNumerically(">=", 3))
 		Expect(channels.Delivered(path)).To(BeEmpty())
-		Expect(testutil.ToFloat64(failed) - before).To(BeNumerically(">=", 3))
+		// The failure is counted once the notifier has read the answer.
+		Eventually(func() float64 { return testutil.ToFloat64(failed) - before }).Should(BeNumerically(">=", 3))
 		Eventually(func(g Gomega) {
 			st := state(exp)
 			g.Expect(st).NotTo(BeNil())
@@ -238,6 +243,16 @@ var _ = Describe("Notifications", func() {
 		exp := createExperiment(ns, "checkout", nil, nil)
 		setStatus(exp, addRollback("enterprise", "express"))
 		Eventually(func() []notify.Document { return documents(path) }).Should(HaveLen(1))
+		// Delivery is at least once: stop only after the state records it.
+		Eventually(func(g Gomega) {
+			st := state(exp)
+			g.Expect(st).NotTo(BeNil())
+			for _, es := range st.Events {
+				for _, d := range es.Deliveries {
+					g.Expect(d.DeliveredAt).NotTo(BeNil(), d.Service)
+				}
+			}
+		}).Should(Succeed())
 
 		n.stop()
 		By("while the notifier is down, another variant is rolled back")
