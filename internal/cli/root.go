@@ -186,6 +186,7 @@ func NewRootCommand(o *Options) *cobra.Command {
 		newListCommand(o),
 		newStatusCommand(o),
 		newReportCommand(o),
+		newDashboardCommand(o),
 		newAnalyzeCommand(o),
 		newVersionCommand(o),
 	)
