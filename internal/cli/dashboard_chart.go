@@ -102,7 +102,7 @@ func layoutChart(seg cxv1.SegmentStatus, maxDrop float64) chartLayout {
 		Width: chartWidth, Height: chartTop + len(pts)*chartRow + chartBottom,
 		Top: chartTop - 6, Bottom: chartTop + len(pts)*chartRow, TickEnd: chartTop + len(pts)*chartRow + 4,
 		AxisX1: chartLeft, AxisX2: chartWidth - chartRight,
-		Zero: chartMark{X: x(0), Label: "0"},
+		Zero: chartMark{X: x(0)},
 		Drop: chartMark{X: x(-maxDrop), Label: "−" + points(maxDrop) + " (max drop)"},
 	}
 	l.Label = fmt.Sprintf("Difference to the control in segment %s, with its always-valid interval, against −%s points (max drop):", seg.Name, points(maxDrop))
@@ -148,7 +148,6 @@ func chartTicks(lo, hi float64) []float64 {
 var chartTemplate = template.Must(template.New("chart").Parse(`<svg class="chart" role="img" aria-label="{{.Label}}" viewBox="0 0 {{.Width}} {{.Height}}" width="{{.Width}}" height="{{.Height}}" xmlns="http://www.w3.org/2000/svg">
 <title>{{.Label}}</title>
 <line class="zero" x1="{{.Zero.X}}" x2="{{.Zero.X}}" y1="{{.Top}}" y2="{{.Bottom}}"/>
-<text class="mark" x="{{.Zero.X}}" y="{{.Top}}" dy="-2">{{.Zero.Label}}</text>
 <line class="drop" x1="{{.Drop.X}}" x2="{{.Drop.X}}" y1="{{.Top}}" y2="{{.Bottom}}"/>
 <text class="mark drop-label" x="{{.Drop.X}}" y="{{.Top}}" dy="-2">{{.Drop.Label}}</text>
 {{- range .Series}}

@@ -25,11 +25,11 @@ type listView struct {
 
 // listRow is one experiment of the list.
 type listRow struct {
-	Namespace, Name, URL   string
-	Phase, PhaseTone       string
-	Step, Weight, Age      string
-	Segments               []segmentBadge
-	Waiting, Touchpoint     string
+	Namespace, Name, URL string
+	Phase, PhaseTone     string
+	Step, Weight, Age    string
+	Segments             []segmentBadge
+	Waiting, Touchpoint  string
 }
 
 // segmentBadge is a segment of the list with the verdict of each variant.
