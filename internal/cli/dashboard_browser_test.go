@@ -149,9 +149,9 @@ func TestClusterDashboardInBrowser(t *testing.T) {
 	// One table row per variant, one chart series per non-control variant, in each segment.
 	for _, seg := range []string{"enterprise", "new-customers"} {
 		sel := `document.querySelector('section.segment[data-segment="` + seg + `"]')`
-		g.Expect(eval(`Array.from(` + sel + `.querySelectorAll('tr[data-variant]')).map(r => r.dataset.variant).join(',')`)).To(Equal("control,one-page,express"), seg)
-		g.Expect(eval(`Array.from(` + sel + `.querySelectorAll('svg.chart [data-series]')).map(s => s.dataset.series).join(',')`)).To(Equal("one-page,express"), seg)
-		g.Expect(eval(sel + `.querySelector('svg.chart').getAttribute('aria-label')`)).To(ContainSubstring("against −3 points (max drop)"), seg)
+		g.Expect(eval(`Array.from(`+sel+`.querySelectorAll('tr[data-variant]')).map(r => r.dataset.variant).join(',')`)).To(Equal("control,one-page,express"), seg)
+		g.Expect(eval(`Array.from(`+sel+`.querySelectorAll('svg.chart [data-series]')).map(s => s.dataset.series).join(',')`)).To(Equal("one-page,express"), seg)
+		g.Expect(eval(sel+`.querySelector('svg.chart').getAttribute('aria-label')`)).To(ContainSubstring("against −3 points (max drop)"), seg)
 	}
 	g.Expect(eval(`document.querySelector('section.segment[data-segment="new-customers"] tr[data-variant="express"]').cells[1].textContent`)).To(Equal("RolledBack"))
 
