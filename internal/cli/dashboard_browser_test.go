@@ -10,6 +10,11 @@ import (
 
 	"github.com/chromedp/chromedp"
 	. "github.com/onsi/gomega"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
 	"github.com/rapport-dev/rapport/test/utils"
@@ -51,23 +56,10 @@ func screenshotDir(t *testing.T) string {
 
 var dashboardURL = regexp.MustCompile(`at (http://127\.0\.0\.1:\d+/) `)
 
-// TestClusterDashboardInBrowser drives the dashboard in a real browser
-// against a real API server: the list shows the experiment, its page has a
-// row and a series per variant, "Pause" with its confirmation sets
-// spec.paused and shows the API's answer, and a status written to the API
-// appears in the open page without a reload.
-func TestClusterDashboardInBrowser(t *testing.T) {
-	cluster(t)
-	tab := browser(t, 1200, 900)
-	shots := screenshotDir(t)
-	g := NewWithT(t)
-	g.SetDefaultEventuallyTimeout(30 * time.Second)
-	g.SetDefaultEventuallyPollingInterval(50 * time.Millisecond)
-
-	ns := newNamespace(t, "shop")
-	exp := createExperiment(t, ns, "checkout-redesign", progressingStatus())
-	recordEvent(t, exp, "Warning", "VariantRolledBack", "express rolled back in segment new-customers at step 1")
-
+// startDashboard runs kubectl cx dashboard -n ns --port 0 with a kubeconfig
+// and returns its URL; it is stopped (as by Ctrl-C) after the test.
+func startDashboard(t *testing.T, kubeconfig, ns string) string {
+	t.Helper()
 	ctx, stop := context.WithCancel(context.Background())
 	var out, errOut syncBuffer
 	done := make(chan int, 1)
@@ -85,8 +77,61 @@ func TestClusterDashboardInBrowser(t *testing.T) {
 			t.Error("the dashboard did not stop within 30s of Ctrl-C")
 		}
 	})
-	g.Eventually(out.String).Should(MatchRegexp(dashboardURL.String()), "stderr: %s", errOut.String())
-	base := dashboardURL.FindStringSubmatch(out.String())[1]
+	g := NewWithT(t)
+	g.Eventually(out.String, 30*time.Second, 20*time.Millisecond).Should(MatchRegexp(dashboardURL.String()), "stderr: %s", errOut.String())
+	return dashboardURL.FindStringSubmatch(out.String())[1]
+}
+
+// viewerKubeconfig is a kubeconfig of a user who may read the experiments
+// and events of ns but not patch them.
+func viewerKubeconfig(t *testing.T, ns string) string {
+	t.Helper()
+	ctx := context.Background()
+	user, err := testEnv.AddUser(envtest.User{Name: "viewer-" + ns}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := user.KubeConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "cx-viewer", Namespace: ns}, Rules: []rbacv1.PolicyRule{
+		{APIGroups: []string{cxv1.GroupVersion.Group}, Resources: []string{"cxexperiments"}, Verbs: []string{"get", "list", "watch"}},
+		{APIGroups: []string{"events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"list", "watch"}},
+	}}
+	binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "cx-viewer", Namespace: ns},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "cx-viewer"},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: "viewer-" + ns}}}
+	for _, o := range []client.Object{role, binding} {
+		if err := k8s.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return path
+}
+
+// TestClusterDashboardInBrowser drives the dashboard in a real browser
+// against a real API server: the list shows the experiment, its page has a
+// row and a series per variant, "Pause" with its confirmation sets
+// spec.paused and shows the API's answer, and a status written to the API
+// appears in the open page without a reload.
+func TestClusterDashboardInBrowser(t *testing.T) {
+	cluster(t)
+	tab := browser(t, 1200, 900)
+	shots := screenshotDir(t)
+	g := NewWithT(t)
+	g.SetDefaultEventuallyTimeout(30 * time.Second)
+	g.SetDefaultEventuallyPollingInterval(50 * time.Millisecond)
+
+	ns := newNamespace(t, "shop")
+	exp := createExperiment(t, ns, "checkout-redesign", progressingStatus())
+	recordEvent(t, exp, "Warning", "VariantRolledBack", "express rolled back in segment new-customers at step 1")
+
+	base := startDashboard(t, kubeconfig, ns)
 
 	do := func(actions ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
@@ -188,10 +233,32 @@ func TestClusterDashboardInBrowser(t *testing.T) {
 	g.Expect(eval(`window.__noReload`)).To(Equal("still here"))
 	shot("experiment.png")
 
-	// The docs' picture: the viewport at 1200px wide.
+	// The docs' picture: the viewport at 1200px wide, with the pause's answer.
 	c, cancel := context.WithTimeout(tab, time.Minute)
 	defer cancel()
 	png, err := chromedp.Run(c, chromedp.CaptureScreenshot())
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(os.WriteFile(filepath.Join(shots, "dashboard.png"), png, 0o644)).To(Succeed())
+
+	// A user without patch: the button's answer is the API server's 403, and nothing changes.
+	viewer := startDashboard(t, viewerKubeconfig(t, ns), ns)
+	do(chromedp.Navigate(viewer + "experiments/" + ns + "/onboarding-tour"))
+	until(`document.getElementById('live-state').textContent === 'live'`)
+	do(chromedp.Click(chromedp.CSS(`button[data-action="pause"]`)))
+	until(`document.getElementById('confirm').open`)
+	do(chromedp.Click(chromedp.ID("confirm-ok")))
+	until(`document.getElementById('answer').className === 'bad'`)
+	g.Expect(eval(`document.getElementById('answer').textContent`)).To(And(ContainSubstring("forbidden"), ContainSubstring(`cannot patch resource "cxexperiments"`)))
+	g.Expect(getExpNamed(t, ns, "onboarding-tour").Spec.Paused).To(BeFalse())
+	shot("forbidden.png")
+}
+
+// getExpNamed reads an experiment of ns.
+func getExpNamed(t *testing.T, ns, name string) *cxv1.CXExperiment {
+	t.Helper()
+	exp := &cxv1.CXExperiment{}
+	if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, exp); err != nil {
+		t.Fatal(err)
+	}
+	return exp
 }

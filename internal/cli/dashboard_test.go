@@ -216,7 +216,7 @@ func fakeDashboard(t *testing.T, namespace string, wrap func(client.WithWatch) c
 		WithIndex(&eventsv1.Event{}, "regarding.name", func(o client.Object) []string { return []string{o.(*eventsv1.Event).Regarding.Name} }).
 		WithIndex(&eventsv1.Event{}, "regarding.kind", func(o client.Object) []string { return []string{o.(*eventsv1.Event).Regarding.Kind} }).
 		Build()
-	var wc client.WithWatch = c
+	wc := client.WithWatch(c)
 	if wrap != nil {
 		wc = wrap(c)
 	}

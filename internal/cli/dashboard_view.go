@@ -140,8 +140,9 @@ func buildListView(items []cxv1.CXExperiment, namespace string, now time.Time) l
 // without measurements yet have no variants.
 func segmentBadges(e *cxv1.CXExperiment) []segmentBadge {
 	if len(e.Status.Segments) == 0 {
-		var out []segmentBadge
-		for _, n := range e.Spec.SegmentNames() {
+		names := e.Spec.SegmentNames()
+		out := make([]segmentBadge, 0, len(names))
+		for _, n := range names {
 			out = append(out, segmentBadge{Name: n})
 		}
 		return out

@@ -10,6 +10,8 @@
 //	promote|abort|retry NAME
 //	                     request a manual action (annotation with a fresh token)
 //	report NAME          final report, Markdown (default) or JSON
+//	dashboard            live web dashboard on localhost (list, experiment
+//	                     pages over SSE, the manual actions as buttons)
 //	analyze              run the decision engine offline on counts (no cluster; -o json)
 //	version              client, Kubernetes and Rapport API versions
 //	completion SHELL     shell completion (and kubectl_complete-cx for kubectl)
