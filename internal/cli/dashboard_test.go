@@ -59,6 +59,25 @@ func TestCheckAddress(t *testing.T) {
 	}
 }
 
+func TestDashboardUsage(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+		err  string
+	}{
+		{[]string{"dashboard", "--port", "70000"}, ExitUsage, "--port must be between 0 (any free port) and 65535, got 70000"},
+		{[]string{"dashboard", "--address", ""}, ExitUsage, "--address must not be empty"},
+		{[]string{"dashboard", "shop"}, ExitUsage, `"kubectl cx dashboard" takes no arguments`},
+		// A non-loopback address given explicitly: a warning, then the run goes on (here to a kubeconfig that does not exist).
+		{[]string{"dashboard", "--address", "0.0.0.0", "--kubeconfig", "/nonexistent/kubeconfig"}, ExitError, "Warning: listening on 0.0.0.0, which is not a loopback address"},
+	} {
+		r := runCLI(t, tc.args...).expect(t, tc.code)
+		if !strings.Contains(r.err, tc.err) {
+			t.Errorf("%v: stderr %q lacks %q", tc.args, r.err, tc.err)
+		}
+	}
+}
+
 func TestHostAllowed(t *testing.T) {
 	for _, tc := range []struct {
 		host, address string
