@@ -444,6 +444,21 @@ func formatSSE(event, data string) string {
 	return b.String()
 }
 
+// failRetry is how long the browser waits before it connects again after a
+// failure (the API server refused or went away), instead of its default 3s.
+const failRetry = 10 * time.Second
+
+// fail reports err to the page, which shows it and connects again after
+// failRetry (EventSource does so by itself).
+func (s *sseWriter) fail(err error) {
+	if s.err != nil {
+		return
+	}
+	if _, s.err = fmt.Fprintf(s.w, "retry: %d\n%s", failRetry.Milliseconds(), formatSSE("failure", err.Error())); s.err == nil {
+		s.f.Flush()
+	}
+}
+
 // send writes an event unless it repeats the last message.
 func (s *sseWriter) send(event, data string) {
 	if s.err != nil || (event == "" && data == s.last) {
@@ -475,7 +490,7 @@ func (d *dashboard) experimentLive(w http.ResponseWriter, r *http.Request) {
 	watcher.view = func(exp *cxv1.CXExperiment, evs []eventsv1.Event) {
 		var b bytes.Buffer
 		if err := dashboardTemplates.ExecuteTemplate(&b, "experiment-content", buildExperimentView(exp, evs, d.o.Now())); err != nil {
-			s.send("failure", err.Error())
+			s.fail(err)
 			return
 		}
 		s.send("", b.String())
@@ -485,7 +500,7 @@ func (d *dashboard) experimentLive(w http.ResponseWriter, r *http.Request) {
 	case watcher.gone:
 		s.send("gone", fmt.Sprintf("cxexperiment %s/%s was deleted", ns, name))
 	case err != nil && r.Context().Err() == nil:
-		s.send("failure", err.Error())
+		s.fail(err)
 	}
 }
 
@@ -523,13 +538,13 @@ func (d *dashboard) listLive(w http.ResponseWriter, r *http.Request) {
 		}
 		var b bytes.Buffer
 		if err := dashboardTemplates.ExecuteTemplate(&b, "list-content", buildListView(all, d.namespace, d.o.Now())); err != nil {
-			s.send("failure", err.Error())
+			s.fail(err)
 			return
 		}
 		s.send("", b.String())
 	}
 	if err := relist(); err != nil {
-		s.send("failure", err.Error())
+		s.fail(err)
 		return
 	}
 	show()
@@ -541,14 +556,14 @@ func (d *dashboard) listLive(w http.ResponseWriter, r *http.Request) {
 		x, err := d.c.Watch(ctx, &cxv1.CXExperimentList{}, opts...)
 		if err != nil {
 			if ctx.Err() == nil {
-				s.send("failure", err.Error())
+				s.fail(err)
 			}
 			return
 		}
 		if err := d.followList(ctx, x, items, &rv, show, relist); err != nil {
 			x.Stop()
 			if ctx.Err() == nil {
-				s.send("failure", err.Error())
+				s.fail(err)
 			}
 			return
 		}

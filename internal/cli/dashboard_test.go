@@ -466,3 +466,36 @@ func TestDashboardLiveSurvivesWatchRestart(t *testing.T) {
 	w2.Delete(exp)
 	g.Eventually(msgs, 10*time.Second).Should(Receive(Equal("event: gone\ncxexperiment shop/checkout-redesign was deleted")))
 }
+
+// forbiddenList answers every list of experiments with RBAC's 403.
+type forbiddenList struct{ client.WithWatch }
+
+func (c forbiddenList) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	if _, isExp := list.(*cxv1.CXExperimentList); isExp {
+		return apierrors.NewForbidden(schema.GroupResource{Group: "cx.rapport.dev", Resource: "cxexperiments"}, "", io.EOF)
+	}
+	return c.WithWatch.List(ctx, list, opts...)
+}
+
+func TestDashboardForbidden(t *testing.T) {
+	srv, _, _, _ := fakeDashboard(t, "shop", func(c client.WithWatch) client.WithWatch { return forbiddenList{c} })
+	if code, body := httpGet(t, srv.URL+"/"); code != http.StatusForbidden || !strings.Contains(body, "cxexperiments.cx.rapport.dev is forbidden") {
+		t.Errorf("list: %d\n%s", code, body)
+	}
+	// The live list says why, and asks the browser to retry later.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/live", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(b), "retry: 10000\nevent: failure\ndata: cxexperiments.cx.rapport.dev is forbidden") {
+		t.Errorf("live list: %q", b)
+	}
+}
