@@ -139,6 +139,35 @@ func TestActionButtons(t *testing.T) {
 	}
 }
 
+func TestSegmentBadges(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		vs   cxv1.VariantStatus
+		text string
+		tone string
+	}{
+		{"no verdict yet", cxv1.VariantStatus{State: cxv1.StateActive}, "-", ""},
+		{"non-inferior", cxv1.VariantStatus{State: cxv1.StateActive, Verdict: cxv1.VerdictNonInferior}, "NonInferior", "ok"},
+		{"inconclusive", cxv1.VariantStatus{State: cxv1.StateActive, Verdict: cxv1.VerdictInconclusive}, "Inconclusive", "warn"},
+		{"insufficient data", cxv1.VariantStatus{State: cxv1.StateActive, Verdict: cxv1.VerdictInsufficientData}, "InsufficientData", "dim"},
+		{"rolled back: the state says more than the verdict", cxv1.VariantStatus{State: cxv1.StateRolledBack, Verdict: cxv1.VerdictInferior}, "RolledBack", "bad"},
+		{"promoted", cxv1.VariantStatus{State: cxv1.StatePromoted, Verdict: cxv1.VerdictNonInferior}, "Promoted", "ok"},
+		{"retired", cxv1.VariantStatus{State: cxv1.StateRetired, Verdict: cxv1.VerdictNonInferior}, "Retired", "dim"},
+	} {
+		if text, tone := badgeText(tc.vs), badgeTone(tc.vs); text != tc.text || tone != tc.tone {
+			t.Errorf("%s: %q %q, want %q %q", tc.name, text, tone, tc.text, tc.tone)
+		}
+	}
+	e := newExperiment("shop", "x")
+	if b := segmentBadges(e); len(b) != 2 || b[0].Name != "enterprise" || len(b[0].Variants) != 0 {
+		t.Errorf("before any measurement: %+v, want the spec's segments without variants", b)
+	}
+	e.Status = progressingStatus()
+	if b := segmentBadges(e); len(b) != 2 || len(b[1].Variants) != 2 || b[1].Variants[1] != (variantBadge{Name: "express", Verdict: "RolledBack", Tone: "bad"}) {
+		t.Errorf("progressing: %+v", b)
+	}
+}
+
 func TestChartTicks(t *testing.T) {
 	for _, tc := range []struct {
 		lo, hi float64

@@ -46,4 +46,10 @@
 // of its own (sections, colour); tables and objects go through kubectl's
 // printers. Colour is used only when stdout is a terminal and NO_COLOR is
 // unset.
+//
+// The dashboard (dashboard.go) renders the same objects as HTML: pure view
+// builders (dashboard_view.go, dashboard_chart.go's segmentChart) feed
+// html/template pages embedded from dashboard/; live pages follow the
+// watches of status --watch and stream over Server-Sent Events; its buttons
+// act through applyAction, as the action commands do.
 package cli
