@@ -264,10 +264,10 @@ func fakeDashboard(t *testing.T, namespace string, wrap func(client.WithWatch) c
 		WithIndex(&eventsv1.Event{}, "regarding.name", func(o client.Object) []string { return []string{o.(*eventsv1.Event).Regarding.Name} }).
 		WithIndex(&eventsv1.Event{}, "regarding.kind", func(o client.Object) []string { return []string{o.(*eventsv1.Event).Regarding.Kind} }).
 		Build()
-	wc := client.WithWatch(c)
-	if wrap != nil {
-		wc = wrap(c)
+	if wrap == nil {
+		wrap = func(c client.WithWatch) client.WithWatch { return c }
 	}
+	wc := wrap(c)
 	var errOut bytes.Buffer
 	o := NewOptions(genericiooptions.IOStreams{Out: io.Discard, ErrOut: &errOut})
 	o.Now = func() time.Time { return fixedNow }
