@@ -499,6 +499,8 @@ func (d *dashboard) experimentLive(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case watcher.gone:
 		s.send("gone", fmt.Sprintf("cxexperiment %s/%s was deleted", ns, name))
+	case ExitCode(err) == ExitNotFound: // no use retrying
+		s.send("gone", err.Error())
 	case err != nil && r.Context().Err() == nil:
 		s.fail(err)
 	}

@@ -328,6 +328,16 @@ func TestDashboardPages(t *testing.T) {
 	if code, body := httpGet(t, srv.URL+"/experiments/shop/nope"); code != http.StatusNotFound || !strings.Contains(body, `cxexperiment &#34;nope&#34; not found in namespace &#34;shop&#34;`) {
 		t.Errorf("missing experiment: %d\n%s", code, body)
 	}
+	msgs := sseMessages(t, context.Background(), srv.URL+"/experiments/shop/nope/live")
+	select {
+	case m := <-msgs:
+		if m != `event: gone
+cxexperiment "nope" not found in namespace "shop"` {
+			t.Errorf("live page of a missing experiment: %q", m)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("the live page of a missing experiment says nothing")
+	}
 	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/", nil)
 	req.Host = "rebound.example:3100"
 	resp, err := http.DefaultClient.Do(req)
