@@ -197,10 +197,31 @@ func newToken(now time.Time, previous string) string {
 	return tok
 }
 
-// runAction checks the phase, then writes the merge patch. The patch carries
-// the resourceVersion that was checked, so a phase change in between makes it
-// fail with a conflict, and the check runs again.
+// runAction applies the action and prints its answer: the note (a warning
+// of --force, a replaced request) on stderr, what was done on stdout.
 func (o *Options) runAction(ctx context.Context, c client.Client, a action, ns, name string, force bool) error {
+	ans, err := applyAction(ctx, c, a, ns, name, force, o.Now)
+	if err != nil {
+		return err
+	}
+	if ans.note != "" {
+		o.stderrf("%s\n", ans.note)
+	}
+	_, err = fmt.Fprintln(o.Out, ans.message)
+	return err
+}
+
+// actionAnswer is what an applied action says: message is what was done (or
+// why nothing was needed), note a warning or remark to show beside it.
+type actionAnswer struct {
+	message, note string
+}
+
+// applyAction checks the phase, then writes the merge patch. The patch
+// carries the resourceVersion that was checked, so a phase change in between
+// makes it fail with a conflict, and the check runs again. kubectl cx
+// pause/... and the dashboard's buttons both act through it.
+func applyAction(ctx context.Context, c client.Client, a action, ns, name string, force bool, now func() time.Time) (actionAnswer, error) {
 	var exp *cxv1.CXExperiment
 	var token, note, noop string
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
@@ -226,7 +247,7 @@ func (o *Options) runAction(ctx context.Context, c client.Client, a action, ns, 
 			patch["spec"] = map[string]any{"paused": a.paused}
 		} else {
 			prev := exp.Annotations[a.annotation]
-			token = newToken(o.Now(), prev)
+			token = newToken(now(), prev)
 			metadata["annotations"] = map[string]any{a.annotation: token}
 			if prev != "" && prev != handledToken(exp, a.annotation) {
 				note = joinNotes(note, fmt.Sprintf("note: the previous %s request (token %s) has not been handled yet; this one replaces it", a.name, prev))
@@ -239,17 +260,12 @@ func (o *Options) runAction(ctx context.Context, c client.Client, a action, ns, 
 		return c.Patch(ctx, exp, client.RawPatch(types.MergePatchType, body))
 	})
 	if err != nil {
-		return experimentError(err, ns, name)
+		return actionAnswer{}, experimentError(err, ns, name)
 	}
-	if note != "" {
-		o.stderrf("%s\n", note)
-	}
-	msg := a.done(exp, token)
 	if noop != "" {
-		msg = noop
+		return actionAnswer{message: noop, note: note}, nil
 	}
-	_, err = fmt.Fprintln(o.Out, msg)
-	return err
+	return actionAnswer{message: a.done(exp, token), note: note}, nil
 }
 
 func joinNotes(a, b string) string {

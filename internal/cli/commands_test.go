@@ -99,7 +99,7 @@ func TestHelp(t *testing.T) {
 	r := runCLI(t, "--help").expect(t, ExitOK)
 	for _, want := range []string{"kubectl cx [command]", "Exit codes:", "3  experiment not found", "4  status --wait: the run ended RolledBack",
 		"6  status --wait: the timeout passed", "NO_COLOR",
-		"list", "status", "pause", "resume", "promote", "abort", "retry", "report", "analyze", "version", "completion", "--kubeconfig", "--namespace"} {
+		"list", "status", "pause", "resume", "promote", "abort", "retry", "report", "dashboard", "analyze", "version", "completion", "--kubeconfig", "--namespace"} {
 		if !strings.Contains(r.out, want) {
 			t.Errorf("kubectl cx --help lacks %q", want)
 		}
@@ -107,7 +107,7 @@ func TestHelp(t *testing.T) {
 	if r := runCLI(t).expect(t, ExitOK); !strings.Contains(r.out, "Exit codes:") {
 		t.Error("kubectl cx without a command does not print the help")
 	}
-	for _, cmd := range []string{"list", "status", "pause", "resume", "promote", "abort", "retry", "report", "analyze", "version"} {
+	for _, cmd := range []string{"list", "status", "pause", "resume", "promote", "abort", "retry", "report", "dashboard", "analyze", "version"} {
 		r := runCLI(t, cmd, "--help").expect(t, ExitOK)
 		if !strings.Contains(r.out, "Examples:") || !strings.Contains(r.out, "kubectl cx "+cmd) {
 			t.Errorf("kubectl cx %s --help has no examples:\n%s", cmd, r.out)

@@ -10,6 +10,8 @@
 //	promote|abort|retry NAME
 //	                     request a manual action (annotation with a fresh token)
 //	report NAME          final report, Markdown (default) or JSON
+//	dashboard            live web dashboard on localhost (list, experiment
+//	                     pages over SSE, the manual actions as buttons)
 //	analyze              run the decision engine offline on counts (no cluster; -o json)
 //	version              client, Kubernetes and Rapport API versions
 //	completion SHELL     shell completion (and kubectl_complete-cx for kubectl)
@@ -44,4 +46,10 @@
 // of its own (sections, colour); tables and objects go through kubectl's
 // printers. Colour is used only when stdout is a terminal and NO_COLOR is
 // unset.
+//
+// The dashboard (dashboard.go) renders the same objects as HTML: pure view
+// builders (dashboard_view.go, dashboard_chart.go's segmentChart) feed
+// html/template pages embedded from dashboard/; live pages follow the
+// watches of status --watch and stream over Server-Sent Events; its buttons
+// act through applyAction, as the action commands do.
 package cli

@@ -153,6 +153,9 @@ const rootExample = `  # Experiments of the current namespace, then of every nam
   # The final report, for the decision record
   kubectl cx report checkout-redesign -o markdown > checkout-redesign.md
 
+  # A live dashboard in the browser, at http://127.0.0.1:3100/
+  kubectl cx dashboard -A
+
   # How many responses does a test need? (no cluster needed)
   kubectl cx analyze --plan --baseline 85 --drop 5
 
@@ -187,6 +190,7 @@ func NewRootCommand(o *Options) *cobra.Command {
 		newListCommand(o),
 		newStatusCommand(o),
 		newReportCommand(o),
+		newDashboardCommand(o),
 		newAnalyzeCommand(o),
 		newVersionCommand(o),
 	)

@@ -45,6 +45,9 @@ type statusWatcher struct {
 	// lineOut (waiting for an outcome without --watch).
 	line    func(*cxv1.CXExperiment) string
 	lineOut io.Writer
+	// view, when set, receives the experiment and its latest events at each
+	// change instead of stdout (the dashboard's live page).
+	view func(*cxv1.CXExperiment, []eventsv1.Event)
 	// until, when set, ends the watch once it holds for the experiment.
 	until func(*cxv1.CXExperiment) bool
 	// gone is set when the experiment was deleted.
@@ -190,7 +193,7 @@ func (w *statusWatcher) onExperiment(ctx context.Context, ev watch.Event, ok boo
 
 func (w *statusWatcher) deleted() {
 	w.gone = true
-	if w.line != nil {
+	if w.line != nil || w.view != nil {
 		return // the caller reports it
 	}
 	w.write([]byte(fmt.Sprintf("\ncxexperiment %s/%s was deleted\n", w.ns, w.name)))
@@ -279,9 +282,13 @@ func (w *statusWatcher) show() {
 	for _, e := range w.events {
 		evs = append(evs, e)
 	}
-	evs = filterEvents(evs, w.exp)
+	evs = lastEvents(filterEvents(evs, w.exp), w.maxEvents)
+	if w.view != nil {
+		w.view(w.exp, evs)
+		return
+	}
 	var b bytes.Buffer
-	_ = RenderStatus(&b, w.exp, lastEvents(evs, w.maxEvents), w.o.renderOptions()) // a bytes.Buffer does not fail
+	_ = RenderStatus(&b, w.exp, evs, w.o.renderOptions()) // a bytes.Buffer does not fail
 	if bytes.Equal(b.Bytes(), w.last) {
 		return
 	}
