@@ -195,7 +195,7 @@ func newReportCommand(o *Options) *cobra.Command {
 	output := "markdown"
 	cmd := &cobra.Command{
 		Use:   "report NAME",
-		Short: "Write the final report of an experiment (Markdown or JSON)",
+		Short: "Write the final report of an experiment (Markdown, JSON or HTML)",
 		Long: `Write the report of the experiment's current run: hypothesis, touchpoint,
 variants, segments, the settings it was judged with (metric, max drop,
 confidence, minimum responses), a timeline built from the status timestamps
@@ -205,14 +205,21 @@ the variant each segment serves).
 
 -o markdown (default) is for people and decision records; -o json is a
 stable, versioned document (apiVersion ` + ReportAPIVersion + `, kind ` + ReportKind + `)
-described in docs/kubectl-cx.md. Events expire (after an hour by default), so
+described in docs/kubectl-cx.md. -o html is one self-contained page (inline
+SVG charts and CSS, no script, nothing loaded from the network) with, per
+segment, the difference's confidence sequence over time against -maxDrop and
+the decision marked, the weights and responses over time, and the score
+distribution per variant, each with a table of its figures; it reads the
+experiment's history ConfigMap (<name>-history) and its ResponseTally.
+Events expire (after an hour by default), so
 make the report soon after the run ends; the status part never expires.`,
 		Example: `  kubectl cx report checkout-redesign -n shop > checkout-redesign.md
-  kubectl cx report checkout-redesign -o json | jq '.decision'`,
+  kubectl cx report checkout-redesign -o json | jq '.decision'
+  kubectl cx report checkout-redesign -o html > checkout-redesign.html`,
 		Args:              oneName,
 		ValidArgsFunction: o.completeExperiments,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := outputFlag(output, "markdown", "md", "json"); err != nil {
+			if err := outputFlag(output, "markdown", "md", "json", "html"); err != nil {
 				return err
 			}
 			c, err := o.client()
@@ -232,13 +239,16 @@ make the report soon after the run ends; the status part never expires.`,
 				o.stderrf("Warning: cannot read the events; the timeline has the status timestamps only: %v\n", evErr)
 			}
 			r := BuildReport(exp, evs, o.Now())
-			if output == "json" {
+			switch output {
+			case "json":
 				return writeJSONDocument(o.Out, r)
+			case "html":
+				return o.writeReportHTML(cmd.Context(), c, exp, r)
 			}
 			return RenderReportMarkdown(o.Out, r)
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", output, "output format: markdown or json")
+	cmd.Flags().StringVarP(&output, "output", "o", output, "output format: markdown, json or html")
 	return cmd
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -82,15 +83,20 @@ var scheme = func() *runtime.Scheme {
 	if err := eventsv1.AddToScheme(s); err != nil {
 		panic(err)
 	}
+	if err := corev1.AddToScheme(s); err != nil {
+		panic(err)
+	}
 	return s
 }()
 
-// restMapper maps the two kinds kubectl-cx uses, so that no discovery
-// round trip is needed.
+// restMapper maps the kinds kubectl-cx uses, so that no discovery round
+// trip is needed.
 func restMapper() meta.RESTMapper {
 	m := meta.NewDefaultRESTMapper(nil)
 	m.Add(cxv1.GroupVersion.WithKind("CXExperiment"), meta.RESTScopeNamespace)
 	m.Add(eventsv1.SchemeGroupVersion.WithKind("Event"), meta.RESTScopeNamespace)
+	m.Add(cxv1.GroupVersion.WithKind("ResponseTally"), meta.RESTScopeNamespace)
+	m.Add(corev1.SchemeGroupVersion.WithKind("ConfigMap"), meta.RESTScopeNamespace)
 	return m
 }
 
