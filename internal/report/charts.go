@@ -6,6 +6,7 @@ import (
 	"image/color"
 	"math"
 	"strings"
+	"time"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/font"
@@ -48,7 +49,7 @@ func newPlot(title, xLabel, yLabel string, timeAxis bool) *plot.Plot {
 	p.Legend.Top = true
 	p.Legend.TextStyle.Font.Size = vg.Points(9)
 	if timeAxis {
-		p.X.Tick.Marker = plot.TimeTicks{Format: "Jan 2\n15:04"}
+		p.X.Tick.Marker = plot.TimeTicks{Format: "Jan 2\n15:04", Time: plot.UnixTimeIn(time.UTC)}
 	}
 	p.Add(plotter.NewGrid())
 	return p
@@ -122,6 +123,24 @@ func hline(p *plot.Plot, y, x0, x1 float64, name string, c color.Color) error {
 // vline marks a moment across [y0, y1].
 func vline(p *plot.Plot, x, y0, y1 float64, name string) error {
 	return line(p, plotter.XYs{{X: x, Y: y0}, {X: x, Y: y1}}, name, colorMark, vg.Points(1.5), []vg.Length{vg.Points(2), vg.Points(2)}, plotter.NoStep)
+}
+
+// timeTicks labels a time axis spanning x0..x1 (Unix seconds) with the
+// precision the span needs: seconds for a short run, dates for a long one.
+func timeTicks(p *plot.Plot, x0, x1 float64) {
+	p.X.Tick.Marker = plot.TimeTicks{Format: tickFormat(time.Duration(x1-x0) * time.Second), Time: plot.UnixTimeIn(time.UTC)}
+}
+
+func tickFormat(span time.Duration) string {
+	switch {
+	case span > 48*time.Hour:
+		return "Jan 2"
+	case span > 6*time.Hour:
+		return "Jan 2\n15:04"
+	case span > 10*time.Minute:
+		return "15:04"
+	}
+	return "15:04:05"
 }
 
 // yRange returns the range of ys widened to include extra values and a margin.

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/net/html"
 )
@@ -189,3 +190,21 @@ func TestReportWithoutHistoryOrTallySaysSo(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func TestTickFormat(t *testing.T) {
+	tests := []struct {
+		span time.Duration
+		want string
+	}{
+		{30 * time.Second, "15:04:05"}, // make demo's run
+		{10 * time.Minute, "15:04:05"},
+		{time.Hour, "15:04"},
+		{12 * time.Hour, "Jan 2\n15:04"},
+		{7 * 24 * time.Hour, "Jan 2"},
+	}
+	for _, tt := range tests {
+		if got := tickFormat(tt.span); got != tt.want {
+			t.Errorf("tickFormat(%v) = %q, want %q", tt.span, got, tt.want)
+		}
+	}
+}

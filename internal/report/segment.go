@@ -71,6 +71,7 @@ func differenceChart(id, seg string, variants []string, h *history.History, exp 
 	title := fmt.Sprintf("Difference to the control in %s (points)", seg)
 	p := newPlot(title, "time (UTC)", "difference (points)", true)
 	x0, x1 := timeSpan(h, seg, variants)
+	timeTicks(p, x0, x1)
 	var ys []float64
 	tb := table{Caption: "Figures behind the chart: " + title, Head: []string{"variant", "time (UTC)", "step", "epoch", "responses", "difference", "interval", "verdict"}}
 	var marks []string
@@ -131,6 +132,7 @@ func floorChart(id, seg string, variants []string, h *history.History, floor flo
 	title := fmt.Sprintf("Scores in %s against the floor (points)", seg)
 	p := newPlot(title, "time (UTC)", "score (points)", true)
 	x0, x1 := timeSpan(h, seg, variants)
+	timeTicks(p, x0, x1)
 	tb := table{Caption: "Figures behind the chart: " + title, Head: []string{"variant", "time (UTC)", "score"}}
 	var ys []float64
 	for i, v := range variants {
@@ -160,6 +162,8 @@ func floorChart(id, seg string, variants []string, h *history.History, floor flo
 func overTimeChart(id, seg string, variants []string, h *history.History, what, unit string, value func(history.Point) float64, step plotter.StepKind) (*chartSection, error) {
 	title := fmt.Sprintf("%s in %s", what, seg)
 	p := newPlot(title, "time (UTC)", unit, true)
+	x0, x1 := timeSpan(h, seg, variants)
+	timeTicks(p, x0, x1)
 	tb := table{Caption: "Figures behind the chart: " + title, Head: []string{"variant", "time (UTC)", "step", unit}}
 	var ys []float64
 	for i, v := range variants {
