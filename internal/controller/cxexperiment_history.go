@@ -9,7 +9,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
@@ -27,7 +26,7 @@ func (r *CXExperimentReconciler) recordHistory(ctx context.Context, sc *scope) {
 		return
 	}
 	log := ctrl.LoggerFrom(ctx).WithValues("configMap", history.ConfigMapName(sc.exp.Name))
-	var reader client.Reader = r.APIReader // uncached: no informer on every ConfigMap of the cluster
+	reader := r.APIReader // uncached: no informer on every ConfigMap of the cluster
 	if reader == nil {
 		reader = r.Client
 	}

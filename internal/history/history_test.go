@@ -236,7 +236,7 @@ func TestSizeAtTheBound(t *testing.T) {
 					verdict = verdicts[rng.IntN(len(verdicts))]
 				}
 				n += int64(rng.IntN(400))
-				sc := float64(int(700+rng.IntN(250))) / 10
+				sc := float64(700+rng.IntN(250)) / 10
 				p := Point{At: t0.Add(time.Duration(i*47+rng.IntN(30)) * time.Second).Unix(), Step: int32(1 + i/40), Epoch: int32(1 + i/40),
 					Responses: n, Score: &sc, Weight: weight, Verdict: verdict}
 				if v > 0 {

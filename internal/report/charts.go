@@ -110,7 +110,7 @@ func band(p *plot.Plot, lower, upper plotter.XYs, c color.Color) error {
 	}
 	r, g, b, _ := c.RGBA()
 	poly.Color = color.NRGBA{R: uint8(r >> 8), G: uint8(g >> 8), B: uint8(b >> 8), A: 0x40}
-	poly.LineStyle.Width = 0
+	poly.Width = 0
 	p.Add(poly)
 	return nil
 }

@@ -210,7 +210,8 @@ func distributionChart(variants []string, t *cxv1.ResponseTally, s cxv1.Satisfac
 			}
 		}
 		shares := make(plotter.Values, n)
-		row := []string{v}
+		row := make([]string, 0, 1+n)
+		row = append(row, v)
 		for j := range n {
 			if total > 0 {
 				shares[j] = 100 * counts[j] / total
