@@ -51,7 +51,7 @@ func (d *demo) waitHistory(ctx context.Context, exp *cxv1.CXExperiment) {
 		if err := d.c.Get(ctx, types.NamespacedName{Namespace: demoNS, Name: history.ConfigMapName(expName)}, cm); err == nil {
 			if h, err := history.Decode(cm.BinaryData[history.Key]); err == nil && h.Run == exp.Status.Run && exp.Status.CompletedAt != nil {
 				for _, s := range h.Series {
-					if n := len(s.Points); n > 0 && s.Points[n-1].At >= exp.Status.CompletedAt.Unix() {
+					if n := len(s.Points); n > 0 && s.Points[n-1].At >= exp.Status.CompletedAt.UnixMilli() {
 						return
 					}
 				}

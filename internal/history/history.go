@@ -66,7 +66,7 @@ type Series struct {
 // Point is one observation of a variant in a segment. Values in points
 // (score, difference and its interval) are nil while unknown.
 type Point struct {
-	// At is the time of the observation, in Unix seconds.
+	// At is the time of the observation, in Unix milliseconds.
 	At int64
 	// Step is the 1-based rollout step (0 before the first).
 	Step int32
@@ -87,7 +87,7 @@ type Point struct {
 }
 
 // Time returns the point's time.
-func (p Point) Time() time.Time { return time.Unix(p.At, 0).UTC() }
+func (p Point) Time() time.Time { return time.UnixMilli(p.At).UTC() }
 
 // Due reports whether a reconcile that moved the status from before to
 // after adds a point: when it recorded a measurement (status.measuredAt
@@ -138,10 +138,14 @@ func Append(h *History, experiment string, st *cxv1.CXExperimentStatus, now time
 		for _, v := range s.Variants {
 			p := pointOf(st, &s, &v, now)
 			sr := h.series(s.Name, v.Name)
-			if n := len(sr.Points); n > 0 && sr.Points[n-1].At >= p.At && p.At > 0 {
-				// Two points in one second: keep the newer.
-				sr.Points[n-1] = p
-				continue
+			if n := len(sr.Points); n > 0 && sr.Points[n-1].At >= p.At {
+				last := sr.Points[n-1]
+				if last.Verdict == p.Verdict && last.Weight == p.Weight {
+					// Two points at one instant: keep the newer.
+					sr.Points[n-1] = p
+					continue
+				}
+				p.At = last.At // a change is never folded away; time never runs backwards
 			}
 			if len(sr.Points) >= MaxPoints {
 				sr.Points = Thin(sr.Points)
@@ -176,7 +180,7 @@ func (h *History) Find(segment, variant string) *Series {
 }
 
 func pointOf(st *cxv1.CXExperimentStatus, s *cxv1.SegmentStatus, v *cxv1.VariantStatus, now time.Time) Point {
-	p := Point{At: now.Unix(), Step: st.CurrentStep, Epoch: s.Epoch, Responses: v.Responses,
+	p := Point{At: now.UnixMilli(), Step: st.CurrentStep, Epoch: s.Epoch, Responses: v.Responses,
 		Verdict: v.Verdict, Weight: v.Weight}
 	p.Score = points(v.Score)
 	p.Difference = points(v.Difference)

@@ -156,10 +156,19 @@ func TestAppendStartsOverForANewRun(t *testing.T) {
 	if h2.Run != 2 || len(h2.Find("enterprise", "one-page").Points) != 1 {
 		t.Errorf("history of run 2 = run %d with %d points, want run 2 with 1 point", h2.Run, len(h2.Find("enterprise", "one-page").Points))
 	}
-	// Two reconciles in one second keep one point, the newer.
-	h3 := Append(h2, "checkout", status(t0, cxv1.VerdictInferior, 0), t0.Add(time.Hour))
-	if got := h3.Find("enterprise", "one-page").Points; got[0].Verdict != cxv1.VerdictInferior || len(got) != 1 {
+	// Two reconciles at one instant keep one point, the newer, unless the
+	// verdict or the weight changed: a change is never folded away.
+	st3 := status(t0, cxv1.VerdictInconclusive, 10)
+	st3.Run, st3.Segments[0].Variants[1].Responses = 2, 11
+	h3 := Append(h2, "checkout", st3, t0.Add(time.Hour))
+	if got := h3.Find("enterprise", "one-page").Points; len(got) != 1 || got[0].Responses != 11 {
 		t.Errorf("points = %+v, want the newer only", got)
+	}
+	st4 := status(t0, cxv1.VerdictInferior, 0)
+	st4.Run = 2
+	h4 := Append(h3, "checkout", st4, t0.Add(time.Hour))
+	if got := h4.Find("enterprise", "one-page").Points; len(got) != 2 || got[1].Verdict != cxv1.VerdictInferior || got[0].Verdict != cxv1.VerdictInconclusive {
+		t.Errorf("points = %+v, want the change kept as a second point", got)
 	}
 }
 
@@ -237,7 +246,7 @@ func TestSizeAtTheBound(t *testing.T) {
 				}
 				n += int64(rng.IntN(400))
 				sc := float64(700+rng.IntN(250)) / 10
-				p := Point{At: t0.Add(time.Duration(i*47+rng.IntN(30)) * time.Second).Unix(), Step: int32(1 + i/40), Epoch: int32(1 + i/40),
+				p := Point{At: t0.Add(time.Duration(i*47+rng.IntN(30))*time.Second + time.Duration(rng.IntN(1000))*time.Millisecond).UnixMilli(), Step: int32(1 + i/40), Epoch: int32(1 + i/40),
 					Responses: n, Score: &sc, Weight: weight, Verdict: verdict}
 				if v > 0 {
 					d, lo, hi := float64(rng.IntN(200)-100)/10, float64(rng.IntN(200)-300)/10, float64(rng.IntN(200)+100)/10

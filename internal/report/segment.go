@@ -47,7 +47,8 @@ func segmentCharts(id, seg string, variants []string, h *history.History, exp *c
 	return append(out, *w, *r), nil
 }
 
-func x(p history.Point) float64 { return float64(p.At) }
+// x is a point's time on the charts' axis, in Unix seconds.
+func x(p history.Point) float64 { return float64(p.At) / 1000 }
 
 // timeSpan returns the first and last time of a segment's series.
 func timeSpan(h *history.History, seg string, variants []string) (float64, float64) {
@@ -111,7 +112,7 @@ func differenceChart(id, seg string, variants []string, h *history.History, exp 
 	}
 	for _, v := range variants[1:] {
 		if t, what, ok := decisionMoment(exp, seg, v); ok {
-			if err := vline(p, float64(t.Unix()), ylo, yhi, "decision: "+what); err != nil {
+			if err := vline(p, float64(t.UnixMilli())/1000, ylo, yhi, "decision: "+what); err != nil {
 				return nil, err
 			}
 			marks = append(marks, what+" at "+t.UTC().Format(timeFormat))
