@@ -429,6 +429,7 @@ func (d *demo) simulate(ctx context.Context) error {
 			stats := <-simDone
 			view.done()
 			d.story(exp, stats)
+			d.report(ctx, exp)
 			return nil
 		}
 	}

@@ -26,6 +26,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
+	"github.com/rapport-dev/rapport/internal/history"
 	"github.com/rapport-dev/rapport/test/utils"
 )
 
@@ -745,4 +746,54 @@ func TestClusterWatchTerminal(t *testing.T) {
 	g.Expect(out.String()).NotTo(ContainSubstring("\x1b[3"), "NO_COLOR is set: no colour")
 	cancel()
 	g.Eventually(done, 10*time.Second).Should(Receive(Equal(ExitOK)))
+}
+
+func TestClusterReportHTML(t *testing.T) {
+	cluster(t)
+	ns := newNamespace(t, "shop")
+	exp := createExperiment(t, ns, "checkout-redesign", succeededStatus())
+
+	// Without a history ConfigMap the page says so and has no chart over time.
+	r := kubectlCX(t, "report", "checkout-redesign", "-n", ns, "-o", "html").expect(t, ExitOK)
+	if !strings.Contains(r.out, "No history of this run was recorded") || strings.Contains(r.out, `-difference"`) {
+		t.Errorf("report -o html without history:\n%.2000s", r.out)
+	}
+
+	// With the history the controller writes: one difference chart per segment.
+	h := history.Append(nil, exp.Name, &exp.Status, exp.Status.StartedAt.Time)
+	h = history.Append(h, exp.Name, &exp.Status, exp.Status.CompletedAt.Time)
+	data, err := history.Encode(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: history.ConfigMapName(exp.Name)},
+		BinaryData: map[string][]byte{history.Key: data}}
+	if err := k8s.Create(context.Background(), cm); err != nil {
+		t.Fatal(err)
+	}
+	r = kubectlCX(t, "report", "checkout-redesign", "-n", ns, "-o", "html").expect(t, ExitOK)
+	if r.err != "" {
+		t.Errorf("report -o html warned: %q", r.err)
+	}
+	for _, seg := range exp.Spec.SegmentNames() {
+		if !strings.Contains(r.out, `data-segment="`+seg+`"`) {
+			t.Errorf("report -o html has no section for segment %s", seg)
+		}
+	}
+	if n := strings.Count(r.out, `-difference" class="chart"`); n != len(exp.Spec.SegmentNames()) {
+		t.Errorf("report -o html: %d difference charts, want one per segment (%d)", n, len(exp.Spec.SegmentNames()))
+	}
+	if strings.Contains(strings.ToLower(r.out), "<script") {
+		t.Error("report -o html has a script")
+	}
+
+	// An unreadable history is a warning, not a failure.
+	cm.BinaryData[history.Key] = []byte("not gzip")
+	if err := k8s.Update(context.Background(), cm); err != nil {
+		t.Fatal(err)
+	}
+	r = kubectlCX(t, "report", "checkout-redesign", "-n", ns, "-o", "html").expect(t, ExitOK)
+	if !strings.Contains(r.err, "Warning: the history ConfigMap "+ns+"/checkout-redesign-history: decode history: not gzip") {
+		t.Errorf("report -o html with a broken history warned %q", r.err)
+	}
 }

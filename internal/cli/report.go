@@ -196,7 +196,7 @@ func newReportCommand(o *Options) *cobra.Command {
 	var patch bool
 	cmd := &cobra.Command{
 		Use:   "report NAME",
-		Short: "Write the final report of an experiment (Markdown or JSON)",
+		Short: "Write the final report of an experiment (Markdown, JSON or HTML)",
 		Long: `Write the report of the experiment's current run: hypothesis, touchpoint,
 variants, segments, the settings it was judged with (metric, max drop,
 confidence, minimum responses), a timeline built from the status timestamps
@@ -206,8 +206,14 @@ the variant each segment serves).
 
 -o markdown (default) is for people and decision records; -o json is a
 stable, versioned document (apiVersion ` + ReportAPIVersion + `, kind ` + ReportKind + `)
-described in docs/kubectl-cx.md. Events expire (after an hour by default), so
-make the report soon after the run ends; the status part never expires.
+described in docs/kubectl-cx.md. -o html is one self-contained page (inline
+SVG charts and CSS, no script, nothing loaded from the network) with, per
+segment, the difference's confidence sequence over time against -maxDrop and
+the decision marked, the weights and responses over time, and the score
+distribution per variant, each with a table of its figures; it reads the
+experiment's history ConfigMap (<name>-history) and its ResponseTally.
+Events expire (after an hour by default), so make the report soon after the
+run ends; the status part never expires.
 
 --patch prints, for a Succeeded Gateway API experiment, the change to commit to
 your HTTPRoute in Git so that Git holds the promoted split: a JSON merge patch
@@ -216,11 +222,12 @@ the route's rules as Rapport left them; with segments, the route's rules plus
 the child route's rules of each segment promoted to a variant.`,
 		Example: `  kubectl cx report checkout-redesign -n shop > checkout-redesign.md
   kubectl cx report checkout-redesign -o json | jq '.decision'
+  kubectl cx report checkout-redesign -o html > checkout-redesign.html
   kubectl cx report checkout-redesign -n shop --patch > checkout-route.patch.yaml`,
 		Args:              oneName,
 		ValidArgsFunction: o.completeExperiments,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			allowed := []string{"markdown", "md", "json"}
+			allowed := []string{"markdown", "md", "json", "html"}
 			if patch {
 				allowed = []string{"markdown", "yaml", "json"}
 			}
@@ -247,13 +254,16 @@ the child route's rules of each segment promoted to a variant.`,
 				o.stderrf("Warning: cannot read the events; the timeline has the status timestamps only: %v\n", evErr)
 			}
 			r := BuildReport(exp, evs, o.Now())
-			if output == "json" {
+			switch output {
+			case "json":
 				return writeJSONDocument(o.Out, r)
+			case "html":
+				return o.writeReportHTML(cmd.Context(), c, exp, r)
 			}
 			return RenderReportMarkdown(o.Out, r)
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", output, "output format: markdown or json (with --patch: yaml or json)")
+	cmd.Flags().StringVarP(&output, "output", "o", output, "output format: markdown, json or html (with --patch: yaml or json)")
 	cmd.Flags().BoolVar(&patch, "patch", false, "print the change to commit to your HTTPRoute in Git so that it holds the promoted split")
 	return cmd
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -82,6 +83,9 @@ var scheme = func() *runtime.Scheme {
 	if err := eventsv1.AddToScheme(s); err != nil {
 		panic(err)
 	}
+	if err := corev1.AddToScheme(s); err != nil {
+		panic(err)
+	}
 	return s
 }()
 
@@ -92,6 +96,8 @@ func restMapper() meta.RESTMapper {
 	m.Add(cxv1.GroupVersion.WithKind("CXExperiment"), meta.RESTScopeNamespace)
 	m.Add(eventsv1.SchemeGroupVersion.WithKind("Event"), meta.RESTScopeNamespace)
 	m.Add(httpRouteGVK, meta.RESTScopeNamespace)
+	m.Add(cxv1.GroupVersion.WithKind("ResponseTally"), meta.RESTScopeNamespace)
+	m.Add(corev1.SchemeGroupVersion.WithKind("ConfigMap"), meta.RESTScopeNamespace)
 	return m
 }
 

@@ -61,6 +61,7 @@ type CXExperimentReconciler struct {
 // +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch
 // +kubebuilder:rbac:groups=apps,resources=deployments/scale,verbs=get;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
@@ -99,6 +100,7 @@ func (r *CXExperimentReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		}
 		r.announce(sc)
 		metrics.ObserveExperiment(sc.exp)
+		r.recordHistory(ctx, sc)
 	}()
 
 	rollout.Initialize(&exp.Status)

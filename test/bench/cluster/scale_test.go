@@ -55,6 +55,7 @@ type scaleResult struct {
 	AllAdvancedSeconds      float64 // all feedback acknowledged -> all at step 2
 	WritesPerExperimentStep float64 // Rapport's route + status writes per experiment for the step
 	TallyWritesPerExp       float64 // collector commits per experiment for the feedback
+	HistoryWritesPerExp     float64 // history ConfigMap writes per experiment for the step (at most one per interval or verdict change, never per commit)
 	ReconcileP99Seconds     float64
 	ControllerCPUSeconds    float64 // during start + advance
 	ControllerRSSMiB        float64 // at the end
@@ -129,7 +130,7 @@ func scale(t *testing.T, n int) {
 	must(t, err)
 
 	byKind := map[string]int64{}
-	var rapportWrites, tallyWrites int64
+	var rapportWrites, tallyWrites, historyWrites int64
 	for k, v := range writes1 {
 		d := v - writes0[k]
 		if d == 0 {
@@ -141,6 +142,8 @@ func scale(t *testing.T, n int) {
 			rapportWrites += d
 		case strings.HasPrefix(k, "responsetallies "):
 			tallyWrites += d
+		case strings.HasPrefix(k, "configmaps "):
+			historyWrites += d
 		}
 	}
 	t.Logf("API writes during the step, by resource, verb and code: %v", byKind)
@@ -151,6 +154,7 @@ func scale(t *testing.T, n int) {
 		AllAdvancedSeconds:      seconds(advanced.Sub(fed)),
 		WritesPerExperimentStep: float64(rapportWrites) / float64(n),
 		TallyWritesPerExp:       float64(tallyWrites) / float64(n),
+		HistoryWritesPerExp:     float64(historyWrites) / float64(n),
 		WritesByKind:            byKind,
 		ReconcileP99Seconds:     histogramQuantile(fams["controller_runtime_reconcile_time_seconds"], 0.99, map[string]string{"controller": "cxexperiment"}),
 		ControllerCPUSeconds:    seconds(usage1.CPU - usage0.CPU),
