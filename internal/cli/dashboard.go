@@ -26,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
+	"github.com/rapport-dev/rapport/internal/history"
 )
 
 //go:embed dashboard/pages.html dashboard/style.css
@@ -348,6 +349,20 @@ func (d *dashboard) list(w http.ResponseWriter, r *http.Request) {
 	d.render(w, http.StatusOK, "list", "Experiments", buildListView(items, d.namespace, d.o.Now()))
 }
 
+// history reads the run's history for the experiment page's charts; nil
+// (the page draws the current intervals) when there is none or it cannot
+// be read (said on stderr, unless RBAC forbids reading it).
+func (d *dashboard) history(ctx context.Context, exp *cxv1.CXExperiment) *history.History {
+	h, err := readHistory(ctx, d.c, exp)
+	if err != nil && !apierrors.IsForbidden(err) {
+		d.o.stderrf("Warning: %v; the chart shows the current intervals only\n", err)
+	}
+	if h != nil && h.Run != exp.Status.Run {
+		return nil
+	}
+	return h
+}
+
 func (d *dashboard) experiment(w http.ResponseWriter, r *http.Request) {
 	ns, name := r.PathValue("namespace"), r.PathValue("name")
 	if !d.inScope(ns) {
@@ -363,7 +378,7 @@ func (d *dashboard) experiment(w http.ResponseWriter, r *http.Request) {
 	if evErr != nil && !apierrors.IsForbidden(evErr) {
 		d.o.stderrf("Warning: cannot read the events of %s: %v\n", ref(exp), evErr)
 	}
-	d.render(w, http.StatusOK, "experiment", ref(exp), buildExperimentView(exp, lastEvents(evs, d.maxEvents), d.o.Now()))
+	d.render(w, http.StatusOK, "experiment", ref(exp), buildExperimentView(exp, d.history(r.Context(), exp), lastEvents(evs, d.maxEvents), d.o.Now()))
 }
 
 // actionReply is the JSON answer to an action.
@@ -489,7 +504,7 @@ func (d *dashboard) experimentLive(w http.ResponseWriter, r *http.Request) {
 	watcher := d.o.newWatcher(d.c, ns, name, d.maxEvents)
 	watcher.view = func(exp *cxv1.CXExperiment, evs []eventsv1.Event) {
 		var b bytes.Buffer
-		if err := dashboardTemplates.ExecuteTemplate(&b, "experiment-content", buildExperimentView(exp, evs, d.o.Now())); err != nil {
+		if err := dashboardTemplates.ExecuteTemplate(&b, "experiment-content", buildExperimentView(exp, d.history(r.Context(), exp), evs, d.o.Now())); err != nil {
 			s.fail(err)
 			return
 		}

@@ -5,11 +5,14 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -17,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
+	"github.com/rapport-dev/rapport/internal/history"
 	"github.com/rapport-dev/rapport/test/utils"
 )
 
@@ -261,4 +265,67 @@ func getExpNamed(t *testing.T, ns, name string) *cxv1.CXExperiment {
 		t.Fatal(err)
 	}
 	return exp
+}
+
+// TestClusterDashboardChartOverTime: with the run's history, the experiment
+// page draws the report's chart over time in a real browser: one series per
+// variant and the decision marked at the time status records it.
+func TestClusterDashboardChartOverTime(t *testing.T) {
+	cluster(t)
+	tab := browser(t, 1200, 900)
+	ns := newNamespace(t, "shop")
+	exp := createExperiment(t, ns, "checkout-redesign", progressingStatus())
+	rb := exp.Status.Rollbacks[0] // express in new-customers
+	h := &history.History{Version: history.Version, Experiment: exp.Name, Run: exp.Status.Run}
+	f := func(x float64) *float64 { return &x }
+	start := rb.At.Add(-30 * time.Minute)
+	for _, v := range []string{"one-page", "express"} {
+		s := history.Series{Segment: "new-customers", Variant: v}
+		for i := range 4 {
+			d := -1.0
+			verdict := cxv1.VerdictInconclusive
+			if v == "express" && i == 3 {
+				d, verdict = -9, cxv1.VerdictInferior
+			}
+			s.Points = append(s.Points, history.Point{At: start.Add(time.Duration(i) * 10 * time.Minute).UnixMilli(), Step: 1, Epoch: 1,
+				Responses: int64(100 * (i + 1)), Score: f(85 + d), Difference: f(d), Lower: f(d - 4), Upper: f(d + 4), Verdict: verdict, Weight: 10})
+		}
+		h.Series = append(h.Series, s)
+	}
+	data, err := history.Encode(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: history.ConfigMapName(exp.Name)},
+		Data: map[string]string{history.RunKey: strconv.Itoa(int(exp.Status.Run))}, BinaryData: map[string][]byte{history.Key: data}}
+	if err := k8s.Create(context.Background(), cm); err != nil {
+		t.Fatal(err)
+	}
+	base := startDashboard(t, kubeconfig, ns)
+	c, cancel := context.WithTimeout(tab, time.Minute)
+	defer cancel()
+	svg := `document.querySelector('section.segment[data-segment="new-customers"] svg')`
+	if _, err := chromedp.Run(c, chromedp.Navigate(base+"experiments/"+ns+"/checkout-redesign")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(c, chromedp.Poll[bool](`!!`+svg+` && !!`+svg+`.querySelector('desc')`, chromedp.WithPollingInterval(50*time.Millisecond))); err != nil {
+		t.Fatalf("the chart over time: %v", err)
+	}
+	desc, err := chromedp.Run(c, chromedp.Evaluate[string](svg+`.querySelector('desc').textContent`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, err := chromedp.Run(c, chromedp.Evaluate[string](svg+`.textContent`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "Decision marked: rollback of express at " + rb.At.UTC().Format("2006-01-02 15:04:05")
+	if !strings.Contains(desc, want) {
+		t.Errorf("the chart's description %q does not say %q", desc, want)
+	}
+	for _, v := range []string{"one-page", "express"} {
+		if !strings.Contains(text, v+" (band: confidence sequence)") {
+			t.Errorf("the chart has no series of %s: %q", v, text)
+		}
+	}
 }

@@ -9,6 +9,8 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 
 	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
+	"github.com/rapport-dev/rapport/internal/history"
+	"github.com/rapport-dev/rapport/internal/report"
 )
 
 // The dashboard's pages are rendered from the views below, built by pure
@@ -63,6 +65,8 @@ type segmentView struct {
 	Name, Head, Mismatch string
 	Variants             []variantRow
 	Chart                template.HTML
+	// OverTime: Chart is the report's chart over time (from the history).
+	OverTime bool
 }
 
 type variantRow struct {
@@ -179,7 +183,10 @@ func badgeTone(vs cxv1.VariantStatus) string {
 }
 
 // buildExperimentView is the experiment page of exp with its latest events.
-func buildExperimentView(exp *cxv1.CXExperiment, events []eventsv1.Event, now time.Time) experimentView {
+// buildExperimentView is the experiment page. h, the run's history (nil
+// when there is none yet), gives each segment the report's chart over time;
+// without it the chart shows the current intervals.
+func buildExperimentView(exp *cxv1.CXExperiment, h *history.History, events []eventsv1.Event, now time.Time) experimentView {
 	st := &exp.Status
 	path := experimentPath(exp.Namespace, exp.Name)
 	v := experimentView{
@@ -200,7 +207,11 @@ func buildExperimentView(exp *cxv1.CXExperiment, events []eventsv1.Event, now ti
 		maxDrop = s.MaxDrop
 	}
 	for _, seg := range st.Segments {
-		v.Segments = append(v.Segments, buildSegmentView(seg, maxDrop))
+		sv := buildSegmentView(seg, maxDrop)
+		if svg, err := report.DifferenceSVG(exp, h, seg.Name); err == nil && svg != "" {
+			sv.Chart, sv.OverTime = svg, true
+		}
+		v.Segments = append(v.Segments, sv)
 	}
 	for _, r := range st.Rollbacks {
 		v.Rollbacks = append(v.Rollbacks, rollbackView{

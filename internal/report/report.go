@@ -209,3 +209,31 @@ func pts(x *float64) string {
 }
 
 func esc(s string) string { return template.HTMLEscapeString(s) }
+
+// DifferenceSVG draws, for the live dashboard, the same chart as the
+// report's first one for a segment: each variant's difference to the
+// control over time with its confidence sequence, against −maxDrop, the
+// decision marked at the time status records it. Empty when the history
+// has no series of the segment.
+func DifferenceSVG(exp *cxv1.CXExperiment, h *history.History, seg string) (template.HTML, error) {
+	if h == nil {
+		return "", nil
+	}
+	s, err := exp.JudgedSettings()
+	if err != nil {
+		return "", err
+	}
+	variants := variantOrder(&exp.Spec)
+	found := false
+	for _, v := range variants[1:] {
+		found = found || h.Find(seg, v) != nil
+	}
+	if !found {
+		return "", nil
+	}
+	c, err := differenceChart("live-"+seg+"-difference", seg, variants, h, exp, s)
+	if err != nil {
+		return "", err
+	}
+	return c.SVG, nil
+}
