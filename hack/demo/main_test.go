@@ -1,12 +1,11 @@
 package main
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/rapport-dev/rapport/internal/notify"
 )
 
 func TestRefusals(t *testing.T) {
@@ -35,9 +34,7 @@ func TestReceiver(t *testing.T) {
 	post := func(body string, sign []byte) int {
 		req, _ := http.NewRequest(http.MethodPost, r.url, strings.NewReader(body))
 		if sign != nil {
-			mac := hmac.New(sha256.New, sign)
-			mac.Write([]byte(body))
-			req.Header.Set("X-Rapport-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+			req.Header.Set(notify.HeaderSignature, notify.Sign(sign, []byte(body)))
 		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {

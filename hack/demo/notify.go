@@ -4,19 +4,19 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/rapport-dev/rapport/internal/notify"
 )
 
 // The demo subscribes a signed webhook of its own to the experiment's
@@ -70,7 +70,7 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	var n notification
-	if !validSignature(r.key, body, req.Header.Get("X-Rapport-Signature-256")) || json.Unmarshal(body, &n) != nil {
+	if !validSignature(r.key, body, req.Header.Get(notify.HeaderSignature)) || json.Unmarshal(body, &n) != nil {
 		r.mu.Lock()
 		r.rejected++
 		r.mu.Unlock()
@@ -93,19 +93,10 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// validSignature checks "sha256=<hex HMAC-SHA256 of the body>" in constant time.
+// validSignature checks Rapport's "sha256=<hex HMAC-SHA256 of the body>"
+// header in constant time.
 func validSignature(key, body []byte, header string) bool {
-	sig, ok := strings.CutPrefix(header, "sha256=")
-	if !ok {
-		return false
-	}
-	got, err := hex.DecodeString(sig)
-	if err != nil {
-		return false
-	}
-	mac := hmac.New(sha256.New, key)
-	mac.Write(body)
-	return hmac.Equal(got, mac.Sum(nil))
+	return hmac.Equal([]byte(header), []byte(notify.Sign(key, body)))
 }
 
 // subscribe points the namespace's notifications at the receiver: rollbacks
