@@ -109,7 +109,7 @@ func binaryOrSkip(t SkipOrFail, find func() (string, error)) string {
 		return bin
 	}
 	msg := fmt.Sprintf("no Prometheus server binary: %v (set %s, or run `make prometheus-bin`)", err, PrometheusBinEnv)
-	if os.Getenv("CI") == "true" {
+	if InCI() {
 		t.Fatalf("%s; CI=true, so this is a failure rather than a skip", msg)
 	} else {
 		t.Skipf("%s; skipping", msg)

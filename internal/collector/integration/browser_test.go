@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -146,7 +145,7 @@ var _ = Describe("Survey intercept in a real browser", Ordered, func() {
 	BeforeAll(func() {
 		bin, err := utils.Chromium()
 		if err != nil {
-			if os.Getenv("CI") == "true" {
+			if utils.InCI() {
 				Fail("the browser tests need Chromium in CI: " + err.Error())
 			}
 			Skip("no browser: " + err.Error())
