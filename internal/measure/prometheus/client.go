@@ -82,24 +82,37 @@ func (c *client) query(ctx context.Context, promql string, at time.Time) (model.
 	if err == nil {
 		return v, nil
 	}
-	switch {
-	case ctx.Err() != nil:
-		// The caller gave up; say so rather than blaming the server.
-		return nil, fmt.Errorf("cancelled: %w", context.Cause(ctx))
-	case errors.Is(err, context.DeadlineExceeded) || qctx.Err() != nil:
-		return nil, fmt.Errorf("no answer within the timeout of %s (spec.prometheus.timeout): %w", c.timeout, context.DeadlineExceeded)
+	var callerGaveUp error
+	if ctx.Err() != nil {
+		callerGaveUp = context.Cause(ctx)
 	}
+	return nil, queryError(err, callerGaveUp, c.timeout)
+}
+
+// queryError describes a failed query. It classifies err by what it is, not
+// by the state of the query's own context afterwards: a sibling query of
+// Tallies may cancel the caller's context at any moment, and an answer the
+// server already gave must not be reported as a timeout or a cancellation.
+// callerGaveUp is the cause of the caller's context when it is done.
+func queryError(err, callerGaveUp error, timeout time.Duration) error {
 	var apiErr *promv1.Error
 	if errors.As(err, &apiErr) {
-		return nil, describeAPIError(apiErr)
+		return describeAPIError(apiErr)
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		if callerGaveUp != nil {
+			// The caller gave up; say so rather than blaming the server.
+			return fmt.Errorf("cancelled: %w", callerGaveUp)
+		}
+		return fmt.Errorf("no answer within the timeout of %s (spec.prometheus.timeout): %w", timeout, context.DeadlineExceeded)
 	}
 	var uerr *url.Error
 	if errors.As(err, &uerr) {
 		// "Post http://...: dial tcp ...: connection refused": keep the cause only,
 		// the caller's message names the address.
-		return nil, fmt.Errorf("cannot reach the server: %w", uerr.Err)
+		return fmt.Errorf("cannot reach the server: %w", uerr.Err)
 	}
-	return nil, fmt.Errorf("request failed: %w", err)
+	return fmt.Errorf("request failed: %w", err)
 }
 
 // describeAPIError adds what the server said to an HTTP or API error.

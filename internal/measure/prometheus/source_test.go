@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -580,5 +582,59 @@ func TestSourceTalliesByEpoch(t *testing.T) {
 	}
 	if _, ok := seen["7200s"]; !ok {
 		t.Errorf("the open epoch was not read with its window since 11:00: %v", seen)
+	}
+}
+
+// TestQueryError: a failure is classified by what it is. An answer of the
+// server stays the server's even when the caller's context is done by the
+// time it is looked at (a sibling query of Tallies failing at that moment once
+// turned a bad_data into "no answer within the timeout").
+func TestQueryError(t *testing.T) {
+	badData := &promv1.Error{Type: promv1.ErrBadData, Msg: "parse error"}
+	refused := &url.Error{Op: "Post", URL: "http://p:9090", Err: errors.New("dial tcp: connection refused")}
+	for _, tc := range []struct {
+		name         string
+		err, gaveUp  error
+		want         string
+		wantCanceled bool
+		wantDeadline bool
+	}{
+		{name: "server answer, caller alive", err: badData, want: "bad_data: parse error (the server refused the query)"},
+		{name: "server answer, caller cancelled meanwhile", err: badData, gaveUp: context.Canceled, want: "bad_data: parse error (the server refused the query)"},
+		{name: "own timeout", err: &url.Error{Op: "Post", Err: context.DeadlineExceeded}, want: "no answer within the timeout of 5s (spec.prometheus.timeout): context deadline exceeded", wantDeadline: true},
+		{name: "caller cancelled", err: &url.Error{Op: "Post", Err: context.Canceled}, gaveUp: context.Canceled, want: "cancelled: context canceled", wantCanceled: true},
+		{name: "caller's deadline", err: context.DeadlineExceeded, gaveUp: context.DeadlineExceeded, want: "cancelled: context deadline exceeded", wantDeadline: true},
+		{name: "unreachable", err: refused, want: "cannot reach the server: dial tcp: connection refused"},
+		{name: "unreachable, caller cancelled meanwhile", err: refused, gaveUp: context.Canceled, want: "cannot reach the server: dial tcp: connection refused"},
+		{name: "other", err: errors.New("boom"), want: "request failed: boom"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := queryError(tc.err, tc.gaveUp, 5*time.Second)
+			if err.Error() != tc.want {
+				t.Errorf("got %q, want %q", err, tc.want)
+			}
+			if errors.Is(err, context.Canceled) != tc.wantCanceled || errors.Is(err, context.DeadlineExceeded) != tc.wantDeadline {
+				t.Errorf("%v: Canceled %v DeadlineExceeded %v, want %v %v", err, errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded), tc.wantCanceled, tc.wantDeadline)
+			}
+		})
+	}
+}
+
+// TestSourceRefusedQueryUnderConcurrency: every pair's query is refused by the
+// server; whichever fails first, Tallies reports the server's refusal, never
+// a timeout or a cancellation.
+func TestSourceRefusedQueryUnderConcurrency(t *testing.T) {
+	f := newFakeProm(t, func(w http.ResponseWriter, _ *http.Request, _ string) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = fmt.Fprint(w, `{"status":"error","errorType":"bad_data","error":"parse error"}`)
+	})
+	s := newTestSource(t, f.URL, tallyTemplate, "", 10*time.Second)
+	q := measure.Query{Experiment: experiment(), Settings: csat5, Segments: []string{"all", "vip", "new"}, Variants: []string{"control", "a", "b"}}
+	for i := range 200 {
+		_, err := s.Tallies(context.Background(), q)
+		if err == nil || !strings.Contains(err.Error(), "the server refused the query") {
+			t.Fatalf("run %d: err = %v, want the server's refusal", i, err)
+		}
 	}
 }
