@@ -258,7 +258,8 @@ endef
 demo: control-plane-assets ## Run Rapport on a local control plane with a shop and real customers through Traefik (DEMO_CLUSTER=existing uses KUBECONFIG).
 	$(GO) build -o bin/manager ./cmd
 	$(GO) build -o bin/rapport-demo ./hack/demo
-	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh kube-apiserver etcd kubectl 2>/dev/null)" bin/rapport-demo
+	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh kube-apiserver etcd kubectl 2>/dev/null)" \
+		CHROMIUM_BIN="$$(hack/chromium-bin.sh || echo "demo: no Chromium, the survey intercept part is skipped" >&2)" bin/rapport-demo
 
 BENCH_OUT ?= docs/benchmarks
 

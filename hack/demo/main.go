@@ -118,6 +118,8 @@ type demo struct {
 	onWire *wireShop
 	// notified receives the notifications of rollbacks (notify.go).
 	notified *receiver
+	// answered says what the browser and the webhook counted (survey.go).
+	answered []string
 }
 
 func (d *demo) say(format string, args ...any) {
@@ -376,6 +378,12 @@ func (d *demo) simulate(ctx context.Context) error {
 		}
 		time.Sleep(100 * time.Millisecond) // waiting for the controller to start the experiment
 	}
+	if d.wire {
+		if err := d.servePages(ctx); err != nil {
+			return err
+		}
+	}
+	d.realAnswers(ctx)
 	secret := &corev1.Secret{}
 	if err := d.c.Get(ctx, types.NamespacedName{Namespace: demoNS, Name: "feedback-token"}, secret); err != nil {
 		return err
@@ -462,6 +470,9 @@ func (d *demo) story(exp *cxv1.CXExperiment, stats sim.Stats) {
 		}
 	}
 	d.notificationStory(exp)
+	for _, line := range d.answered {
+		fmt.Fprintln(d.out, "   "+line)
+	}
 	if d.onWire != nil {
 		for _, line := range d.onWire.wireStory(exp) {
 			fmt.Fprintln(d.out, "   "+line)

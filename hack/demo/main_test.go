@@ -1,10 +1,21 @@
 package main
 
 import (
+	"context"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
+	"github.com/rapport-dev/rapport/internal/assignment"
 	"github.com/rapport-dev/rapport/internal/notify"
 )
 
@@ -58,5 +69,99 @@ func TestReceiver(t *testing.T) {
 	got, rejected := r.wait(1, 0)
 	if len(got) != 1 || got[0].Variant != "one-page" || got[0].Trigger != "on-rolled-back" || rejected != 2 {
 		t.Errorf("received %+v, rejected %d; want one on-rolled-back notification and 2 rejections", got, rejected)
+	}
+}
+
+func TestSegmentOf(t *testing.T) {
+	for _, tc := range []struct {
+		header, cookie, want string
+	}{
+		{"", "", ""},
+		{"enterprise", "", "enterprise"},
+		{"smb", "", ""},
+		{"", "new", "new-customers"},
+		{"", "old", ""},
+		{"enterprise", "new", "enterprise"}, // the demo checks enterprise first; its shoppers are never both
+	} {
+		r := httptest.NewRequest(http.MethodGet, "/checkout/survey", nil)
+		if tc.header != "" {
+			r.Header.Set("x-customer-tier", tc.header)
+		}
+		if tc.cookie != "" {
+			r.AddCookie(&http.Cookie{Name: "lifecycle", Value: tc.cookie})
+		}
+		if got := segmentOf(r); got != tc.want {
+			t.Errorf("segmentOf(tier %q, lifecycle %q) = %q, want %q", tc.header, tc.cookie, got, tc.want)
+		}
+	}
+}
+
+// TestSurveyPage: the page of a variant includes the survey intercept and,
+// for a customer in the experiment, sets an assignment the collector
+// accepts (signed with the experiment's key, naming the run, segment,
+// variant and epoch); customers in no segment, and pages served after the
+// experiment ended, get no cookie.
+func TestSurveyPage(t *testing.T) {
+	scheme := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(scheme)
+	_ = cxv1.AddToScheme(scheme)
+	key := []byte("0123456789abcdef0123456789abcdef")
+	exp := &cxv1.CXExperiment{ObjectMeta: metav1.ObjectMeta{Namespace: demoNS, Name: expName}}
+	exp.Status.Run = 3
+	exp.Status.Phase = cxv1.PhaseProgressing
+	exp.Status.Segments = []cxv1.SegmentStatus{{Name: "enterprise", Epoch: 1}, {Name: "new-customers", Epoch: 2}}
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: demoNS, Name: assignment.SecretName(expName)},
+		Data: map[string][]byte{cxv1.AssignmentKeyDataKey: key}}
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(exp, secret).WithStatusSubresource(exp).Build()
+	d := &demo{c: c}
+	page := d.surveyPage(&assigner{d: d}, "checkout-v2", "one-page", "the one-page checkout")
+
+	get := func(lifecycle string) *http.Response {
+		r := httptest.NewRequest(http.MethodGet, surveyPath, nil)
+		if lifecycle != "" {
+			r.AddCookie(&http.Cookie{Name: "lifecycle", Value: lifecycle})
+		}
+		w := httptest.NewRecorder()
+		page.ServeHTTP(w, r)
+		return w.Result()
+	}
+	resp := get("new")
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	for _, want := range []string{
+		`src="http://feedback.example.com:8000/v1/survey.js"`, `data-namespace="shop"`, `data-experiment="checkout-redesign"`,
+		`data-trigger="click:#place-order"`, `data-variant="one-page"`, `id="place-order"`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("the page lacks %s:\n%s", want, body)
+		}
+	}
+	cookies := resp.Cookies()
+	if len(cookies) != 1 || cookies[0].Name != assignment.CookieName(expName) {
+		t.Fatalf("cookies %v, want the assignment cookie", cookies)
+	}
+	got, err := assignment.Verify(key, cookies[0].Value)
+	if err != nil {
+		t.Fatalf("the cookie does not verify with the experiment's key: %v", err)
+	}
+	want := assignment.Assignment{Namespace: demoNS, Experiment: expName, Run: 3, Segment: "new-customers", Variant: "one-page", Epoch: 2}
+	if got != want {
+		t.Errorf("assignment %+v, want %+v", got, want)
+	}
+	if _, err := assignment.Verify([]byte("another key, 32 bytes long......"), cookies[0].Value); err == nil {
+		t.Error("the cookie verifies with another key")
+	}
+
+	if resp := get(""); len(resp.Cookies()) != 0 {
+		t.Errorf("a customer in no segment got %v", resp.Cookies())
+	}
+	exp.Status.Phase = cxv1.PhaseSucceeded
+	if err := c.Status().Update(context.Background(), exp); err != nil {
+		t.Fatal(err)
+	}
+	if resp := get("new"); len(resp.Cookies()) != 0 {
+		t.Errorf("a page served after the experiment ended set %v", resp.Cookies())
 	}
 }

@@ -36,9 +36,12 @@ import (
 
 // Fixed addresses inside the private network namespace.
 const (
-	wireListen        = netns.Host + ":8000" // the Gateway's listener
-	wirePing          = "127.0.0.1:8080"
-	wireCollector     = "127.0.0.1:8082"
+	gatewayPort = "8000"
+	wireListen  = netns.Host + ":" + gatewayPort // the Gateway's listener
+	wirePing    = "127.0.0.1:8080"
+	// wireCollector is an address of the namespace's public prefix: the
+	// Gateway forwards browsers to it (an endpoint may not be loopback).
+	wireCollector     = "192.0.2.20:8082"
 	wireMetrics       = "127.0.0.1:8083"
 	wireProbe         = "127.0.0.1:8081"
 	shopHost          = "shop.example.com" // hack/demo/shop.yaml's route
@@ -152,6 +155,15 @@ func (d *demo) openShop(ctx context.Context) error {
 		if err := wire.PublishEndpoints(ctx, d.c, demoNS, b.service, int32(p), host); err != nil {
 			return err
 		}
+	}
+	// The collector's browser paths (hack/demo/shop.yaml's route feedback).
+	host, port, _ := strings.Cut(wireCollector, ":")
+	p, err := strconv.ParseInt(port, 10, 32)
+	if err != nil {
+		return fmt.Errorf("collector address %s: %w", wireCollector, err)
+	}
+	if err := wire.PublishEndpoints(ctx, d.c, demoNS, "feedback", int32(p), host); err != nil {
+		return err
 	}
 	gw := wire.Gateway{ClassName: "rapport-demo", ControllerName: wire.TraefikControllerName, Namespace: demoNS, Name: "public-gateway", Port: 8000}
 	if _, err := gw.Install(ctx, d.c); err != nil {

@@ -39,27 +39,27 @@ type Reply struct {
 type Backend struct {
 	Name, Addr string
 	srv        *http.Server
+	mux        *http.ServeMux
 	done       chan struct{}
 }
 
-// StartBackend serves Reply{Backend: name, Page: page} on addr.
+// StartBackend serves Reply{Backend: name, Page: page} on addr, for every
+// path but those given to Handle.
 func StartBackend(name, addr, page string) (*Backend, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("backend %s: %w", name, err)
 	}
 	addr = ln.Addr().String() // the port chosen when addr ends with :0
-	b := &Backend{Name: name, Addr: addr, done: make(chan struct{})}
-	b.srv = &http.Server{
-		ReadHeaderTimeout: 10 * time.Second,
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "application/json")
-			_ = json.NewEncoder(w).Encode(Reply{
-				Backend: name, Addr: addr, Page: page, Host: r.Host, Path: r.URL.Path,
-				Variant: r.Header.Get(HeaderVariant), Segment: r.Header.Get(HeaderSegment),
-			})
-		}),
-	}
+	b := &Backend{Name: name, Addr: addr, mux: http.NewServeMux(), done: make(chan struct{})}
+	b.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(Reply{
+			Backend: name, Addr: addr, Page: page, Host: r.Host, Path: r.URL.Path,
+			Variant: r.Header.Get(HeaderVariant), Segment: r.Header.Get(HeaderSegment),
+		})
+	})
+	b.srv = &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: b.mux}
 	go func() {
 		defer close(b.done)
 		if err := b.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -68,6 +68,10 @@ func StartBackend(name, addr, page string) (*Backend, error) {
 	}()
 	return b, nil
 }
+
+// Handle serves pattern (an http.ServeMux pattern, e.g. "/checkout/survey")
+// with h instead of the Reply; safe while the backend runs.
+func (b *Backend) Handle(pattern string, h http.Handler) { b.mux.Handle(pattern, h) }
 
 // Close stops the backend.
 func (b *Backend) Close() {
