@@ -234,11 +234,7 @@ the child route's rules of each segment promoted to a variant.`,
 			if err := outputFlag(output, allowed...); err != nil {
 				return err
 			}
-			c, err := o.client()
-			if err != nil {
-				return err
-			}
-			ns, err := o.namespace()
+			c, ns, err := o.clientInNamespace()
 			if err != nil {
 				return err
 			}

@@ -74,11 +74,7 @@ the object with kubectl's printers instead of the view.`,
 				return usageErrorf("--timeout must be 0 (no limit) or more, got %s", timeout)
 			}
 			wait = wait || timeout > 0
-			c, err := o.client()
-			if err != nil {
-				return err
-			}
-			ns, err := o.namespace()
+			c, ns, err := o.clientInNamespace()
 			if err != nil {
 				return err
 			}
