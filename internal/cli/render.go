@@ -192,13 +192,10 @@ func ProgressBar(current, total, width int) string {
 	return "[" + strings.Repeat("█", filled) + strings.Repeat("░", width-filled) + "]"
 }
 
-// interval is a parsed "[lo, hi]" string of the API.
-type interval struct{ lower, upper float64 }
-
 // parseInterval reads status strings such as "[83.1, 89.0]" (cxv1.ParseInterval).
-func parseInterval(s string) (interval, bool) {
+func parseInterval(s string) (Interval, bool) {
 	lo, hi, err := cxv1.ParseInterval(s)
-	return interval{lo, hi}, err == nil
+	return Interval{Lower: lo, Upper: hi}, err == nil
 }
 
 // parseFloat reads points of the status (cxv1.ParsePoints).
@@ -218,7 +215,7 @@ func pm(score, iv string) string {
 	if !ok {
 		return score
 	}
-	return fmt.Sprintf("%s ± %.1f", score, (i.upper-i.lower)/2)
+	return fmt.Sprintf("%s ± %.1f", score, (i.Upper-i.Lower)/2)
 }
 
 // diffWithInterval formats "-1.8 [-6.1, 2.5]".
