@@ -431,7 +431,7 @@ func RenderAnalysis(w io.Writer, r AnalysisResult, o RenderOptions) error {
 			diff = fmt.Sprintf("%s [%s, %s]", f1(a.Difference), f1(di.Lower), f1(di.Upper))
 		}
 		t.add(c(a.Variant), c(thousands(a.Responses)), c(score), c(diff),
-			colored(verdictColor(cxv1.Verdict(a.Verdict)), string(a.Verdict)))
+			colored(verdictColors[cxv1.Verdict(a.Verdict)], string(a.Verdict)))
 	}
 	t.write(p, o)
 	p.println()
@@ -501,7 +501,7 @@ func RenderPlan(w io.Writer, plan PlanResult, o RenderOptions) error {
 		if r.P90.Segment > 0 {
 			p90 = thousands(r.P90.Segment)
 		}
-		t.add(c(points(r.Drop)), c(points(plan.Baseline-r.Drop)), colored(verdictColor(cxv1.Verdict(r.Verdict)), string(r.Verdict)),
+		t.add(c(points(r.Drop)), c(points(plan.Baseline-r.Drop)), colored(verdictColors[cxv1.Verdict(r.Verdict)], string(r.Verdict)),
 			c(fmt.Sprintf("%d%%", r.Weight)), c(median+" / "+p90), c(thousands(r.Median.Variant)), c(thousands(r.Median.Control)),
 			c(thousands(r.FixedHorizon)))
 	}

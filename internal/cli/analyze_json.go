@@ -1,11 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
-	"fmt"
-	"io"
-	"math"
-
 	"github.com/rapport-dev/rapport/internal/analysis"
 )
 
@@ -23,18 +18,6 @@ type AnalysisDocument struct {
 	Settings   AnalysisSettings `json:"settings"`
 	Control    AnalysisArm      `json:"control"`
 	Variants   []AnalysisArm    `json:"variants"`
-}
-
-// AnalysisSettings are the engine's settings, confidence in percent.
-type AnalysisSettings struct {
-	Metric             string   `json:"metric"`
-	ScaleMin           int      `json:"scaleMin"`
-	ScaleMax           int      `json:"scaleMax"`
-	SatisfiedAtOrAbove int      `json:"satisfiedAtOrAbove,omitempty"`
-	MaxDrop            float64  `json:"maxDrop"`
-	Minimum            *float64 `json:"minimum,omitempty"`
-	Confidence         float64  `json:"confidence"`
-	MinResponses       int64    `json:"minResponses"`
 }
 
 // AnalysisArm is the control or a variant. Difference, its interval, the
@@ -93,12 +76,6 @@ func planResponses(p analysis.PlanPoint, reached bool) *PlanResponses {
 	return &PlanResponses{Segment: p.Segment, Variant: p.Variant, Control: p.Control}
 }
 
-// r3 rounds to 0.001: the engine's floats carry noise in their last bits
-// that would make scripts and tests depend on the platform.
-func r3(x float64) float64 { return math.Round(x*1000) / 1000 }
-
-func r3i(i analysis.Interval) Interval { return Interval{Lower: r3(i.Lower), Upper: r3(i.Upper)} }
-
 func analysisSettings(cfg analysis.Config) AnalysisSettings {
 	s := AnalysisSettings{Metric: string(cfg.Metric), ScaleMin: cfg.ScaleMin, ScaleMax: cfg.ScaleMax, MaxDrop: cfg.MaxDrop,
 		Confidence: r3(cfg.Confidence * 100), MinResponses: cfg.MinResponses}
@@ -138,14 +115,4 @@ func NewPlanDocument(p PlanResult) PlanDocument {
 			Reached: r3(r.Reached * 100), FixedHorizonSegmentResponses: r.FixedHorizon})
 	}
 	return d
-}
-
-// writeJSONDocument writes v as indented JSON, as kubectl does.
-func writeJSONDocument(w io.Writer, v any) error {
-	b, err := json.MarshalIndent(v, "", "    ")
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintf(w, "%s\n", b)
-	return err
 }

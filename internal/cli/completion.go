@@ -33,11 +33,7 @@ func (o *Options) completeExperiments(cmd *cobra.Command, args []string, toCompl
 	if len(args) > 0 {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
-	c, err := o.client()
-	if err != nil {
-		return nil, cobra.ShellCompDirectiveNoFileComp
-	}
-	ns, err := o.namespace()
+	c, ns, err := o.clientInNamespace()
 	if err != nil {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}

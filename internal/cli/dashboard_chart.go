@@ -62,10 +62,10 @@ type chartSeries struct {
 
 // chartDomain is the range of differences the chart spans: every interval,
 // 0 and −maxDrop, with a margin of 5% on each side (at least 1 point wide).
-func chartDomain(ivs []interval, maxDrop float64) (lo, hi float64) {
+func chartDomain(ivs []Interval, maxDrop float64) (lo, hi float64) {
 	lo, hi = math.Min(0, -maxDrop), 0.0
 	for _, iv := range ivs {
-		lo, hi = math.Min(lo, iv.lower), math.Max(hi, iv.upper)
+		lo, hi = math.Min(lo, iv.Lower), math.Max(hi, iv.Upper)
 	}
 	span := math.Max(hi-lo, 1)
 	return lo - span*0.05, hi + span*0.05
@@ -76,11 +76,11 @@ func layoutChart(seg cxv1.SegmentStatus, maxDrop float64) chartLayout {
 	type point struct {
 		v    cxv1.VariantStatus
 		diff float64
-		iv   interval
+		iv   Interval
 		ok   bool
 	}
 	var pts []point
-	var ivs []interval
+	var ivs []Interval
 	for _, v := range seg.Variants {
 		if v.State == cxv1.StateControl {
 			continue
@@ -111,7 +111,7 @@ func layoutChart(seg cxv1.SegmentStatus, maxDrop float64) chartLayout {
 		if !p.ok {
 			s.Missing, s.Text = true, "no difference yet"
 		} else {
-			s.X, s.X1, s.X2 = x(p.diff), x(p.iv.lower), x(p.iv.upper)
+			s.X, s.X1, s.X2 = x(p.diff), x(p.iv.Lower), x(p.iv.Upper)
 			s.Text = fmt.Sprintf("%s %s", p.v.Difference, p.v.DifferenceInterval)
 		}
 		l.Label += fmt.Sprintf(" %s %s, %s;", p.v.Name, s.Text, badgeText(p.v))

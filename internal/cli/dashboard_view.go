@@ -130,7 +130,7 @@ func buildListView(items []cxv1.CXExperiment, namespace string, now time.Time) l
 		e := &sorted[i]
 		row := listRow{
 			Namespace: e.Namespace, Name: e.Name, URL: experimentPath(e.Namespace, e.Name),
-			Phase: phaseOf(e), PhaseTone: toneOf(phaseColor(phase(e))),
+			Phase: phaseOf(e), PhaseTone: toneOf(phaseColors[phase(e)]),
 			Step: stepOf(e), Weight: weightOf(e), Age: age(now, e.CreationTimestamp.Time),
 			Touchpoint: orDash(e.Spec.Touchpoint), Waiting: waitingMessage(&e.Status),
 		}
@@ -176,10 +176,10 @@ func badgeText(vs cxv1.VariantStatus) string {
 }
 
 func badgeTone(vs cxv1.VariantStatus) string {
-	if t := toneOf(stateColor(vs.State)); t != "" {
+	if t := toneOf(stateColors[vs.State]); t != "" {
 		return t
 	}
-	return toneOf(verdictColor(vs.Verdict))
+	return toneOf(verdictColors[vs.Verdict])
 }
 
 // buildExperimentView is the experiment page of exp with its latest events.
@@ -192,7 +192,7 @@ func buildExperimentView(exp *cxv1.CXExperiment, h *history.History, events []ev
 	v := experimentView{
 		Namespace: exp.Namespace, Name: exp.Name, URL: path, LiveURL: path + "/live",
 		Hypothesis: orDash(exp.Spec.Hypothesis), Touchpoint: orDash(exp.Spec.Touchpoint),
-		Phase: phaseOf(exp), PhaseTone: toneOf(phaseColor(phase(exp))),
+		Phase: phaseOf(exp), PhaseTone: toneOf(phaseColors[phase(exp)]),
 		Run: runLine(exp, now), Step: StepLine(exp, now), JudgedOn: settingsLine(exp), Traffic: trafficLine(exp),
 		Waiting: waitingMessage(st), Actions: actionButtons(exp),
 	}
@@ -244,10 +244,10 @@ func buildSegmentView(seg cxv1.SegmentStatus, maxDrop float64) segmentView {
 	}
 	for _, vs := range seg.Variants {
 		row := variantRow{
-			Name: vs.Name, State: string(vs.State), StateTone: toneOf(stateColor(vs.State)),
+			Name: vs.Name, State: string(vs.State), StateTone: toneOf(stateColors[vs.State]),
 			Weight: fmt.Sprintf("%d%%", vs.Weight), Responses: thousands(vs.Responses), Share: share(vs.RealizedShare),
 			Score: pm(vs.Score, vs.ScoreInterval), Difference: diffWithInterval(vs.Difference, vs.DifferenceInterval),
-			Verdict: orDash(string(vs.Verdict)), VerdictTone: toneOf(verdictColor(vs.Verdict)),
+			Verdict: orDash(string(vs.Verdict)), VerdictTone: toneOf(verdictColors[vs.Verdict]),
 		}
 		if vs.State != cxv1.StateControl {
 			row.Message = vs.Message

@@ -39,45 +39,28 @@ func (o RenderOptions) paint(color, s string) string {
 	return color + s + ansiReset
 }
 
-func phaseColor(p cxv1.ExperimentPhase) string {
-	switch p {
-	case cxv1.PhaseSucceeded:
-		return ansiGreen
-	case cxv1.PhaseRolledBack, cxv1.PhaseFailed:
-		return ansiRed
-	case cxv1.PhasePaused:
-		return ansiYellow
-	case cxv1.PhaseProgressing:
-		return ansiCyan
+// phaseColors, verdictColors and stateColors are the colours of phases,
+// verdicts and variant states; the others are not painted.
+var (
+	phaseColors = map[cxv1.ExperimentPhase]string{
+		cxv1.PhaseSucceeded:   ansiGreen,
+		cxv1.PhaseRolledBack:  ansiRed,
+		cxv1.PhaseFailed:      ansiRed,
+		cxv1.PhasePaused:      ansiYellow,
+		cxv1.PhaseProgressing: ansiCyan,
 	}
-	return ""
-}
-
-func verdictColor(v cxv1.Verdict) string {
-	switch v {
-	case cxv1.VerdictNonInferior:
-		return ansiGreen
-	case cxv1.VerdictInferior:
-		return ansiRed
-	case cxv1.VerdictInconclusive:
-		return ansiYellow
-	case cxv1.VerdictInsufficientData:
-		return ansiDim
+	verdictColors = map[cxv1.Verdict]string{
+		cxv1.VerdictNonInferior:      ansiGreen,
+		cxv1.VerdictInferior:         ansiRed,
+		cxv1.VerdictInconclusive:     ansiYellow,
+		cxv1.VerdictInsufficientData: ansiDim,
 	}
-	return ""
-}
-
-func stateColor(s cxv1.VariantState) string {
-	switch s {
-	case cxv1.StatePromoted:
-		return ansiGreen
-	case cxv1.StateRolledBack:
-		return ansiRed
-	case cxv1.StateRetired:
-		return ansiDim
+	stateColors = map[cxv1.VariantState]string{
+		cxv1.StatePromoted:   ansiGreen,
+		cxv1.StateRolledBack: ansiRed,
+		cxv1.StateRetired:    ansiDim,
 	}
-	return ""
-}
+)
 
 // printer writes formatted output and keeps the first write error, so that
 // renderers read as a sequence of prints and still report a failed write
@@ -192,13 +175,10 @@ func ProgressBar(current, total, width int) string {
 	return "[" + strings.Repeat("█", filled) + strings.Repeat("░", width-filled) + "]"
 }
 
-// interval is a parsed "[lo, hi]" string of the API.
-type interval struct{ lower, upper float64 }
-
 // parseInterval reads status strings such as "[83.1, 89.0]" (cxv1.ParseInterval).
-func parseInterval(s string) (interval, bool) {
+func parseInterval(s string) (Interval, bool) {
 	lo, hi, err := cxv1.ParseInterval(s)
-	return interval{lo, hi}, err == nil
+	return Interval{Lower: lo, Upper: hi}, err == nil
 }
 
 // parseFloat reads points of the status (cxv1.ParsePoints).
@@ -218,7 +198,7 @@ func pm(score, iv string) string {
 	if !ok {
 		return score
 	}
-	return fmt.Sprintf("%s ± %.1f", score, (i.upper-i.lower)/2)
+	return fmt.Sprintf("%s ± %.1f", score, (i.Upper-i.Lower)/2)
 }
 
 // diffWithInterval formats "-1.8 [-6.1, 2.5]".

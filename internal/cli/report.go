@@ -79,21 +79,9 @@ type ReportVariant struct {
 
 // ReportSettings are spec.satisfaction (defaults applied) and the rollout plan.
 type ReportSettings struct {
-	// Metric is CSAT or NPS.
-	Metric string `json:"metric"`
-	// ScaleMin..ScaleMax is the survey scale (1..scaleMax for CSAT, 0..10 for NPS).
-	ScaleMin int `json:"scaleMin"`
-	ScaleMax int `json:"scaleMax"`
-	// SatisfiedAtOrAbove is the lowest satisfied CSAT score (CSAT only).
-	SatisfiedAtOrAbove int `json:"satisfiedAtOrAbove,omitempty"`
-	// MaxDrop is the tolerated drop against the control, in points.
-	MaxDrop float64 `json:"maxDrop"`
-	// Minimum is the absolute floor in points, when set.
-	Minimum *float64 `json:"minimum,omitempty"`
-	// Confidence is in percent, e.g. 95.
-	Confidence float64 `json:"confidence"`
-	// MinResponses is needed per variant and segment before any verdict.
-	MinResponses int64 `json:"minResponses"`
+	// AnalysisSettings are spec.satisfaction's metric, scale and thresholds
+	// (inline in the JSON: metric, scaleMin, ... minResponses).
+	AnalysisSettings
 	// Source is "collector" or "SatisfactionMetric/<name>".
 	Source         string       `json:"source"`
 	Promotion      string       `json:"promotion"`
@@ -119,12 +107,6 @@ type TimelineEntry struct {
 	Type    string `json:"type,omitempty"`
 	Reason  string `json:"reason"`
 	Message string `json:"message"`
-}
-
-// Interval is a closed interval in points.
-type Interval struct {
-	Lower float64 `json:"lower"`
-	Upper float64 `json:"upper"`
 }
 
 // SegmentResult is the latest measurement of one segment.
@@ -234,11 +216,7 @@ the child route's rules of each segment promoted to a variant.`,
 			if err := outputFlag(output, allowed...); err != nil {
 				return err
 			}
-			c, err := o.client()
-			if err != nil {
-				return err
-			}
-			ns, err := o.namespace()
+			c, ns, err := o.clientInNamespace()
 			if err != nil {
 				return err
 			}
@@ -374,26 +352,13 @@ func reportSettings(spec *cxv1.CXExperimentSpec) ReportSettings {
 }
 
 func variantResult(v cxv1.VariantStatus) VariantResult {
-	out := VariantResult{
+	return VariantResult{
 		Name: v.Name, Control: v.State == cxv1.StateControl, State: string(v.State), Weight: v.Weight,
-		Responses: v.Responses, Verdict: string(v.Verdict), Explanation: v.Message,
+		Responses: v.Responses, Share: optionalPoints(v.RealizedShare),
+		Score: optionalPoints(v.Score), ScoreInterval: optionalInterval(v.ScoreInterval),
+		Difference: optionalPoints(v.Difference), DifferenceInterval: optionalInterval(v.DifferenceInterval),
+		Verdict: string(v.Verdict), Explanation: v.Message,
 	}
-	if f, ok := parseFloat(v.RealizedShare); ok {
-		out.Share = &f
-	}
-	if f, ok := parseFloat(v.Score); ok {
-		out.Score = &f
-	}
-	if iv, ok := parseInterval(v.ScoreInterval); ok {
-		out.ScoreInterval = &Interval{iv.lower, iv.upper}
-	}
-	if f, ok := parseFloat(v.Difference); ok {
-		out.Difference = &f
-	}
-	if iv, ok := parseInterval(v.DifferenceInterval); ok {
-		out.DifferenceInterval = &Interval{iv.lower, iv.upper}
-	}
-	return out
 }
 
 // timeline merges the status timestamps with the events, oldest first

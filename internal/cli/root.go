@@ -128,6 +128,20 @@ func (o *Options) namespace() (string, error) {
 	return ns, nil
 }
 
+// clientInNamespace returns the client of client() and the namespace of
+// namespace(), for the commands that work on one namespace.
+func (o *Options) clientInNamespace() (client.WithWatch, string, error) {
+	c, err := o.client()
+	if err != nil {
+		return nil, "", err
+	}
+	ns, err := o.namespace()
+	if err != nil {
+		return nil, "", err
+	}
+	return c, ns, nil
+}
+
 const rootLong = `kubectl cx inspects and steers Rapport's customer-experience experiments
 (CXExperiment, short name cxe): what each variant scores against the control in
 each customer segment, where the rollout stands, and the manual actions

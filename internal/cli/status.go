@@ -74,11 +74,7 @@ the object with kubectl's printers instead of the view.`,
 				return usageErrorf("--timeout must be 0 (no limit) or more, got %s", timeout)
 			}
 			wait = wait || timeout > 0
-			c, err := o.client()
-			if err != nil {
-				return err
-			}
-			ns, err := o.namespace()
+			c, ns, err := o.clientInNamespace()
 			if err != nil {
 				return err
 			}
@@ -130,7 +126,7 @@ func renderHeader(p *printer, exp *cxv1.CXExperiment, o RenderOptions) {
 	kv.add(c("Name:"), colored(ansiBold, exp.Namespace+"/"+exp.Name))
 	kv.add(c("Hypothesis:"), c(orDash(exp.Spec.Hypothesis)))
 	kv.add(c("Touchpoint:"), c(orDash(exp.Spec.Touchpoint)))
-	kv.add(c("Phase:"), colored(phaseColor(st.Phase), phaseOf(exp)))
+	kv.add(c("Phase:"), colored(phaseColors[st.Phase], phaseOf(exp)))
 	kv.add(c("Run:"), c(runLine(exp, o.Now)))
 	kv.add(c("Judged on:"), c(settingsLine(exp)))
 	if changed, diff := exp.SettingsChanged(); changed && !st.Phase.Terminal() {
@@ -185,9 +181,9 @@ func renderSegments(p *printer, exp *cxv1.CXExperiment, o RenderOptions) {
 		t := &table{indent: "  "}
 		t.header("VARIANT", "STATE", "WEIGHT", "RESPONSES", "SHARE", "SCORE", "DIFF", "VERDICT")
 		for _, v := range seg.Variants {
-			t.add(c(v.Name), colored(stateColor(v.State), string(v.State)), c(fmt.Sprintf("%d%%", v.Weight)),
+			t.add(c(v.Name), colored(stateColors[v.State], string(v.State)), c(fmt.Sprintf("%d%%", v.Weight)),
 				c(thousands(v.Responses)), c(share(v.RealizedShare)), c(pm(v.Score, v.ScoreInterval)),
-				c(diffWithInterval(v.Difference, v.DifferenceInterval)), colored(verdictColor(v.Verdict), orDash(string(v.Verdict))))
+				c(diffWithInterval(v.Difference, v.DifferenceInterval)), colored(verdictColors[v.Verdict], orDash(string(v.Verdict))))
 		}
 		t.write(p, o)
 		for _, v := range seg.Variants {

@@ -58,14 +58,20 @@ type Event struct {
 	// status has no time for it; the notifier then uses when it first saw it).
 	At time.Time `json:"at"`
 
-	Namespace string `json:"namespace"`
-	Name      string `json:"name"`
-	UID       string `json:"uid,omitempty"`
-	Run       int32  `json:"run"`
-	Phase     string `json:"phase"`
-	Step      int32  `json:"step"`
-	Steps     int32  `json:"steps"`
+	// DocumentExperiment identifies the experiment (inline in the JSON, as
+	// the Document's "experiment").
+	DocumentExperiment
 
+	// EventDetails are the rollback, condition or promotion the event is
+	// about (inline in the JSON, as in the Document).
+	EventDetails
+	// Message says what happened in one line, for people.
+	Message string `json:"message"`
+}
+
+// EventDetails are what an Event and its Document say about a rollback, a
+// condition or a promotion.
+type EventDetails struct {
 	// Segment, Variant, Reason, Responses and Evidence describe a rollback
 	// (Reason is also the condition reason of stalled and sample-ratio events).
 	Segment   string `json:"segment,omitempty"`
@@ -75,8 +81,6 @@ type Event struct {
 	Evidence  string `json:"evidence,omitempty"`
 	// Promoted maps each segment to the variant it serves (promoted events).
 	Promoted []SegmentChoice `json:"promoted,omitempty"`
-	// Message says what happened in one line, for people.
-	Message string `json:"message"`
 }
 
 // SegmentChoice is the variant a segment serves after promotion.
@@ -90,10 +94,10 @@ type SegmentChoice struct {
 func Events(exp *cxv1.CXExperiment) []Event {
 	st := &exp.Status
 	run := max(st.Run, 1)
-	base := Event{
+	base := Event{DocumentExperiment: DocumentExperiment{
 		Namespace: exp.Namespace, Name: exp.Name, UID: string(exp.UID), Run: run,
 		Phase: string(st.Phase), Step: st.CurrentStep, Steps: int32(len(exp.Spec.Steps)),
-	}
+	}}
 	if base.Phase == "" {
 		base.Phase = string(cxv1.PhasePending)
 	}

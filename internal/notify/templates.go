@@ -30,20 +30,18 @@ type Document struct {
 	Trigger    string             `json:"trigger"`
 	At         time.Time          `json:"at"`
 	Experiment DocumentExperiment `json:"experiment"`
-	Segment    string             `json:"segment,omitempty"`
-	Variant    string             `json:"variant,omitempty"`
-	Reason     string             `json:"reason,omitempty"`
-	Responses  int64              `json:"responses,omitempty"`
-	Evidence   string             `json:"evidence,omitempty"`
-	Promoted   []SegmentChoice    `json:"promoted,omitempty"`
-	Message    string             `json:"message"`
+	// EventDetails are inline: segment, variant, reason, responses,
+	// evidence, promoted.
+	EventDetails
+	Message string `json:"message"`
 	// ReportURL is the configured link to the report (context.reportURL).
 	ReportURL string `json:"reportURL,omitempty"`
 	// ReportCommand prints the report from a terminal.
 	ReportCommand string `json:"reportCommand"`
 }
 
-// DocumentExperiment identifies the experiment of a Document.
+// DocumentExperiment identifies the experiment of a Document (and of an
+// Event).
 type DocumentExperiment struct {
 	Namespace string `json:"namespace"`
 	Name      string `json:"name"`
@@ -58,9 +56,7 @@ type DocumentExperiment struct {
 func document(e Event, at time.Time, reportURL string) Document {
 	return Document{
 		APIVersion: DocumentAPIVersion, Kind: DocumentKind, ID: e.ID, Trigger: string(e.Trigger), At: at.UTC(),
-		Experiment: DocumentExperiment{Namespace: e.Namespace, Name: e.Name, UID: e.UID, Run: e.Run, Phase: e.Phase, Step: e.Step, Steps: e.Steps},
-		Segment:    e.Segment, Variant: e.Variant, Reason: e.Reason, Responses: e.Responses, Evidence: e.Evidence,
-		Promoted: e.Promoted, Message: e.Message, ReportURL: reportURL,
+		Experiment: e.DocumentExperiment, EventDetails: e.EventDetails, Message: e.Message, ReportURL: reportURL,
 		ReportCommand: fmt.Sprintf("kubectl cx report %s -n %s", e.Name, e.Namespace),
 	}
 }

@@ -135,23 +135,14 @@ func floorChart(id, seg string, variants []string, h *history.History, floor flo
 	x0, x1 := timeSpan(h, seg, variants)
 	timeTicks(p, x0, x1)
 	tb := table{Caption: "Figures behind the chart: " + title, Head: []string{"variant", "time (UTC)", "score"}}
-	var ys []float64
-	for i, v := range variants {
-		sr := h.Find(seg, v)
-		if sr == nil {
-			continue
+	ys, err := variantLines(p, &tb, seg, variants, h, plotter.NoStep, func(pt history.Point) (float64, bool) {
+		if pt.Score == nil {
+			return 0, false
 		}
-		var xys plotter.XYs
-		for _, pt := range sr.Points {
-			if pt.Score != nil {
-				xys = append(xys, plotter.XY{X: x(pt), Y: *pt.Score})
-				ys = append(ys, *pt.Score)
-			}
-			tb.Rows = append(tb.Rows, []string{v, when(pt), pts(pt.Score)})
-		}
-		if err := line(p, xys, v, variantColor(i), vg.Points(2), nil, plotter.NoStep); err != nil {
-			return nil, err
-		}
+		return *pt.Score, true
+	}, func(v string, pt history.Point) []string { return []string{v, when(pt), pts(pt.Score)} })
+	if err != nil {
+		return nil, err
 	}
 	if err := hline(p, floor, x0, x1, "floor ("+num(floor)+")", colorDrop); err != nil {
 		return nil, err
@@ -166,6 +157,20 @@ func overTimeChart(id, seg string, variants []string, h *history.History, what, 
 	x0, x1 := timeSpan(h, seg, variants)
 	timeTicks(p, x0, x1)
 	tb := table{Caption: "Figures behind the chart: " + title, Head: []string{"variant", "time (UTC)", "step", unit}}
+	ys, err := variantLines(p, &tb, seg, variants, h, step, func(pt history.Point) (float64, bool) { return value(pt), true },
+		func(v string, pt history.Point) []string { return []string{v, when(pt), itoa(pt.Step), num(value(pt))} })
+	if err != nil {
+		return nil, err
+	}
+	p.Y.Min, p.Y.Max = yRange(ys, 0)
+	return section(p, id, title, fmt.Sprintf("%s of each variant in segment %s over time (%s).", what, seg, unit), tb)
+}
+
+// variantLines draws a line per variant with a series in seg, through the
+// points value gives a value for (ok false leaves a point off the line), adds
+// each point's row to tb, and returns the values drawn.
+func variantLines(p *plot.Plot, tb *table, seg string, variants []string, h *history.History, step plotter.StepKind,
+	value func(history.Point) (y float64, ok bool), row func(variant string, pt history.Point) []string) ([]float64, error) {
 	var ys []float64
 	for i, v := range variants {
 		sr := h.Find(seg, v)
@@ -174,16 +179,17 @@ func overTimeChart(id, seg string, variants []string, h *history.History, what, 
 		}
 		var xys plotter.XYs
 		for _, pt := range sr.Points {
-			xys = append(xys, plotter.XY{X: x(pt), Y: value(pt)})
-			ys = append(ys, value(pt))
-			tb.Rows = append(tb.Rows, []string{v, when(pt), itoa(pt.Step), num(value(pt))})
+			if y, ok := value(pt); ok {
+				xys = append(xys, plotter.XY{X: x(pt), Y: y})
+				ys = append(ys, y)
+			}
+			tb.Rows = append(tb.Rows, row(v, pt))
 		}
 		if err := line(p, xys, v, variantColor(i), vg.Points(2), nil, step); err != nil {
 			return nil, err
 		}
 	}
-	p.Y.Min, p.Y.Max = yRange(ys, 0)
-	return section(p, id, title, fmt.Sprintf("%s of each variant in segment %s over time (%s).", what, seg, unit), tb)
+	return ys, nil
 }
 
 func distributionChart(variants []string, t *cxv1.ResponseTally, s cxv1.SatisfactionSettings) (*chartSection, error) {
