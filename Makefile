@@ -259,7 +259,7 @@ demo: control-plane-assets ## Run Rapport on a local control plane with a shop a
 	$(GO) build -o bin/manager ./cmd
 	$(GO) build -o bin/rapport-demo ./hack/demo
 	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh kube-apiserver etcd kubectl 2>/dev/null)" \
-		CHROMIUM_BIN="$$(hack/chromium-bin.sh || echo "demo: no Chromium, the survey intercept part is skipped" >&2)" bin/rapport-demo
+		CHROMIUM_BIN="$$([ "$$DEMO_CLUSTER" = existing ] || hack/chromium-bin.sh || echo "demo: no Chromium, the survey intercept part is skipped" >&2)" bin/rapport-demo
 
 BENCH_OUT ?= docs/benchmarks
 

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"io"
+	"os"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -11,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
@@ -72,6 +76,46 @@ func TestReceiver(t *testing.T) {
 	}
 }
 
+// TestSegmentOfFollowsShop: segmentOf recognises each CustomerSegment of
+// hack/demo/shop.yaml from its own matches, so the two cannot drift apart.
+func TestSegmentOfFollowsShop(t *testing.T) {
+	data, err := os.ReadFile("shop.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
+	found := 0
+	for {
+		var seg cxv1.CustomerSegment
+		if err := dec.Decode(&seg); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if seg.Kind != "CustomerSegment" {
+			continue
+		}
+		found++
+		m := seg.Spec.Match
+		if len(m.QueryParams) > 0 {
+			t.Errorf("segment %s matches query parameters, which segmentOf does not read", seg.Name)
+		}
+		r := httptest.NewRequest(http.MethodGet, surveyPath, nil)
+		for _, h := range m.Headers {
+			r.Header.Set(h.Name, h.Value)
+		}
+		for _, c := range m.Cookies {
+			r.AddCookie(&http.Cookie{Name: c.Name, Value: c.Value})
+		}
+		if got := segmentOf(r); got != seg.Name {
+			t.Errorf("a request matching CustomerSegment %s is in segment %q by segmentOf", seg.Name, got)
+		}
+	}
+	if found != 2 {
+		t.Errorf("%d CustomerSegments in shop.yaml, want the demo's 2", found)
+	}
+}
+
 func TestSegmentOf(t *testing.T) {
 	for _, tc := range []struct {
 		header, cookie, want string
@@ -109,17 +153,27 @@ func TestSurveyPage(t *testing.T) {
 	exp := &cxv1.CXExperiment{ObjectMeta: metav1.ObjectMeta{Namespace: demoNS, Name: expName}}
 	exp.Status.Run = 3
 	exp.Status.Phase = cxv1.PhaseProgressing
-	exp.Status.Segments = []cxv1.SegmentStatus{{Name: "enterprise", Epoch: 1}, {Name: "new-customers", Epoch: 2}}
+	exp.Spec.Variants = []cxv1.Variant{{Name: "control", Control: true}, {Name: "one-page"}}
+	exp.Status.Segments = []cxv1.SegmentStatus{
+		// enterprise: one-page rolled back, every customer on the control.
+		{Name: "enterprise", Epoch: 1, Variants: []cxv1.VariantStatus{{Name: "control", Weight: 100}, {Name: "one-page", Weight: 0}}},
+		{Name: "new-customers", Epoch: 2, Variants: []cxv1.VariantStatus{{Name: "control", Weight: 80}, {Name: "one-page", Weight: 20}}},
+	}
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: demoNS, Name: assignment.SecretName(expName)},
 		Data: map[string][]byte{cxv1.AssignmentKeyDataKey: key}}
 	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(exp, secret).WithStatusSubresource(exp).Build()
 	d := &demo{c: c}
 	page := d.surveyPage(&assigner{d: d}, "checkout-v2", "one-page", "the one-page checkout")
 
-	get := func(lifecycle string) *http.Response {
+	// get serves the page to a customer: "new" (lifecycle cookie),
+	// "enterprise" (tier header) or "" (in no segment).
+	get := func(customer string) *http.Response {
 		r := httptest.NewRequest(http.MethodGet, surveyPath, nil)
-		if lifecycle != "" {
-			r.AddCookie(&http.Cookie{Name: "lifecycle", Value: lifecycle})
+		switch customer {
+		case "enterprise":
+			r.Header.Set("x-customer-tier", "enterprise")
+		case "new":
+			r.AddCookie(&http.Cookie{Name: "lifecycle", Value: "new"})
 		}
 		w := httptest.NewRecorder()
 		page.ServeHTTP(w, r)
@@ -154,8 +208,11 @@ func TestSurveyPage(t *testing.T) {
 		t.Error("the cookie verifies with another key")
 	}
 
-	if resp := get(""); len(resp.Cookies()) != 0 {
-		t.Errorf("a customer in no segment got %v", resp.Cookies())
+	if resp := get(""); len(resp.Cookies()) != 0 || resp.StatusCode != http.StatusOK {
+		t.Errorf("a customer in no segment got %d %v, want the page without a cookie", resp.StatusCode, resp.Cookies())
+	}
+	if resp := get("enterprise"); len(resp.Cookies()) != 0 || resp.StatusCode != http.StatusOK {
+		t.Errorf("a customer of a segment routed entirely to the control got %d %v, want the page without a cookie", resp.StatusCode, resp.Cookies())
 	}
 	exp.Status.Phase = cxv1.PhaseSucceeded
 	if err := c.Status().Update(context.Background(), exp); err != nil {
