@@ -120,6 +120,8 @@ type demo struct {
 	notified *receiver
 	// answered says what the browser and the webhook counted (survey.go).
 	answered []string
+	// assignmentKey signs the customers' assignments (survey.go).
+	assignmentKey assignmentKey
 }
 
 func (d *demo) say(format string, args ...any) {

@@ -163,7 +163,7 @@ func TestSurveyPage(t *testing.T) {
 		Data: map[string][]byte{cxv1.AssignmentKeyDataKey: key}}
 	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(exp, secret).WithStatusSubresource(exp).Build()
 	d := &demo{c: c}
-	page := d.surveyPage(&assigner{d: d}, "checkout-v2", "one-page", "the one-page checkout")
+	page := d.surveyPage("checkout-v2", "one-page", "the one-page checkout")
 
 	// get serves the page to a customer: "new" (lifecycle cookie),
 	// "enterprise" (tier header) or "" (in no segment).

@@ -73,11 +73,10 @@ func segmentOf(r *http.Request) string {
 	return ""
 }
 
-// assigner signs assignments for the demo experiment's current run.
-type assigner struct {
-	d  *demo
-	mu sync.Mutex
-	// key is the experiment's assignment key, read once.
+// assignmentKey is the experiment's signing key, read once for the pages
+// and the webhook.
+type assignmentKey struct {
+	mu  sync.Mutex
 	key []byte
 }
 
@@ -88,11 +87,11 @@ var errNotInExperiment = errors.New("not in the experiment")
 // variant in the experiment's current run and epoch. A customer in no
 // segment, in a segment routed entirely to the control, or served after
 // the run ended is not in the experiment (errNotInExperiment, with why).
-func (a *assigner) sign(ctx context.Context, segment, variant string) (string, error) {
+func (d *demo) sign(ctx context.Context, segment, variant string) (string, error) {
 	if segment == "" {
 		return "", fmt.Errorf("%w: in no segment", errNotInExperiment)
 	}
-	exp, err := a.d.experiment(ctx)
+	exp, err := d.experiment(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -112,16 +111,17 @@ func (a *assigner) sign(ctx context.Context, segment, variant string) (string, e
 	if !tried {
 		return "", fmt.Errorf("%w: segment %s is routed entirely to the control", errNotInExperiment, segment)
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.key == nil {
+	k := &d.assignmentKey
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.key == nil {
 		secret := &corev1.Secret{}
-		if err := a.d.c.Get(ctx, types.NamespacedName{Namespace: demoNS, Name: assignment.SecretName(expName)}, secret); err != nil {
+		if err := d.c.Get(ctx, types.NamespacedName{Namespace: demoNS, Name: assignment.SecretName(expName)}, secret); err != nil {
 			return "", fmt.Errorf("read the assignment key: %w", err)
 		}
-		a.key = secret.Data[cxv1.AssignmentKeyDataKey]
+		k.key = secret.Data[cxv1.AssignmentKeyDataKey]
 	}
-	return assignment.Sign(a.key, assignment.Assignment{
+	return assignment.Sign(k.key, assignment.Assignment{
 		Namespace: demoNS, Experiment: expName, Run: exp.Status.Run,
 		Segment: segment, Variant: variant, Epoch: status.Epoch,
 	}), nil
@@ -130,9 +130,9 @@ func (a *assigner) sign(ctx context.Context, segment, variant string) (string, e
 // surveyPage is the checkout page of the variant served by service, with
 // the survey intercept asking after "Place order". It sets the signed
 // assignment cookie for customers in the experiment.
-func (d *demo) surveyPage(a *assigner, service, variant, page string) http.Handler {
+func (d *demo) surveyPage(service, variant, page string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		value, err := a.sign(r.Context(), segmentOf(r), variant)
+		value, err := d.sign(r.Context(), segmentOf(r), variant)
 		if err != nil && !errors.Is(err, errNotInExperiment) {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
@@ -156,29 +156,31 @@ func (d *demo) surveyPage(a *assigner, service, variant, page string) http.Handl
 	})
 }
 
-// servePages adds the survey page to the checkout backends and publishes
-// the collector's endpoint behind the Gateway.
+// servePages adds the survey page to the checkout backends (started in
+// the order of shopBackends) of the experiment's variants.
 func (d *demo) servePages(ctx context.Context) error {
-	w := d.onWire
-	a := &assigner{d: d}
 	exp, err := d.experiment(ctx)
 	if err != nil {
 		return err
 	}
-	for _, b := range w.backends {
-		for _, v := range exp.Spec.Variants {
-			if v.Service != nil && v.Service.Name == b.Name {
-				page := ""
-				for _, sb := range shopBackends {
-					if sb.service == b.Name {
-						page = sb.page
-					}
-				}
-				b.Handle(surveyPath, d.surveyPage(a, b.Name, v.Name, page))
-			}
+	variantOf := variantsByService(exp)
+	for i, b := range shopBackends {
+		if variant, ok := variantOf[b.service]; ok {
+			d.onWire.backends[i].Handle(surveyPath, d.surveyPage(b.service, variant, b.page))
 		}
 	}
 	return nil
+}
+
+// variantsByService maps each variant's Service to the variant.
+func variantsByService(exp *cxv1.CXExperiment) map[string]string {
+	m := map[string]string{}
+	for _, v := range exp.Spec.Variants {
+		if v.Service != nil {
+			m[v.Service.Name] = v.Name
+		}
+	}
+	return m
 }
 
 // answerSegment is the segment of the customers who answer in the browser
@@ -419,7 +421,7 @@ func (d *demo) webhookAnswer(ctx context.Context) error {
 		return err
 	}
 	variant := "one-page"
-	value, err := (&assigner{d: d}).sign(ctx, answerSegment, variant)
+	value, err := d.sign(ctx, answerSegment, variant)
 	if err != nil {
 		return fmt.Errorf("sign the assignment: %w", err)
 	}

@@ -227,12 +227,7 @@ func shoppers(scenario *sim.Scenario) []shopper {
 // it, in batches posted to the collector.
 func (d *demo) shop(ctx context.Context, exp *cxv1.CXExperiment, scenario *sim.Scenario, token string) (sim.Stats, error) {
 	w := d.onWire
-	w.variantOf = map[string]string{}
-	for _, v := range exp.Spec.Variants {
-		if v.Service != nil {
-			w.variantOf[v.Service.Name] = v.Name
-		}
-	}
+	w.variantOf = variantsByService(exp)
 	scale, control, err := sim.ScaleOf(exp)
 	if err != nil {
 		return sim.Stats{}, err
