@@ -404,3 +404,27 @@ func metaOf(ns, name string) metav1.ObjectMeta { return metav1.ObjectMeta{Namesp
 // variant, 90% to the control). Answers in other proportions are a
 // sample-ratio mismatch, which holds the segment at its step.
 func firstStepControl(n int) int { return 9 * n }
+
+// awaitManualPromotion starts experiment name in enterprise with manual
+// promotion, posts answers that clear the variant, and waits until the run
+// awaits the promote action.
+func (s *shop) awaitManualPromotion(name string) {
+	GinkgoHelper()
+	exp := s.experiment(name, "enterprise")
+	exp.Spec.Promotion = cxv1.PromotionManual
+	s.start(exp)
+	s.post(name, scores("control", "enterprise", firstStepControl(1500), 86))
+	s.post(name, scores("one-page", "enterprise", 1500, 87))
+	Eventually(s.waiting(name)).Should(Equal(cxv1.WaitingPromotion))
+}
+
+// createInvalidSpec stores experiment name with a maxDrop of 75, which the
+// controller refuses: the CRD's rule is relaxed first, as on an API server
+// whose CRD is older than the controller.
+func (s *shop) createInvalidSpec(name string) {
+	GinkgoHelper()
+	relaxMaxDropRule()
+	exp := s.experiment(name, "enterprise")
+	exp.Spec.Satisfaction.MaxDrop = "75"
+	Eventually(func() error { return k8s.Create(ctx, exp.DeepCopy()) }).Should(Succeed())
+}

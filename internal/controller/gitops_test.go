@@ -151,12 +151,7 @@ var _ = Describe("CXExperiment seen by GitOps tools", func() {
 
 	It("reads Current and Suspended while it awaits a manual promotion, until the promote action", func() {
 		s := newShop()
-		exp := s.experiment("checkout-redesign", "enterprise")
-		exp.Spec.Promotion = cxv1.PromotionManual
-		s.start(exp)
-		s.post("checkout-redesign", scores("control", "enterprise", firstStepControl(1500), 86))
-		s.post("checkout-redesign", scores("one-page", "enterprise", 1500, 87))
-		Eventually(s.waiting("checkout-redesign")).Should(Equal(cxv1.WaitingPromotion))
+		s.awaitManualPromotion("checkout-redesign")
 		Eventually(func(g Gomega) {
 			g.Expect(s.kstatus("checkout-redesign")().Status).To(Equal(kstatus.CurrentStatus))
 			h := s.argoHealth("checkout-redesign")()
@@ -204,11 +199,8 @@ var _ = Describe("CXExperiment seen by GitOps tools", func() {
 	})
 
 	It("reads Failed and Degraded with the field to fix when the spec is invalid", func() {
-		relaxMaxDropRule()
 		s := newShop()
-		exp := s.experiment("checkout-redesign", "enterprise")
-		exp.Spec.Satisfaction.MaxDrop = "75"
-		Eventually(func() error { return k8s.Create(ctx, exp.DeepCopy()) }).Should(Succeed())
+		s.createInvalidSpec("checkout-redesign")
 
 		Eventually(func(g Gomega) {
 			r := s.kstatus("checkout-redesign")()

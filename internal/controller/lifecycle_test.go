@@ -173,12 +173,7 @@ var _ = Describe("CXExperiment manual control", func() {
 
 	It("waits for a promote action with manual promotion", func() {
 		s := newShop()
-		exp := s.experiment("checkout-redesign", "enterprise")
-		exp.Spec.Promotion = cxv1.PromotionManual
-		s.start(exp)
-		s.post("checkout-redesign", scores("control", "enterprise", firstStepControl(1500), 86))
-		s.post("checkout-redesign", scores("one-page", "enterprise", 1500, 87))
-		Eventually(s.waiting("checkout-redesign")).Should(Equal(cxv1.WaitingPromotion))
+		s.awaitManualPromotion("checkout-redesign")
 		Expect(s.conditionReason("checkout-redesign", cxv1.ConditionReady)()).To(Equal(cxv1.ReasonAwaitingPromotion))
 		Expect(s.phase("checkout-redesign")()).To(Equal(cxv1.PhaseProgressing))
 		Eventually(s.segmentWeights("checkout-redesign", "enterprise")).

@@ -70,11 +70,8 @@ var _ = Describe("CXExperiment status", func() {
 	It("reports an invalid spec the schema let through as Stalled and not Ready", func() {
 		// An API server whose CRD is older than the controller (here: one
 		// without the maxDrop rule) stores a spec the controller refuses.
-		relaxMaxDropRule()
 		s := newShop()
-		exp := s.experiment("checkout-redesign", "enterprise")
-		exp.Spec.Satisfaction.MaxDrop = "75"
-		Eventually(func() error { return k8s.Create(ctx, exp.DeepCopy()) }).Should(Succeed())
+		s.createInvalidSpec("checkout-redesign")
 
 		Eventually(func(g Gomega) {
 			got := s.get("checkout-redesign")
