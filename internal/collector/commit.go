@@ -196,8 +196,17 @@ func (c *committer) write(nn types.NamespacedName, q *queue, batches []*batch) e
 		return errorf(http.StatusServiceUnavailable, "the collector is busy committing other experiments; retry with the same Idempotency-Key")
 	}
 
+	// The experiment comes from the API server, not the cache: the epoch a
+	// response is counted in, and whether its run is still current, must
+	// follow the last status the controller wrote. A cache that lags (for
+	// up to a minute while an informer re-lists after an API-server outage)
+	// would count answers served at a new step's weights into the previous
+	// epoch, whose expected shares they do not have: a false sample-ratio
+	// mismatch that holds the segment for the rest of the run. The
+	// controller writes an epoch's start before it changes traffic, so this
+	// read sees it before any answer served under the new weights arrives.
 	exp := &cxv1.CXExperiment{}
-	if err := c.client.Get(ctx, nn, exp); err != nil {
+	if err := c.reader.Get(ctx, nn, exp); err != nil {
 		if apierrors.IsNotFound(err) {
 			return errorf(http.StatusNotFound, "experiment %s was deleted before the responses were committed", nn.Name)
 		}

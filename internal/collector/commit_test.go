@@ -190,7 +190,7 @@ func TestCommitConflictRereadsUncached(t *testing.T) {
 	exp := runningExperiment()
 	nn := client.ObjectKeyFromObject(exp)
 	base := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(exp).Build()
-	var conflicts, uncachedReads atomic.Int32
+	var conflicts, uncachedReads, experimentReads atomic.Int32
 	c := interceptor.NewClient(base, interceptor.Funcs{
 		Update: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.UpdateOption) error {
 			if conflicts.Add(1) <= 2 {
@@ -201,7 +201,11 @@ func TestCommitConflictRereadsUncached(t *testing.T) {
 	})
 	reader := interceptor.NewClient(base, interceptor.Funcs{
 		Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
-			uncachedReads.Add(1)
+			if _, ok := obj.(*cxv1.CXExperiment); ok {
+				experimentReads.Add(1)
+			} else {
+				uncachedReads.Add(1)
+			}
 			return c.Get(ctx, key, obj, opts...)
 		},
 	})
@@ -216,7 +220,10 @@ func TestCommitConflictRereadsUncached(t *testing.T) {
 		t.Fatal(err)
 	}
 	if uncachedReads.Load() != 2 {
-		t.Fatalf("%d uncached reads, want one per conflict (2)", uncachedReads.Load())
+		t.Fatalf("%d uncached tally reads, want one per conflict (2)", uncachedReads.Load())
+	}
+	if experimentReads.Load() != 2 {
+		t.Fatalf("%d uncached experiment reads, want one per write (2)", experimentReads.Load())
 	}
 	tally := &cxv1.ResponseTally{}
 	if err := base.Get(context.Background(), nn, tally); err != nil {
@@ -293,5 +300,39 @@ func TestCommitPanicReleasesTheQueue(t *testing.T) {
 	}
 	if len(cm.queues) != 0 {
 		t.Fatal("queue left behind")
+	}
+}
+
+// A manager's cache can lag behind the API server for up to a minute while
+// an informer re-lists after an outage. Answers committed meanwhile must go
+// into the epoch the controller last recorded (it records an epoch before
+// it changes the weights), not the cached one: counted into the previous
+// epoch, answers served at the new weights look like a sample-ratio
+// mismatch there and hold the segment for the rest of the run.
+func TestCommitCountsIntoTheEpochTheAPIServerHas(t *testing.T) {
+	withEpochs := func(starts ...time.Duration) *cxv1.CXExperiment {
+		exp := runningExperiment()
+		exp.Spec.Segments = []string{"smb"}
+		exp.Status.Segments = []cxv1.SegmentStatus{{Name: "smb", Epoch: int32(len(starts)), Epochs: epochsFrom(starts...)}}
+		return exp
+	}
+	cached := withEpochs(0, time.Hour)            // step 2, as the lagging cache has it
+	live := withEpochs(0, time.Hour, 2*time.Hour) // step 3, written before the weights changed
+	cache := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(cached).Build()
+	api := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(live).Build()
+	cm := newCommitter(cache, api, clocktesting.NewFakePassiveClock(t0.Add(2*time.Hour+time.Minute)), logr.Discard(), 10000)
+
+	nn := client.ObjectKeyFromObject(live)
+	if err := cm.submit(nn, &batch{run: 1, responses: []Response{resp("smb", "control", 5), resp("smb", "one-page", 4)}}); err != nil {
+		t.Fatal(err)
+	}
+	tally := &cxv1.ResponseTally{}
+	if err := cache.Get(context.Background(), nn, tally); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range tally.Spec.Counts {
+		if len(c.Epochs) != 1 || c.Epochs[0].Epoch != 3 {
+			t.Errorf("%s/%s counted in epochs %+v, want all in epoch 3 (the API server's current epoch; the cache still says 2)", c.Segment, c.Variant, c.Epochs)
+		}
 	}
 }

@@ -13,18 +13,20 @@ const atSkew = time.Minute
 
 // assignEpochs gives every response without an epoch the allocation epoch
 // in which its customer was served, from the experiment as the commit reads
-// it: the epoch whose span holds the response's `at` when the client sent a
-// plausible one (not before the segment's first epoch, not more than atSkew
-// after now), else the segment's current epoch (the commit time stands in
-// for the serving time). A segment without epochs (a run that started
+// it from the API server (never from a cache that may lag): the epoch whose
+// span holds the response's `at` when the client sent a plausible one (not
+// before the segment's first epoch, not more than atSkew after now), else
+// the segment's current epoch (the commit time stands in for the serving
+// time). A segment without epochs (a run that started
 // before Rapport recorded them) leaves epoch 0: the response then counts
 // only in the run's totals, which are read as one epoch.
 //
 // The error is bounded: a response lands in the epoch after the one it was
 // served in only when it is answered (or, without `at`, committed) after an
 // epoch boundary it was served before, i.e. within the time a customer
-// takes to answer, plus the collector's cache lag, of a weight change.
-// Clients that know the serving epoch (the assignment cookie, the
+// takes to answer of a weight change: the controller records an epoch's
+// start before it changes traffic, and the commit reads that record from the
+// API server. Clients that know the serving epoch (the assignment cookie, the
 // x-rapport-epoch header) send it and avoid even that.
 func assignEpochs(batches []*batch, exp *cxv1.CXExperiment, now time.Time) {
 	for _, b := range batches {

@@ -67,8 +67,10 @@ type Options struct {
 	// Client reads CXExperiments and feedback-token Secrets (cached in a
 	// manager) and writes ResponseTallies.
 	Client client.Client
-	// APIReader reads ResponseTallies uncached: after a write conflict, and
-	// to answer a keyed retry after the experiment ended.
+	// APIReader reads uncached: the experiment at every tally write (the
+	// epoch and run its responses are counted in), the ResponseTally after
+	// a write conflict, and the tally to answer a keyed retry after the
+	// experiment ended.
 	// Defaults to Client.
 	APIReader client.Reader
 	// MaxBatch is the most responses one request may carry.
