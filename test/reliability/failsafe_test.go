@@ -39,6 +39,7 @@ var _ = Describe("Fail-safe stops", func() {
 	It("leaves traffic where it is, never on a rolled-back variant, when the operator goes away", func() {
 		mgr, err := utils.StartManager(ctx, utils.ManagerOptions{Kubeconfig: cp.Kubeconfig})
 		Expect(err).NotTo(HaveOccurred())
+		logOnFailure(mgr)
 		ns, mon, stop := partialRollback(mgr)
 		defer stop()
 		mgr.Kill() // the operator is uninstalled, or crashes for good
@@ -55,6 +56,7 @@ var _ = Describe("Fail-safe stops", func() {
 		Consistently(func() bool { return getExp(ns).DeletionTimestamp != nil }, 2*time.Second).Should(BeTrue())
 		back, err := utils.StartManager(ctx, utils.ManagerOptions{Kubeconfig: cp.Kubeconfig})
 		Expect(err).NotTo(HaveOccurred())
+		logOnFailure(back)
 		defer back.Stop()
 		Eventually(func() bool {
 			return apierrors.IsNotFound(k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "checkout-redesign"}, &cxv1.CXExperiment{}))
@@ -70,6 +72,7 @@ var _ = Describe("Fail-safe stops", func() {
 		defer kcm.Stop()
 		mgr, err := utils.StartManager(ctx, utils.ManagerOptions{Kubeconfig: cp.Kubeconfig})
 		Expect(err).NotTo(HaveOccurred())
+		logOnFailure(mgr)
 		defer mgr.Stop()
 		ns, mon, stop := partialRollback(mgr)
 		stop()

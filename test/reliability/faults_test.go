@@ -40,6 +40,7 @@ var _ = Describe("Two manager replicas with leader election", func() {
 		set := &managerSet{}
 		set.set(a, b)
 		defer func() { a.Stop(); b.Stop() }()
+		logOnFailure(a, b)
 		Eventually(func() bool { return isLeader(a) != isLeader(b) }).Should(BeTrue(), "exactly one leader")
 
 		Expect(k8s.Create(ctx, experiment(ns, 6*time.Second))).To(Succeed())
@@ -54,7 +55,7 @@ var _ = Describe("Two manager replicas with leader election", func() {
 
 		// Step 2 needs enough answers for a verdict in both segments: allow
 		// for a loaded machine, where the feeder is slower.
-		Eventually(func() int32 { return getExp(ns).Status.CurrentStep }, 3*time.Minute).Should(Equal(int32(2)), describe(ns))
+		Eventually(func() int32 { return getExp(ns).Status.CurrentStep }, 3*time.Minute).Should(Equal(int32(2)), describe(ns, f))
 		leader, follower := a, b
 		if isLeader(b) {
 			leader, follower = b, a
@@ -64,7 +65,7 @@ var _ = Describe("Two manager replicas with leader election", func() {
 		Eventually(func() bool { return isLeader(follower) }, 30*time.Second).Should(BeTrue(), "the other replica takes over")
 		Expect(getExp(ns).Status.CurrentStep).To(BeNumerically(">=", stepBefore), "no step is undone by the failover")
 
-		Eventually(func() bool { return getExp(ns).Status.Phase.Terminal() }, 3*time.Minute).Should(BeTrue(), describe(ns))
+		Eventually(func() bool { return ended(ns) }, 3*time.Minute).Should(BeTrue(), describe(ns, f))
 		finish(f, fed, stop)
 		mon.checkMonotone([]int32{10, 30, 50})
 		Expect(outcome(getExp(ns))).To(Equal("Succeeded enterprise/one-page=RolledBack new-customers/one-page=Promoted"))
@@ -86,6 +87,7 @@ var _ = Describe("API server unavailable", func() {
 		mgr, err := utils.StartManager(ctx, utils.ManagerOptions{Kubeconfig: kc})
 		Expect(err).NotTo(HaveOccurred())
 		defer mgr.Stop()
+		logOnFailure(mgr)
 
 		Expect(k8s.Create(ctx, experiment(ns, 6*time.Second))).To(Succeed())
 		Eventually(func() cxv1.ExperimentPhase { return getExp(ns).Status.Phase }).Should(Equal(cxv1.PhaseProgressing))
@@ -97,7 +99,7 @@ var _ = Describe("API server unavailable", func() {
 		fed := make(chan struct{})
 		go func() { defer close(fed); f.run(runCtx, mon.weights) }()
 
-		Eventually(func() bool { return cutWhen(ns) }, 3*time.Minute).Should(BeTrue(), describe(ns))
+		Eventually(func() bool { return cutWhen(ns) }, 3*time.Minute).Should(BeTrue(), describe(ns, f))
 		before := getExp(ns).Status
 		proxy.Cut()
 		cutAt := time.Now()
@@ -108,7 +110,7 @@ var _ = Describe("API server unavailable", func() {
 		Expect(proxy.Restore()).To(Succeed())
 		GinkgoWriter.Printf("%s: API server back after %s\n", what, time.Since(cutAt).Round(time.Second))
 
-		Eventually(func() bool { return getExp(ns).Status.Phase.Terminal() }, 3*time.Minute).Should(BeTrue(), describe(ns))
+		Eventually(func() bool { return ended(ns) }, 3*time.Minute).Should(BeTrue(), describe(ns, f))
 		finish(f, fed, stop)
 		mon.checkMonotone([]int32{10, 30, 50})
 		final := getExp(ns)

@@ -7,7 +7,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -18,6 +20,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -25,6 +28,7 @@ import (
 
 	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
 	"github.com/rapport-dev/rapport/internal/sim"
+	"github.com/rapport-dev/rapport/test/utils"
 )
 
 func ptr[T any](v T) *T      { return &v }
@@ -121,7 +125,31 @@ type feeder struct {
 	attempts atomic.Int64 // requests sent, retries included
 	retries  atomic.Int64
 	next     atomic.Uint64
-	refused  atomic.Int32 // the status code that ended the run (409 or 404), 0 while running
+	refused  atomic.Int32           // the status code that ended the run (409 or 404), 0 while running
+	lastErr  atomic.Pointer[string] // the last failed attempt, with its time
+	lastAck  atomic.Int64           // when the last batch was acknowledged (Unix nanoseconds)
+}
+
+// String is the feeder's progress for failure messages.
+func (f *feeder) String() string {
+	last := "none"
+	if p := f.lastErr.Load(); p != nil {
+		last = *p
+	}
+	ack := "never"
+	if t := f.lastAck.Load(); t != 0 {
+		ack = time.Since(time.Unix(0, t)).Round(100*time.Millisecond).String() + " ago"
+	}
+	return fmt.Sprintf("feeder: acknowledged %d (last %s), %d requests, %d retries, stopped on %d; last failure: %s",
+		f.acked.Load(), ack, f.attempts.Load(), f.retries.Load(), f.refused.Load(), last)
+}
+
+func (f *feeder) failed(what string) {
+	msg := time.Now().UTC().Format("15:04:05.000") + " " + what
+	if len(msg) > 200 {
+		msg = msg[:200] + "..."
+	}
+	f.lastErr.Store(&msg)
 }
 
 func newFeeder(ns, token string, seed uint64, urls func() []string) *feeder {
@@ -161,16 +189,22 @@ func (f *feeder) send(ctx context.Context, batch []sim.Answer) bool {
 		req.Header.Set("Idempotency-Key", key)
 		f.attempts.Add(1)
 		resp, err := f.http.Do(req)
-		if err == nil {
+		if err != nil {
+			f.failed(err.Error())
+		} else {
+			msg, _ := io.ReadAll(io.LimitReader(resp.Body, 300))
 			resp.Body.Close()
 			switch resp.StatusCode {
 			case http.StatusAccepted:
 				f.acked.Add(int64(len(batch)))
+				f.lastAck.Store(time.Now().UnixNano())
 				return true
 			case http.StatusConflict, http.StatusNotFound:
+				f.failed(fmt.Sprintf("%d %s", resp.StatusCode, bytes.TrimSpace(msg)))
 				f.refused.Store(int32(resp.StatusCode))
 				return false
 			}
+			f.failed(fmt.Sprintf("%d %s", resp.StatusCode, bytes.TrimSpace(msg)))
 		}
 		f.retries.Add(1)
 		time.Sleep(time.Duration(20*(attempt%10+1)) * time.Millisecond) // client-side retry backoff
@@ -310,11 +344,120 @@ func tallyTotal(ns string) int64 {
 
 func metaName(name string) metav1.ObjectMeta { return metav1.ObjectMeta{Name: name} }
 
-// describe renders an experiment's status for failure messages.
-func describe(ns string) func() string {
+// describe renders an experiment's status for failure messages: a compact
+// summary first (a CI log repeats only a failure's first lines, see
+// specs.Run), then the whole status.
+func describe(ns string, f ...*feeder) func() string {
 	return func() string {
 		exp := getExp(ns)
 		b, _ := json.MarshalIndent(exp.Status, "", "  ")
-		return "experiment status:\n" + string(b)
+		out := summary(exp)
+		for _, f := range f {
+			out += "  " + f.String() + "\n"
+		}
+		return out + "experiment status:\n" + string(b)
 	}
+}
+
+// summary is one line for the run, one per segment and one for the
+// conditions that are not as a healthy progressing run has them.
+func summary(exp *cxv1.CXExperiment) string {
+	st := exp.Status
+	ago := func(t *metav1.Time) string {
+		if t == nil {
+			return "never"
+		}
+		return time.Since(t.Time).Round(100*time.Millisecond).String() + " ago"
+	}
+	t := &cxv1.ResponseTally{}
+	total := "none"
+	if err := k8s.Get(ctx, types.NamespacedName{Namespace: exp.Namespace, Name: exp.Name}, t); err == nil {
+		total = fmt.Sprint(t.Spec.Total)
+	}
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "phase %s run %d step %d weight %d waiting %q; measured %s, step started %s; tally %s\n",
+		st.Phase, st.Run, st.CurrentStep, st.StepWeight, st.Waiting, ago(st.MeasuredAt), ago(st.StepStartedAt), total)
+	for _, s := range st.Segments {
+		fmt.Fprintf(&sb, "  %s (epoch %d):", s.Name, s.Epoch)
+		for _, v := range s.Variants {
+			fmt.Fprintf(&sb, " %s n=%d w=%d %s %s diff %s %s;", v.Name, v.Responses, v.Weight, v.State, v.Verdict, v.Difference, v.DifferenceInterval)
+		}
+		sb.WriteString("\n")
+	}
+	var conds []string
+	for _, c := range st.Conditions {
+		conds = append(conds, fmt.Sprintf("%s=%s(%s)", c.Type, c.Status, c.Reason))
+	}
+	fmt.Fprintf(&sb, "  conditions: %s\n", strings.Join(conds, " "))
+	return sb.String()
+}
+
+// logOnFailure prints, when the spec fails, the last lines of the managers'
+// logs, condensed: one line per message with its first time and how many
+// times it repeated in a row.
+func logOnFailure(mgrs ...*utils.Manager) {
+	DeferCleanup(func() {
+		if !CurrentSpecReport().Failed() {
+			return
+		}
+		for _, m := range mgrs {
+			GinkgoWriter.Printf("manager log %s (condensed, last 60):\n%s", m.LogPath, condensedLog(m.LogPath, 60))
+		}
+	})
+}
+
+func condensedLog(path string, last int) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error() + "\n"
+	}
+	type line struct {
+		text string
+		n    int
+	}
+	var lines []line
+	for _, raw := range strings.Split(string(data), "\n") {
+		var e struct {
+			TS, Level, Logger, Msg, Error string
+		}
+		text := raw
+		if json.Unmarshal([]byte(raw), &e) == nil {
+			if len(e.Error) > 160 {
+				e.Error = e.Error[:160] + "..."
+			}
+			text = strings.TrimSpace(fmt.Sprintf("%s %s %s %s %s", e.TS, e.Level, e.Logger, e.Msg, e.Error))
+		}
+		if text == "" {
+			continue
+		}
+		key := text
+		if len(key) > 21 { // the same message in the same second or later
+			key = key[21:]
+		}
+		if n := len(lines); n > 0 && len(lines[n-1].text) > 21 && lines[n-1].text[21:] == key {
+			lines[n-1].n++
+			continue
+		}
+		lines = append(lines, line{text, 1})
+	}
+	if len(lines) > last {
+		lines = lines[len(lines)-last:]
+	}
+	var sb strings.Builder
+	for _, l := range lines {
+		fmt.Fprintf(&sb, "  %4dx %s\n", l.n, l.text)
+	}
+	return sb.String()
+}
+
+// ended reports whether the run has ended. A sample-ratio mismatch stops
+// the wait at once: none of these scenarios has one (the feeder draws with
+// the live weights), and it holds its segment for the rest of the run, which
+// then never ends by itself.
+func ended(ns string) bool {
+	exp := getExp(ns)
+	if c := meta.FindStatusCondition(exp.Status.Conditions, cxv1.ConditionSampleRatioMismatch); c != nil && c.Status == metav1.ConditionTrue {
+		StopTrying("a false sample-ratio mismatch holds a segment: " + c.Message).Now()
+	}
+	return exp.Status.Phase.Terminal()
 }

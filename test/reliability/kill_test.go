@@ -46,6 +46,7 @@ func rollout(seed uint64, kills int, minDuration time.Duration) (string, int) {
 	Expect(err).NotTo(HaveOccurred())
 	set := &managerSet{}
 	set.set(mgr)
+	logOnFailure(mgr) // restarts append to the same log
 	defer func() {
 		for _, m := range set.mgrs {
 			m.Stop()
@@ -76,7 +77,7 @@ func rollout(seed uint64, kills int, minDuration time.Duration) (string, int) {
 		Expect(err).NotTo(HaveOccurred())
 		set.set(next)
 	}
-	Eventually(func() bool { return getExp(ns).Status.Phase.Terminal() }, 3*time.Minute).Should(BeTrue(), describe(ns))
+	Eventually(func() bool { return ended(ns) }, 3*time.Minute).Should(BeTrue(), describe(ns, f))
 	finish(f, fed, stop)
 
 	final := getExp(ns)

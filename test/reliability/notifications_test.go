@@ -32,6 +32,7 @@ var _ = Describe("A notification receiver that hangs", func() {
 		mgr, err := utils.StartManager(ctx, utils.ManagerOptions{Kubeconfig: cp.Kubeconfig, Args: []string{"--notifications-timeout=3s"}})
 		Expect(err).NotTo(HaveOccurred())
 		defer mgr.Stop()
+		logOnFailure(mgr)
 
 		Expect(k8s.Create(ctx, experiment(ns, 6*time.Second))).To(Succeed())
 		Eventually(func() cxv1.ExperimentPhase { return getExp(ns).Status.Phase }).Should(Equal(cxv1.PhaseProgressing))
@@ -70,7 +71,7 @@ var _ = Describe("A notification receiver that hangs", func() {
 		Expect(doc.Evidence).To(Equal(rb.Evidence))
 
 		// The run goes on to its end; the notification is not repeated.
-		Eventually(func() bool { return getExp(ns).Status.Phase.Terminal() }, 3*time.Minute).Should(BeTrue(), describe(ns))
+		Eventually(func() bool { return ended(ns) }, 3*time.Minute).Should(BeTrue(), describe(ns, f))
 		finish(f, fed, stop)
 		Expect(outcome(getExp(ns))).To(Equal("Succeeded enterprise/one-page=RolledBack new-customers/one-page=Promoted"))
 		Expect(channels.Delivered(path)).To(HaveLen(1))
