@@ -3,13 +3,18 @@ package controller
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	kerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -52,6 +57,38 @@ type CXExperimentReconciler struct {
 	// MaxConcurrentReconciles is the number of workers (default 4). The work
 	// queue never runs two reconciles of one experiment at once.
 	MaxConcurrentReconciles int
+
+	// behind holds the experiments whose cached copy is known to be behind
+	// the API server (a status write from it conflicted): they are read from
+	// the API server until the cache has caught up (see readExperiment).
+	behind sync.Map // types.NamespacedName -> struct{}
+}
+
+// maxRetryDelay caps the work queue's backoff after failed reconciles
+// (5 ms doubling; controller-runtime's default goes up to 16 minutes). An
+// API-server outage of 30 s fails a reconcile about 13 times: with the
+// default, the first try after the outage could come 40-80 s after it ends,
+// and later ones minutes apart while the cache catches up.
+const maxRetryDelay = 10 * time.Second
+
+// readExperiment reads the experiment from the cache, or from the API
+// server once a status write has conflicted, until the cache holds the same
+// version. A conflict means the cache was behind; after an API-server
+// outage it can stay behind for up to a minute while its informer re-lists,
+// and every reconcile from it would conflict again, holding every decision
+// (a rollback included) until then.
+func (r *CXExperimentReconciler) readExperiment(ctx context.Context, nn types.NamespacedName, exp *cxv1.CXExperiment) error {
+	if _, behind := r.behind.Load(nn); !behind || r.APIReader == nil {
+		return r.Get(ctx, nn, exp)
+	}
+	if err := r.APIReader.Get(ctx, nn, exp); err != nil {
+		return err
+	}
+	cached := &cxv1.CXExperiment{}
+	if err := r.Get(ctx, nn, cached); err == nil && cached.ResourceVersion == exp.ResourceVersion {
+		r.behind.Delete(nn) // caught up: the next reconcile reads the cache again
+	}
+	return nil
 }
 
 // +kubebuilder:rbac:groups=cx.rapport.dev,resources=cxexperiments,verbs=get;list;watch;patch
@@ -71,7 +108,10 @@ type CXExperimentReconciler struct {
 // projected and written once, in the defer (cxexperiment_status.go).
 func (r *CXExperimentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	exp := &cxv1.CXExperiment{}
-	if err := r.Get(ctx, req.NamespacedName, exp); err != nil {
+	if err := r.readExperiment(ctx, req.NamespacedName, exp); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.behind.Delete(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	sc := newScope(exp, r.Clock.Now())
@@ -166,7 +206,14 @@ func (r *CXExperimentReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&cxv1.SatisfactionMetric{}, handler.EnqueueRequestsFromMapFunc(r.byIndex(indexMetric, byName))).
 		WatchesMetadata(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.byIndex(indexServices, byName))).
 		WatchesMetadata(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(r.byIndex(indexDeployments, byName))).
-		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.MaxConcurrentReconciles, 1)}).
+		WithOptions(controller.Options{
+			MaxConcurrentReconciles: max(r.MaxConcurrentReconciles, 1),
+			RateLimiter: workqueue.NewTypedMaxOfRateLimiter(
+				workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](5*time.Millisecond, maxRetryDelay),
+				// controller-runtime's overall bound: 10 retries per second, bursts of 100.
+				&workqueue.TypedBucketRateLimiter[reconcile.Request]{Limiter: rate.NewLimiter(rate.Limit(10), 100)},
+			),
+		}).
 		Named("cxexperiment")
 	if r.GatewayAPI {
 		b = b.Owns(&gwv1.HTTPRoute{}).

@@ -299,6 +299,7 @@ func (r *CXExperimentReconciler) writeStatus(ctx context.Context, sc *scope, ign
 			return nil
 		}
 		if apierrors.IsConflict(err) {
+			r.behind.Store(client.ObjectKeyFromObject(sc.exp), struct{}{}) // reconciles read the API server until the cache catches up
 			return fmt.Errorf("patch status: the experiment changed since it was read; reconciling again: %w", err)
 		}
 		return fmt.Errorf("patch status: %w", err)

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
@@ -44,6 +45,42 @@ func (f *faults) failing(ns string) bool {
 // them would.
 var routeFaults = &faults{namespaces: map[string]bool{}}
 
+// cacheLag makes the reconciler's cached reads of chosen experiments return
+// the copy they had when the lag began, as an informer re-listing after an
+// API-server outage does (for up to a minute). Reads through the APIReader
+// are not affected.
+var cacheLag = &lag{frozen: map[types.NamespacedName]*cxv1.CXExperiment{}}
+
+type lag struct {
+	mu     sync.Mutex
+	frozen map[types.NamespacedName]*cxv1.CXExperiment
+	served atomic.Int64 // lagging copies handed to the reconciler
+}
+
+func (l *lag) freeze(exp *cxv1.CXExperiment) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.frozen[client.ObjectKeyFromObject(exp)] = exp.DeepCopy()
+}
+
+func (l *lag) thaw(nn types.NamespacedName) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.frozen, nn)
+}
+
+// read copies the lagging copy of nn into exp, if nn lags.
+func (l *lag) read(nn types.NamespacedName, exp *cxv1.CXExperiment) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	old, ok := l.frozen[nn]
+	if ok {
+		old.DeepCopyInto(exp)
+		l.served.Add(1)
+	}
+	return ok
+}
+
 // refuse counts a refused write and returns its error.
 func (f *faults) refuse() error {
 	f.refused.Add(1)
@@ -51,7 +88,8 @@ func (f *faults) refuse() error {
 }
 
 // faultyClient wraps c so that CXExperiment status patches (statusFaults)
-// and HTTPRoute writes (routeFaults) fail where set.
+// and HTTPRoute writes (routeFaults) fail where set, and cached reads of
+// CXExperiments lag where set (cacheLag).
 func faultyClient(c client.Client) client.Client {
 	isRoute := func(obj any) (string, bool) {
 		if r, ok := obj.(*gwv1.HTTPRoute); ok {
@@ -66,6 +104,12 @@ func faultyClient(c client.Client) client.Client {
 		return "", false
 	}
 	return interceptor.NewClient(withoutWatch{c}, interceptor.Funcs{
+		Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+			if exp, ok := obj.(*cxv1.CXExperiment); ok && cacheLag.read(key, exp) {
+				return nil
+			}
+			return c.Get(ctx, key, obj, opts...)
+		},
 		SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
 			if _, ok := obj.(*cxv1.CXExperiment); ok && sub == "status" && statusFaults.failing(obj.GetNamespace()) {
 				return statusFaults.refuse()

@@ -511,6 +511,39 @@ var _ = Describe("CXExperiment write-ahead", func() {
 	})
 })
 
+var _ = Describe("CXExperiment with a lagging cache", func() {
+	It("keeps deciding, reading from the API server, while the manager's cache lags behind its writes", func() {
+		s := newShop()
+		s.create(s.experiment("checkout-redesign", "enterprise", "new-customers"))
+		atStep1 := map[string]int32{"control": 90, "one-page": 10}
+		enterprise := s.segmentWeights("checkout-redesign", "enterprise")
+		newCustomers := s.segmentWeights("checkout-redesign", "new-customers")
+		Eventually(enterprise).Should(Equal(atStep1))
+		Eventually(newCustomers).Should(Equal(atStep1))
+
+		// The reconciler's cache stops at this copy, as an informer that
+		// re-lists after an API-server outage does; every status write
+		// from it conflicts once the controller has written anything.
+		exp := s.get("checkout-redesign")
+		cacheLag.freeze(exp)
+		defer cacheLag.thaw(types.NamespacedName{Namespace: exp.Namespace, Name: exp.Name})
+		servedBefore := cacheLag.served.Load()
+
+		// Two decisions, one after the other, each recorded in status
+		// before it reaches the route.
+		s.post("checkout-redesign", scores("control", "enterprise", 1000, 86))
+		s.post("checkout-redesign", scores("one-page", "enterprise", 1000, 70))
+		Eventually(enterprise).Should(Equal(map[string]int32{"control": 100}), "the first rollback is decided on the lagging cache")
+		s.post("checkout-redesign", scores("control", "new-customers", 1000, 86))
+		s.post("checkout-redesign", scores("one-page", "new-customers", 1000, 70))
+		Eventually(newCustomers).Should(Equal(map[string]int32{"control": 100}), "so is the second")
+
+		Expect(cacheLag.served.Load()).To(BeNumerically(">", servedBefore), "the reconciler was handed the lagging copy")
+		Eventually(s.phase("checkout-redesign")).Should(Equal(cxv1.PhaseRolledBack))
+		Expect(s.get("checkout-redesign").Status.Rollbacks).To(HaveLen(2), "each rollback is recorded once")
+	})
+})
+
 var _ = Describe("CXExperiment write-ahead of a restore", func() {
 	It("records Failed before putting traffic back on the control after a permanent routing error", func() {
 		s := newShop()
