@@ -43,6 +43,16 @@ type EpochStatus struct {
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=8
 	Weights []VariantWeight `json:"weights,omitempty"`
+
+	// appliedAt is when the traffic was seen to carry the weights: stamped
+	// after the route (or the replica counts) took them. Between startedAt
+	// and appliedAt the weights customers were served under are not known
+	// (normally milliseconds; longer when the controller stopped or lost
+	// the API server between the two writes), so the collector counts
+	// responses without a known epoch from that span in epoch 0, which the
+	// sample-ratio test skips.
+	// +optional
+	AppliedAt *metav1.MicroTime `json:"appliedAt,omitempty"`
 }
 
 // RecentWindow is a restart of the recent-evidence test of a variant: it

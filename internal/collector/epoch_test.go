@@ -14,10 +14,13 @@ import (
 
 var t0 = time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
 
+// epochsFrom returns epochs that start at t0 plus each offset, each applied
+// to the traffic one second after it started.
 func epochsFrom(starts ...time.Duration) []cxv1.EpochStatus {
 	var out []cxv1.EpochStatus
 	for i, d := range starts {
-		out = append(out, cxv1.EpochStatus{Epoch: int32(i + 1), StartedAt: metav1.NewMicroTime(t0.Add(d))})
+		applied := metav1.NewMicroTime(t0.Add(d + time.Second))
+		out = append(out, cxv1.EpochStatus{Epoch: int32(i + 1), StartedAt: metav1.NewMicroTime(t0.Add(d)), AppliedAt: &applied})
 	}
 	return out
 }
@@ -32,7 +35,8 @@ func TestEpochAt(t *testing.T) {
 	}{
 		{"no at: the current epoch", time.Time{}, 3},
 		{"inside the first", t0.Add(30 * time.Minute), 1},
-		{"at a boundary: the epoch that starts there", t0.Add(time.Hour), 2},
+		{"at a boundary, before the route took the weights: unknown", t0.Add(time.Hour), 0},
+		{"once the route took them: the epoch that starts there", t0.Add(time.Hour + time.Second), 2},
 		{"just before a boundary", t0.Add(time.Hour - time.Nanosecond), 1},
 		{"inside the last", t0.Add(150 * time.Minute), 3},
 		{"before the run: implausible, commit time instead", t0.Add(-time.Second), 3},
@@ -47,6 +51,26 @@ func TestEpochAt(t *testing.T) {
 	}
 	if got := epochAt(nil, t0, now); got != 0 {
 		t.Errorf("a segment without epochs gives %d, want 0", got)
+	}
+
+	// The current epoch's weights are decided but the route has not taken
+	// them (the controller stopped between its two writes): unknown.
+	pending := epochsFrom(0, time.Hour)
+	pending[1].AppliedAt = nil
+	for _, c := range []struct {
+		name string
+		at   time.Time
+		want int32
+	}{
+		{"no at", time.Time{}, 0},
+		{"inside the pending epoch", t0.Add(90 * time.Minute), 0},
+		{"inside the applied one before it", t0.Add(30 * time.Minute), 1},
+	} {
+		t.Run("pending/"+c.name, func(t *testing.T) {
+			if got := epochAt(pending, c.at, now); got != c.want {
+				t.Errorf("epochAt(%v) = %d, want %d", c.at, got, c.want)
+			}
+		})
 	}
 }
 

@@ -97,8 +97,28 @@ func (r *CXExperimentReconciler) route(ctx context.Context, sc *scope) (ctrl.Res
 	if len(changes) > 0 {
 		metrics.TrafficChanges.WithLabelValues(exp.Namespace, exp.Name, "applied").Inc()
 	}
-	recordRestored(exp, sc.decision.RolledBack, sc.lastResponseAt, r.Clock.Now())
+	now := r.Clock.Now()
+	recordRestored(exp, sc.decision.RolledBack, sc.lastResponseAt, now)
+	recordApplied(&exp.Status, now)
 	return ctrl.Result{}, false, nil
+}
+
+// recordApplied stamps appliedAt on each segment's current epoch that has
+// none: the traffic now carries the weights status holds (the route write
+// returned, or the route already had them). Until then the collector counts
+// responses without a known epoch in epoch 0, as served under unknown
+// weights.
+func recordApplied(st *cxv1.CXExperimentStatus, now time.Time) {
+	if st.Phase != cxv1.PhaseProgressing && st.Phase != cxv1.PhasePaused {
+		return
+	}
+	for i := range st.Segments {
+		eps := st.Segments[i].Epochs
+		if n := len(eps); n > 0 && eps[n-1].AppliedAt == nil {
+			at := metav1.NewMicroTime(now)
+			eps[n-1].AppliedAt = &at
+		}
+	}
 }
 
 // diff records in status what the first change must be able to undo (the

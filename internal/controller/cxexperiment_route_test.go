@@ -121,6 +121,38 @@ func TestRecordRestored(t *testing.T) {
 	}
 }
 
+func TestRecordApplied(t *testing.T) {
+	t0 := time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
+	earlier := metav1.NewMicroTime(t0.Add(-time.Minute))
+	epochs := func(lastApplied *metav1.MicroTime) []cxv1.EpochStatus {
+		return []cxv1.EpochStatus{{Epoch: 1, AppliedAt: &earlier}, {Epoch: 2, AppliedAt: lastApplied}}
+	}
+	for _, tt := range []struct {
+		name  string
+		phase cxv1.ExperimentPhase
+		last  *metav1.MicroTime
+		want  *time.Time
+	}{
+		{"a new epoch: stamped now", cxv1.PhaseProgressing, nil, &t0},
+		{"paused: stamped now", cxv1.PhasePaused, nil, &t0},
+		{"already applied: kept", cxv1.PhaseProgressing, &earlier, &earlier.Time},
+		{"ended: left alone", cxv1.PhaseSucceeded, nil, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			st := &cxv1.CXExperimentStatus{Phase: tt.phase, Segments: []cxv1.SegmentStatus{
+				{Name: "enterprise", Epochs: epochs(tt.last)}, {Name: "legacy"}}}
+			recordApplied(st, t0)
+			got := st.Segments[0].Epochs[1].AppliedAt
+			if (got == nil) != (tt.want == nil) || (got != nil && !got.Time.Equal(*tt.want)) {
+				t.Errorf("appliedAt %v, want %v", got, tt.want)
+			}
+			if !st.Segments[0].Epochs[0].AppliedAt.Equal(&earlier) {
+				t.Errorf("a past epoch was stamped again: %v", st.Segments[0].Epochs[0].AppliedAt)
+			}
+		})
+	}
+}
+
 func TestFormatWeights(t *testing.T) {
 	exp := routeExperiment(cxv1.PhaseProgressing)
 	exp.Status.Segments[0].Variants[0].Weight, exp.Status.Segments[0].Variants[1].Weight = 80, 20

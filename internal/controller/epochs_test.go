@@ -28,6 +28,22 @@ func epochWeights(exp *cxv1.CXExperiment, segment string) map[int32]map[string]i
 	return out
 }
 
+// appliedEpoch returns the last epoch of a segment whose weights the route
+// carries (appliedAt stamped), 0 when none.
+func appliedEpoch(exp *cxv1.CXExperiment, segment string) int32 {
+	for _, seg := range exp.Status.Segments {
+		if seg.Name != segment {
+			continue
+		}
+		for i := len(seg.Epochs) - 1; i >= 0; i-- {
+			if seg.Epochs[i].AppliedAt != nil {
+				return seg.Epochs[i].Epoch
+			}
+		}
+	}
+	return 0
+}
+
 var _ = Describe("CXExperiment allocation epochs", func() {
 	It("starts an epoch whenever a segment's weights change, and counts answers in the epoch they arrive in", func() {
 		s := newShop()
@@ -36,6 +52,9 @@ var _ = Describe("CXExperiment allocation epochs", func() {
 		s.start(exp)
 		Eventually(func() map[int32]map[string]int32 { return epochWeights(s.get("checkout-redesign"), "enterprise") }).
 			Should(Equal(map[int32]map[string]int32{1: {"control": 90, "one-page": 10}}))
+		// Answers without an epoch count in one once the route carries its
+		// weights (before, in epoch 0: served under unknown weights).
+		Eventually(func() int32 { return appliedEpoch(s.get("checkout-redesign"), "enterprise") }).Should(Equal(int32(1)))
 
 		s.post("checkout-redesign", scores("control", "enterprise", firstStepControl(1500), 86))
 		s.post("checkout-redesign", scores("one-page", "enterprise", 1500, 87))
@@ -43,6 +62,7 @@ var _ = Describe("CXExperiment allocation epochs", func() {
 		Eventually(func() map[int32]map[string]int32 { return epochWeights(s.get("checkout-redesign"), "enterprise") }).
 			Should(Equal(map[int32]map[string]int32{1: {"control": 90, "one-page": 10}, 2: {"control": 70, "one-page": 30}}))
 		Expect(s.get("checkout-redesign").Status.Segments[0].Epoch).To(Equal(int32(2)))
+		Eventually(func() int32 { return appliedEpoch(s.get("checkout-redesign"), "enterprise") }).Should(Equal(int32(2)))
 
 		// Answers arriving now belong to epoch 2: the tally keeps both apart.
 		s.post("checkout-redesign", scores("control", "enterprise", 70, 86))
@@ -70,6 +90,44 @@ var _ = Describe("CXExperiment allocation epochs", func() {
 			}))
 		}).Should(Succeed())
 		Eventually(func() int64 { return s.get("checkout-redesign").Status.Segments[0].Variants[1].Responses }).Should(Equal(int64(1530)))
+	})
+
+	It("counts answers served while a weight change has not reached the route in epoch 0, not in the new epoch", func() {
+		s := newShop()
+		exp := s.experiment("checkout-redesign", "enterprise")
+		exp.Spec.Steps[1].MinDuration.Duration = time.Hour
+		s.start(exp)
+		Eventually(func() int32 { return appliedEpoch(s.get("checkout-redesign"), "enterprise") }).Should(Equal(int32(1)))
+
+		// Step 2 is decided and written ahead, but the route refuses it (the
+		// controller could as well have stopped between the two writes):
+		// customers are still served at step 1's weights.
+		routeFaults.set(s.ns, true)
+		defer routeFaults.set(s.ns, false)
+		s.post("checkout-redesign", scores("control", "enterprise", firstStepControl(1500), 86))
+		s.post("checkout-redesign", scores("one-page", "enterprise", 1500, 87))
+		Eventually(func() map[int32]map[string]int32 { return epochWeights(s.get("checkout-redesign"), "enterprise") }).
+			Should(HaveKey(int32(2)))
+		Expect(appliedEpoch(s.get("checkout-redesign"), "enterprise")).To(Equal(int32(1)), "the route does not carry step 2")
+
+		// 2,000 answers at step 1's split (90/10) would be far off step 2's
+		// 70/30 if they were counted in epoch 2.
+		s.post("checkout-redesign", scores("control", "enterprise", 1800, 86))
+		s.post("checkout-redesign", scores("one-page", "enterprise", 200, 87))
+		Eventually(func() int64 { return s.get("checkout-redesign").Status.Segments[0].Variants[1].Responses }).Should(Equal(int64(1700)))
+		Consistently(s.conditionReason("checkout-redesign", cxv1.ConditionSampleRatioMismatch), 2*time.Second).
+			ShouldNot(Equal(cxv1.ReasonResponseSharesOffWeights), "no mismatch: the answers are in epoch 0, whose weights are unknown")
+		tally := &cxv1.ResponseTally{}
+		Expect(k8s.Get(ctx, types.NamespacedName{Namespace: s.ns, Name: "checkout-redesign"}, tally)).To(Succeed())
+		for _, c := range tally.Spec.Counts {
+			for _, e := range c.Epochs {
+				Expect(e.Epoch).To(Equal(int32(1)), "%s: nothing counted in epoch %d before the route took its weights", c.Variant, e.Epoch)
+			}
+		}
+
+		// The route takes step 2: from then on answers count in epoch 2.
+		routeFaults.set(s.ns, false)
+		Eventually(func() int32 { return appliedEpoch(s.get("checkout-redesign"), "enterprise") }).Should(Equal(int32(2)))
 	})
 
 	It("holds a segment whose answers do not match its weights, says why, and still rolls back", func() {

@@ -30,6 +30,7 @@ func (d *decider) recordEpochs() {
 			continue
 		case n >= cxv1.MaxEpochs:
 			seg.Epochs[n-1].Weights = w
+			seg.Epochs[n-1].AppliedAt = nil // stamped again once the route carries w
 			d.event(true, EventEpochsFolded, "segment %s changed its weights more than %d times in run %d: the change to %s joins epoch %d",
 				seg.Name, cxv1.MaxEpochs, d.st.Run, formatEpochWeights(w), seg.Epochs[n-1].Epoch)
 			continue
