@@ -112,8 +112,8 @@ var _ = Describe("CXExperiment allocation epochs", func() {
 
 		// 2,000 answers at step 1's split (90/10) would be far off step 2's
 		// 70/30 if they were counted in epoch 2.
-		s.post("checkout-redesign", scores("control", "enterprise", 1800, 86))
-		s.post("checkout-redesign", scores("one-page", "enterprise", 200, 87))
+		s.postNow("checkout-redesign", scores("control", "enterprise", 1800, 86))
+		s.postNow("checkout-redesign", scores("one-page", "enterprise", 200, 87))
 		Eventually(func() int64 { return s.get("checkout-redesign").Status.Segments[0].Variants[1].Responses }).Should(Equal(int64(1700)))
 		Consistently(s.conditionReason("checkout-redesign", cxv1.ConditionSampleRatioMismatch), 2*time.Second).
 			ShouldNot(Equal(cxv1.ReasonResponseSharesOffWeights), "no mismatch: the answers are in epoch 0, whose weights are unknown")

@@ -220,8 +220,28 @@ func scores(variant, segment string, n int, satisfiedPct int) []response {
 }
 
 // post sends responses to the collector over HTTP in batches of 500 and
-// returns the last status code.
+// returns the last status code. Like customers, who answer about traffic
+// they were served, it first waits until the route carries the weights of
+// every segment's current epoch (appliedAt); before that, answers without
+// an epoch count in epoch 0 (see postNow).
 func (s *shop) post(experiment string, rs []response) int {
+	Eventually(func() bool {
+		exp := s.get(experiment)
+		if p := exp.Status.Phase; p != cxv1.PhaseProgressing && p != cxv1.PhasePaused {
+			return true
+		}
+		for _, seg := range exp.Status.Segments {
+			if n := len(seg.Epochs); n > 0 && seg.Epochs[n-1].AppliedAt == nil {
+				return false
+			}
+		}
+		return true
+	}).Should(BeTrue(), "the route of %s takes the current weights", experiment)
+	return s.postNow(experiment, rs)
+}
+
+// postNow posts like post, without waiting for the route.
+func (s *shop) postNow(experiment string, rs []response) int {
 	code := 0
 	for len(rs) > 0 {
 		n := min(len(rs), 500)

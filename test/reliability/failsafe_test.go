@@ -28,7 +28,7 @@ var _ = Describe("Fail-safe stops", func() {
 		mon := &monitor{}
 		go mon.run(runCtx, ns)
 		f := newFeeder(ns, token, 5, func() []string { return []string{mgr.CollectorURL} })
-		go f.run(runCtx, mon.weights)
+		go f.run(runCtx, mon.sample)
 		Eventually(func() [2]int32 {
 			w := mon.weights()
 			return [2]int32{w["enterprise"]["control"], w["new-customers"]["one-page"]}

@@ -51,7 +51,7 @@ var _ = Describe("Two manager replicas with leader election", func() {
 		go mon.run(runCtx, ns)
 		f := newFeeder(ns, token, 11, set.urls) // alternates between both collectors
 		fed := make(chan struct{})
-		go func() { defer close(fed); f.run(runCtx, mon.weights) }()
+		go func() { defer close(fed); f.run(runCtx, mon.sample) }()
 
 		// Step 2 needs enough answers for a verdict in both segments: allow
 		// for a loaded machine, where the feeder is slower.
@@ -97,7 +97,7 @@ var _ = Describe("API server unavailable", func() {
 		go mon.run(runCtx, ns)
 		f := newFeeder(ns, token, 23, func() []string { return []string{mgr.CollectorURL} })
 		fed := make(chan struct{})
-		go func() { defer close(fed); f.run(runCtx, mon.weights) }()
+		go func() { defer close(fed); f.run(runCtx, mon.sample) }()
 
 		Eventually(func() bool { return cutWhen(ns) }, 3*time.Minute).Should(BeTrue(), describe(ns, f))
 		before := getExp(ns).Status

@@ -164,14 +164,18 @@ type wire struct {
 	Variant string `json:"variant"`
 	Segment string `json:"segment"`
 	Score   int    `json:"score"`
+	At      string `json:"at,omitempty"`
 }
 
 // send posts one batch until it is acknowledged; it returns false once the
 // experiment no longer takes feedback or ctx ends.
-func (f *feeder) send(ctx context.Context, batch []sim.Answer) bool {
+func (f *feeder) send(ctx context.Context, batch []sim.Answer, at time.Time) bool {
 	rs := make([]wire, len(batch))
 	for i, a := range batch {
-		rs[i] = wire{a.Variant, a.Segment, a.Score}
+		rs[i] = wire{a.Variant, a.Segment, a.Score, ""}
+		if !at.IsZero() {
+			rs[i].At = at.UTC().Format(time.RFC3339Nano)
+		}
 	}
 	body, _ := json.Marshal(map[string]any{"responses": rs})
 	key := fmt.Sprintf("batch-%d", f.next.Add(1))
@@ -218,14 +222,20 @@ func (f *feeder) send(ctx context.Context, batch []sim.Answer) bool {
 // client is still committed (the commit does not follow the request's
 // context; a real client retries with the same key), so cancelling could
 // leave the tally one batch ahead of what was acknowledged.
-func (f *feeder) run(ctx context.Context, weights func() map[string]map[string]int32) {
+//
+// Each answer carries `at`, when the weights it was drawn with were read
+// from the route: the time its customer was served, as a careful client
+// sends it. Without it the collector places an answer by its commit time,
+// and the answers drawn with the old weights in the moment before the feeder
+// sees a change would count in the new epoch.
+func (f *feeder) run(ctx context.Context, weights func() (map[string]map[string]int32, time.Time)) {
 	for ctx.Err() == nil {
-		w := weights()
+		w, at := weights()
 		batch := make([]sim.Answer, 20)
 		for i := range batch {
 			batch[i] = f.drawer.Draw(w)
 		}
-		if !f.send(ctx, batch) {
+		if !f.send(ctx, batch, at) {
 			return
 		}
 	}
@@ -258,15 +268,22 @@ func (f *feeder) checkCounted() {
 type monitor struct {
 	mu      sync.Mutex
 	history []map[string]map[string]int32
-	last    atomic.Pointer[map[string]map[string]int32]
+	last    atomic.Pointer[sample]
+}
+
+// sample is a split read from the route and when the read began.
+type sample struct {
+	weights map[string]map[string]int32
+	at      time.Time
 }
 
 func (m *monitor) run(ctx context.Context, ns string) {
 	for ctx.Err() == nil {
+		at := time.Now()
 		exp := &cxv1.CXExperiment{}
 		if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "checkout-redesign"}, exp); err == nil {
 			if w, err := sim.Weights(ctx, k8s, exp); err == nil {
-				m.last.Store(&w)
+				m.last.Store(&sample{w, at})
 				m.mu.Lock()
 				if len(m.history) == 0 || fmt.Sprint(m.history[len(m.history)-1]) != fmt.Sprint(w) {
 					m.history = append(m.history, w)
@@ -279,10 +296,17 @@ func (m *monitor) run(ctx context.Context, ns string) {
 }
 
 func (m *monitor) weights() map[string]map[string]int32 {
-	if w := m.last.Load(); w != nil {
-		return *w
+	w, _ := m.sample()
+	return w
+}
+
+// sample returns the last split read and when its read began (zero before
+// the first read).
+func (m *monitor) sample() (map[string]map[string]int32, time.Time) {
+	if s := m.last.Load(); s != nil {
+		return s.weights, s.at
 	}
-	return map[string]map[string]int32{}
+	return map[string]map[string]int32{}, time.Time{}
 }
 
 // checkMonotone checks, per segment, that the variant's weight only moves

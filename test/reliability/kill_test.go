@@ -63,7 +63,7 @@ func rollout(seed uint64, kills int, minDuration time.Duration) (string, int) {
 	go mon.run(runCtx, ns)
 	f := newFeeder(ns, token, seed, set.urls)
 	fed := make(chan struct{})
-	go func() { defer close(fed); f.run(runCtx, mon.weights) }()
+	go func() { defer close(fed); f.run(runCtx, mon.sample) }()
 
 	killed := 0
 	rnd := rand.New(rand.NewPCG(seed, 99))

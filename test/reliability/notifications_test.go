@@ -42,7 +42,7 @@ var _ = Describe("A notification receiver that hangs", func() {
 		go mon.run(runCtx, ns)
 		f := newFeeder(ns, token, 31, func() []string { return []string{mgr.CollectorURL} })
 		fed := make(chan struct{})
-		go func() { defer close(fed); f.run(runCtx, mon.weights) }()
+		go func() { defer close(fed); f.run(runCtx, mon.sample) }()
 
 		// The rollback, decided and applied while the receiver hangs.
 		var rb cxv1.Rollback
