@@ -297,7 +297,7 @@ func (d *demo) shop(ctx context.Context, exp *cxv1.CXExperiment, scenario *sim.S
 					continue
 				}
 				mu.Lock()
-				batch = append(batch, sim.Answer{Segment: k.segment, Variant: variant, Score: drawer.Score(k.segment, variant)})
+				batch = append(batch, sim.Answer{Segment: k.segment, Variant: variant, Score: drawer.Score(k.segment, variant), At: sent})
 				var full []sim.Answer
 				if len(batch) >= scenario.Batch {
 					full, batch = batch, nil
@@ -433,10 +433,14 @@ func postAnswers(ctx context.Context, collector, experiment, token string, batch
 		Segment string `json:"segment,omitempty"`
 		Score   int    `json:"score"`
 		Channel string `json:"channel,omitempty"`
+		At      string `json:"at,omitempty"` // when the shopper was served: the epoch of the weights that served them
 	}
 	rs := make([]response, len(batch))
 	for i, a := range batch {
 		rs[i] = response{Variant: a.Variant, Segment: a.Segment, Score: a.Score, Channel: "demo-shop"}
+		if !a.At.IsZero() {
+			rs[i].At = a.At.UTC().Format(time.RFC3339Nano)
+		}
 	}
 	body, _ := json.Marshal(map[string]any{"responses": rs})
 	req, err := http.NewRequestWithContext(context.WithoutCancel(ctx), http.MethodPost,

@@ -3,6 +3,7 @@ package sim
 import (
 	"math/rand/v2"
 	"sort"
+	"time"
 )
 
 // Scale says what scores look like.
@@ -16,6 +17,9 @@ type Scale struct {
 type Answer struct {
 	Segment, Variant string
 	Score            int
+	// At is when the customer was served (zero: unknown, the collector then
+	// uses the commit time).
+	At time.Time
 }
 
 // Drawer draws answers. It is deterministic for a seed.

@@ -133,8 +133,17 @@ func Run(ctx context.Context, o Options) (Stats, error) {
 	}
 	drawer := NewDrawer(o.Scenario, scale, control)
 
-	var weights atomic.Pointer[map[string]map[string]int32]
+	// The live split, and when its read began: the answers drawn with it
+	// carry that time as `at`, when their customers were served, so that the
+	// collector counts them in the allocation epoch of those weights even
+	// when they arrive after the next change.
+	type split struct {
+		weights map[string]map[string]int32
+		at      time.Time
+	}
+	var weights atomic.Pointer[split]
 	refresh := func() error {
+		at := time.Now()
 		if err := o.Client.Get(ctx, types.NamespacedName{Namespace: o.Namespace, Name: o.Experiment}, exp); err != nil {
 			return err
 		}
@@ -142,7 +151,7 @@ func Run(ctx context.Context, o Options) (Stats, error) {
 		if err != nil {
 			return err
 		}
-		weights.Store(&w)
+		weights.Store(&split{w, at})
 		return nil
 	}
 	if err := refresh(); err != nil {
@@ -199,9 +208,10 @@ loop:
 		case <-pace.C:
 		}
 		batch := make([]Answer, o.Scenario.Batch)
-		w := *weights.Load()
+		sp := weights.Load()
 		for i := range batch {
-			batch[i] = drawer.Draw(w)
+			batch[i] = drawer.Draw(sp.weights)
+			batch[i].At = sp.at
 		}
 		select {
 		case slots <- struct{}{}:
@@ -225,6 +235,7 @@ type wireResponse struct {
 	Segment string `json:"segment,omitempty"`
 	Score   int    `json:"score"`
 	Channel string `json:"channel,omitempty"`
+	At      string `json:"at,omitempty"`
 }
 
 // post sends one batch to the collector.
@@ -233,6 +244,9 @@ func post(ctx context.Context, o Options, batch []Answer) BatchResult {
 	rs := make([]wireResponse, len(batch))
 	for i, a := range batch {
 		rs[i] = wireResponse{Variant: a.Variant, Segment: a.Segment, Score: a.Score, Channel: "rapport-sim"}
+		if !a.At.IsZero() {
+			rs[i].At = a.At.UTC().Format(time.RFC3339Nano)
+		}
 	}
 	body, _ := json.Marshal(map[string]any{"responses": rs})
 	url := fmt.Sprintf("%s/v1/namespaces/%s/experiments/%s/responses", o.CollectorURL, o.Namespace, o.Experiment)
