@@ -358,7 +358,7 @@ func (s *Server) responses(w http.ResponseWriter, r *http.Request) {
 		reject("InvalidIdempotencyKey", errorf(http.StatusBadRequest, "%s", msg))
 		return
 	}
-	exp, eerr := s.experiment(ctx, ns, name)
+	exp, eerr := s.checkedExperiment(ctx, ns, name)
 	if eerr != nil {
 		if exp != nil && len(keys) == 1 && s.committedBeforeEnd(ctx, w, r, exp, keys[0]) {
 			return
@@ -390,15 +390,39 @@ func (s *Server) responses(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, out)
 }
 
-// experiment returns the experiment if it takes collector responses now.
+// experiment returns the experiment if it takes collector responses now,
+// from the cache. For callers that have authenticated the request (a token,
+// a provider's signature), use checkedExperiment.
 func (s *Server) experiment(ctx context.Context, ns, name string) (*cxv1.CXExperiment, *Error) {
+	return s.lookupExperiment(ctx, ns, name, false)
+}
+
+// checkedExperiment is experiment, except that "not found" and "not started
+// yet" are checked with the API server before they are answered: the cache
+// may not have seen the experiment, or its start, yet, and a client that was
+// just told it runs must not be refused for that. Only authenticated,
+// rate-limited requests get it, so that anonymous requests for experiments
+// that do not exist cannot make the collector read the API server.
+func (s *Server) checkedExperiment(ctx context.Context, ns, name string) (*cxv1.CXExperiment, *Error) {
+	return s.lookupExperiment(ctx, ns, name, true)
+}
+
+func (s *Server) lookupExperiment(ctx context.Context, ns, name string, check bool) (*cxv1.CXExperiment, *Error) {
 	notFound := errorf(http.StatusNotFound, "experiment %s not found in namespace %s; check the name in the URL", clip(name), clip(ns))
 	// Names that cannot exist are answered without a lookup.
 	if len(validation.IsDNS1123Label(ns)) > 0 || len(validation.IsDNS1123Subdomain(name)) > 0 {
 		return nil, notFound
 	}
+	nn := types.NamespacedName{Namespace: ns, Name: name}
 	exp := &cxv1.CXExperiment{}
-	if err := s.opts.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, exp); err != nil {
+	err := s.opts.Client.Get(ctx, nn, exp)
+	if check && (apierrors.IsNotFound(err) || (err == nil && (exp.Status.Phase == "" || exp.Status.Phase == cxv1.PhasePending))) {
+		// Only these refusals are checked (an ended experiment seen running
+		// a moment longer costs nothing: the commit reads it anyway).
+		exp = &cxv1.CXExperiment{}
+		err = s.opts.APIReader.Get(ctx, nn, exp)
+	}
+	if err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, notFound
 		}

@@ -285,3 +285,35 @@ func TestServedCertificateFollowsRotation(t *testing.T) {
 		time.Sleep(50 * time.Millisecond) // polling the server's handshake
 	}
 }
+
+// A client told that the experiment runs (it read the API server) must not
+// be refused because the manager's cache has not seen the start yet: with a
+// token, "not started" and "not found" are checked with the API server. The
+// anonymous lookup (the public endpoint) stays on the cache.
+func TestCheckedExperimentReadsThroughALaggingCache(t *testing.T) {
+	running := runningExperiment()
+	notStarted := running.DeepCopy()
+	notStarted.Status = cxv1.CXExperimentStatus{}
+	secret := tokenSecret("shop", "feedback", "s3cret", true)
+	api := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(running, secret).Build()
+	for _, tt := range []struct {
+		name  string
+		cache client.Client
+	}{
+		{"the cache has not seen the start", fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(notStarted, secret).Build()},
+		{"the cache has not seen the experiment", fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(secret).Build()},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := New(Options{Client: tt.cache, APIReader: api})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, e := s.experiment(context.Background(), "shop", running.Name); e == nil {
+				t.Error("the cached lookup accepted an experiment its cache does not show running")
+			}
+			if _, e := s.checkedExperiment(context.Background(), "shop", running.Name); e != nil {
+				t.Errorf("checked lookup: %v, want the API server's running experiment", e)
+			}
+		})
+	}
+}

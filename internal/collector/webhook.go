@@ -240,7 +240,7 @@ func (s *Server) eventExperiment(ctx context.Context, src *cxv1.FeedbackSource, 
 	if name == "" {
 		return nil, refuse(http.StatusUnprocessableEntity, reasonUnknownExperiment, "spec.mapping.assignment and spec.mapping.experiment gave nothing: pass the assignment cookie to the survey tool (e.g. a hidden field named rapport), or map the experiment, variant and segment")
 	}
-	exp, e := s.experiment(ctx, src.Namespace, name)
+	exp, e := s.checkedExperiment(ctx, src.Namespace, name)
 	if e == nil {
 		return exp, nil
 	}
