@@ -12,7 +12,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
@@ -428,21 +427,7 @@ func (w *wireShop) wireStory(exp *cxv1.CXExperiment) []string {
 // postAnswers posts a batch to the collector and returns the HTTP status (0
 // for a transport error).
 func postAnswers(ctx context.Context, collector, experiment, token string, batch []sim.Answer) int {
-	type response struct {
-		Variant string `json:"variant"`
-		Segment string `json:"segment,omitempty"`
-		Score   int    `json:"score"`
-		Channel string `json:"channel,omitempty"`
-		At      string `json:"at,omitempty"` // when the shopper was served: the epoch of the weights that served them
-	}
-	rs := make([]response, len(batch))
-	for i, a := range batch {
-		rs[i] = response{Variant: a.Variant, Segment: a.Segment, Score: a.Score, Channel: "demo-shop"}
-		if !a.At.IsZero() {
-			rs[i].At = a.At.UTC().Format(time.RFC3339Nano)
-		}
-	}
-	body, _ := json.Marshal(map[string]any{"responses": rs})
+	body := sim.Body(batch, "demo-shop") // with each shopper's serving time as at
 	req, err := http.NewRequestWithContext(context.WithoutCancel(ctx), http.MethodPost,
 		fmt.Sprintf("%s/v1/namespaces/%s/experiments/%s/responses", collector, demoNS, experiment), bytes.NewReader(body))
 	if err != nil {

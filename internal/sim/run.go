@@ -238,17 +238,25 @@ type wireResponse struct {
 	At      string `json:"at,omitempty"`
 }
 
-// post sends one batch to the collector.
-func post(ctx context.Context, o Options, batch []Answer) BatchResult {
-	res := BatchResult{Answers: batch, SentAt: time.Now()}
+// Body is the collector's request body for a batch of answers, each with
+// channel (none when empty) and, when known, the time its customer was
+// served as `at`.
+func Body(batch []Answer, channel string) []byte {
 	rs := make([]wireResponse, len(batch))
 	for i, a := range batch {
-		rs[i] = wireResponse{Variant: a.Variant, Segment: a.Segment, Score: a.Score, Channel: "rapport-sim"}
+		rs[i] = wireResponse{Variant: a.Variant, Segment: a.Segment, Score: a.Score, Channel: channel}
 		if !a.At.IsZero() {
 			rs[i].At = a.At.UTC().Format(time.RFC3339Nano)
 		}
 	}
 	body, _ := json.Marshal(map[string]any{"responses": rs})
+	return body
+}
+
+// post sends one batch to the collector.
+func post(ctx context.Context, o Options, batch []Answer) BatchResult {
+	res := BatchResult{Answers: batch, SentAt: time.Now()}
+	body := Body(batch, "rapport-sim")
 	url := fmt.Sprintf("%s/v1/namespaces/%s/experiments/%s/responses", o.CollectorURL, o.Namespace, o.Experiment)
 	req, err := http.NewRequestWithContext(context.WithoutCancel(ctx), http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {

@@ -160,24 +160,10 @@ func newFeeder(ns, token string, seed uint64, urls func() []string) *feeder {
 		http: &http.Client{Timeout: 10 * time.Second}}
 }
 
-type wire struct {
-	Variant string `json:"variant"`
-	Segment string `json:"segment"`
-	Score   int    `json:"score"`
-	At      string `json:"at,omitempty"`
-}
-
 // send posts one batch until it is acknowledged; it returns false once the
 // experiment no longer takes feedback or ctx ends.
-func (f *feeder) send(ctx context.Context, batch []sim.Answer, at time.Time) bool {
-	rs := make([]wire, len(batch))
-	for i, a := range batch {
-		rs[i] = wire{a.Variant, a.Segment, a.Score, ""}
-		if !at.IsZero() {
-			rs[i].At = at.UTC().Format(time.RFC3339Nano)
-		}
-	}
-	body, _ := json.Marshal(map[string]any{"responses": rs})
+func (f *feeder) send(ctx context.Context, batch []sim.Answer) bool {
+	body := sim.Body(batch, "")
 	key := fmt.Sprintf("batch-%d", f.next.Add(1))
 	for attempt := 0; ctx.Err() == nil; attempt++ {
 		urls := f.urls()
@@ -234,8 +220,9 @@ func (f *feeder) run(ctx context.Context, weights func() (map[string]map[string]
 		batch := make([]sim.Answer, 20)
 		for i := range batch {
 			batch[i] = f.drawer.Draw(w)
+			batch[i].At = at
 		}
-		if !f.send(ctx, batch, at) {
+		if !f.send(ctx, batch) {
 			return
 		}
 	}
