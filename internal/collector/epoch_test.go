@@ -27,47 +27,33 @@ func epochsFrom(starts ...time.Duration) []cxv1.EpochStatus {
 
 func TestEpochAt(t *testing.T) {
 	eps := epochsFrom(0, time.Hour, 2*time.Hour) // epochs 1, 2, 3
-	now := t0.Add(3 * time.Hour)
-	for _, c := range []struct {
-		name string
-		at   time.Time
-		want int32
-	}{
-		{"no at: the current epoch", time.Time{}, 3},
-		{"inside the first", t0.Add(30 * time.Minute), 1},
-		{"at a boundary, before the route took the weights: unknown", t0.Add(time.Hour), 0},
-		{"once the route took them: the epoch that starts there", t0.Add(time.Hour + time.Second), 2},
-		{"just before a boundary", t0.Add(time.Hour - time.Nanosecond), 1},
-		{"inside the last", t0.Add(150 * time.Minute), 3},
-		{"before the run: implausible, commit time instead", t0.Add(-time.Second), 3},
-		{"slightly ahead of our clock: believed", now.Add(30 * time.Second), 3},
-		{"far in the future: implausible", now.Add(time.Hour), 3},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			if got := epochAt(eps, c.at, now); got != c.want {
-				t.Errorf("epochAt(%v) = %d, want %d", c.at, got, c.want)
-			}
-		})
-	}
-	if got := epochAt(nil, t0, now); got != 0 {
-		t.Errorf("a segment without epochs gives %d, want 0", got)
-	}
-
 	// The current epoch's weights are decided but the route has not taken
 	// them (the controller stopped between its two writes): unknown.
 	pending := epochsFrom(0, time.Hour)
 	pending[1].AppliedAt = nil
+	now := t0.Add(3 * time.Hour)
 	for _, c := range []struct {
-		name string
-		at   time.Time
-		want int32
+		name   string
+		epochs []cxv1.EpochStatus
+		at     time.Time
+		want   int32
 	}{
-		{"no at", time.Time{}, 0},
-		{"inside the pending epoch", t0.Add(90 * time.Minute), 0},
-		{"inside the applied one before it", t0.Add(30 * time.Minute), 1},
+		{"no at: the current epoch", eps, time.Time{}, 3},
+		{"inside the first", eps, t0.Add(30 * time.Minute), 1},
+		{"at a boundary, before the route took the weights: unknown", eps, t0.Add(time.Hour), 0},
+		{"once the route took them: the epoch that starts there", eps, t0.Add(time.Hour + time.Second), 2},
+		{"just before a boundary", eps, t0.Add(time.Hour - time.Nanosecond), 1},
+		{"inside the last", eps, t0.Add(150 * time.Minute), 3},
+		{"before the run: implausible, commit time instead", eps, t0.Add(-time.Second), 3},
+		{"slightly ahead of our clock: believed", eps, now.Add(30 * time.Second), 3},
+		{"far in the future: implausible", eps, now.Add(time.Hour), 3},
+		{"a segment without epochs", nil, t0, 0},
+		{"pending/no at", pending, time.Time{}, 0},
+		{"pending/inside the pending epoch", pending, t0.Add(90 * time.Minute), 0},
+		{"pending/inside the applied one before it", pending, t0.Add(30 * time.Minute), 1},
 	} {
-		t.Run("pending/"+c.name, func(t *testing.T) {
-			if got := epochAt(pending, c.at, now); got != c.want {
+		t.Run(c.name, func(t *testing.T) {
+			if got := epochAt(c.epochs, c.at, now); got != c.want {
 				t.Errorf("epochAt(%v) = %d, want %d", c.at, got, c.want)
 			}
 		})

@@ -138,7 +138,7 @@ func (f *feeder) String() string {
 	}
 	ack := "never"
 	if t := f.lastAck.Load(); t != 0 {
-		ack = time.Since(time.Unix(0, t)).Round(100*time.Millisecond).String() + " ago"
+		ack = ago(time.Unix(0, t))
 	}
 	return fmt.Sprintf("feeder: acknowledged %d (last %s), %d requests, %d retries, stopped on %d; last failure: %s",
 		f.acked.Load(), ack, f.attempts.Load(), f.retries.Load(), f.refused.Load(), last)
@@ -370,15 +370,20 @@ func describe(ns string, f ...*feeder) func() string {
 	}
 }
 
-// summary is one line for the run, one per segment and one for the
-// conditions that are not as a healthy progressing run has them.
+// ago is how long ago t was, for failure messages.
+func ago(t time.Time) string {
+	return time.Since(t).Round(100*time.Millisecond).String() + " ago"
+}
+
+// summary is one line for the run, one per segment and one with every
+// condition.
 func summary(exp *cxv1.CXExperiment) string {
 	st := exp.Status
-	ago := func(t *metav1.Time) string {
+	since := func(t *metav1.Time) string {
 		if t == nil {
 			return "never"
 		}
-		return time.Since(t.Time).Round(100*time.Millisecond).String() + " ago"
+		return ago(t.Time)
 	}
 	t := &cxv1.ResponseTally{}
 	total := "none"
@@ -387,7 +392,7 @@ func summary(exp *cxv1.CXExperiment) string {
 	}
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "phase %s run %d step %d weight %d waiting %q; measured %s, step started %s; tally %s\n",
-		st.Phase, st.Run, st.CurrentStep, st.StepWeight, st.Waiting, ago(st.MeasuredAt), ago(st.StepStartedAt), total)
+		st.Phase, st.Run, st.CurrentStep, st.StepWeight, st.Waiting, since(st.MeasuredAt), since(st.StepStartedAt), total)
 	for _, s := range st.Segments {
 		fmt.Fprintf(&sb, "  %s (epoch %d):", s.Name, s.Epoch)
 		for _, v := range s.Variants {
@@ -422,9 +427,11 @@ func condensedLog(path string, last int) string {
 	if err != nil {
 		return err.Error() + "\n"
 	}
+	// A line repeats the one before when it says the same after its
+	// timestamp (the first 21 characters of a JSON line as rendered here).
 	type line struct {
-		text string
-		n    int
+		text, key string
+		n         int
 	}
 	var lines []line
 	for _, raw := range strings.Split(string(data), "\n") {
@@ -442,14 +449,14 @@ func condensedLog(path string, last int) string {
 			continue
 		}
 		key := text
-		if len(key) > 21 { // the same message in the same second or later
+		if len(key) > 21 {
 			key = key[21:]
 		}
-		if n := len(lines); n > 0 && len(lines[n-1].text) > 21 && lines[n-1].text[21:] == key {
+		if n := len(lines); n > 0 && lines[n-1].key == key {
 			lines[n-1].n++
 			continue
 		}
-		lines = append(lines, line{text, 1})
+		lines = append(lines, line{text, key, 1})
 	}
 	if len(lines) > last {
 		lines = lines[len(lines)-last:]
