@@ -190,7 +190,12 @@ var _ = Describe("CXExperiment allocation epochs", func() {
 		s := newShop()
 		s.start(s.experiment("checkout-redesign", "enterprise"))
 		Eventually(s.phase("checkout-redesign")).Should(Equal(cxv1.PhaseProgressing))
-		// What an older version left: no settings and no epochs in status.
+		// An upgrade: the older version's manager stops, leaving a status
+		// without settings or epochs, and the new one starts. A status-only
+		// edit triggers no reconcile (the predicates filter it), so the
+		// manager is down while status is rewritten, as in a real upgrade;
+		// the new manager's first list reconciles the run.
+		stopManager()
 		Eventually(func() error {
 			exp := s.get("checkout-redesign")
 			exp.Status.Settings = nil
@@ -199,6 +204,8 @@ var _ = Describe("CXExperiment allocation epochs", func() {
 			}
 			return k8s.Status().Update(ctx, exp)
 		}).Should(Succeed())
+		Expect(s.get("checkout-redesign").Status.Settings).To(BeNil())
+		startManager()
 		Eventually(func() *cxv1.RunSettings { return s.get("checkout-redesign").Status.Settings }).ShouldNot(BeNil(), "the run records the settings it is judged by")
 		Eventually(func() int32 { return s.get("checkout-redesign").Status.Segments[0].Epoch }).Should(BeNumerically(">", 0))
 		s.post("checkout-redesign", scores("control", "enterprise", firstStepControl(1500), 86))
