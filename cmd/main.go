@@ -54,6 +54,7 @@ func init() {
 func main() {
 	var (
 		metricsAddr, probeAddr, collectorAddr string
+		pprofAddr                             string
 		metricsCertPath, metricsCertName      string
 		metricsCertKey                        string
 		collectorCert, collectorKey           string
@@ -71,6 +72,7 @@ func main() {
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "Address of the metrics endpoint, e.g. :8443 (HTTPS) or :8080 (HTTP with --metrics-secure=false). 0 disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz probes.")
+	flag.StringVar(&pprofAddr, "pprof-bind-address", "", "Address of Go's profiling endpoints (/debug/pprof/), e.g. 127.0.0.1:6060, for diagnosing CPU or memory use; unauthenticated, so bind it to loopback. Empty: off.")
 	flag.StringVar(&collectorAddr, "collector-bind-address", ":8082", "Address of the feedback collector. 0 disables it.")
 	flag.StringVar(&collectorCert, "collector-tls-cert-file", "", "TLS certificate of the collector (PEM); with --collector-tls-key-file turns on HTTPS.")
 	flag.StringVar(&collectorKey, "collector-tls-key-file", "", "TLS private key of the collector (PEM).")
@@ -128,6 +130,7 @@ func main() {
 		Metrics:                 metricsOpts,
 		WebhookServer:           webhook.NewServer(webhook.Options{TLSOpts: tlsOpts}),
 		HealthProbeBindAddress:  probeAddr,
+		PprofBindAddress:        pprofAddr,
 		LeaderElection:          leaderElect,
 		LeaderElectionID:        "rapport.cx.rapport.dev",
 		LeaderElectionNamespace: leaderElectionNamespace,
