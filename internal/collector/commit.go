@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -230,6 +231,12 @@ func (c *committer) write(nn types.NamespacedName, q *queue, batches []*batch) e
 	if len(live) == 0 {
 		return nil
 	}
+	if p := exp.Status.Phase; p != cxv1.PhaseProgressing && p != cxv1.PhasePaused {
+		// The request was let in by a cache that had not seen the run end
+		// (the status write reaches the informer tens of milliseconds
+		// later): nothing more is counted into an ended run.
+		return c.refuseEnded(ctx, nn, exp, live)
+	}
 	assignEpochs(live, exp, c.clock.Now())
 
 	cur, fresh := q.last, false
@@ -274,6 +281,29 @@ func (c *committer) write(nn types.NamespacedName, q *queue, batches []*batch) e
 		}
 	}
 	return errorf(http.StatusServiceUnavailable, "experiment %s: the tally kept changing during %d attempts; retry with the same Idempotency-Key", nn.Name, commitAttempts)
+}
+
+// refuseEnded answers the batches of an experiment that is no longer
+// Progressing or Paused: a batch whose key the run's tally holds was
+// committed before the end (its client retries a lost acknowledgement) and
+// is a duplicate, as committedBeforeEnd answers it; every other batch is
+// refused with 409 and nothing is written.
+func (c *committer) refuseEnded(ctx context.Context, nn types.NamespacedName, exp *cxv1.CXExperiment, batches []*batch) error {
+	var keys []string
+	cur := &cxv1.ResponseTally{}
+	if err := c.reader.Get(ctx, nn, cur); err == nil && metav1.IsControlledBy(cur, exp) && cur.Spec.Run == exp.Status.Run {
+		keys = cur.Spec.RecentKeys
+	} else if err != nil && !apierrors.IsNotFound(err) {
+		return c.unavailable(nn, "reading the tally", err)
+	}
+	for _, b := range batches {
+		if b.key != "" && slices.Contains(keys, b.key) {
+			b.duplicate = true
+			continue
+		}
+		b.err = errorf(http.StatusConflict, "experiment %s is %s; responses are accepted while it is Progressing or Paused; nothing was counted", nn.Name, exp.Status.Phase)
+	}
+	return nil
 }
 
 // stale says why a batch no longer fits the experiment, or "".

@@ -3,6 +3,7 @@ package collector
 import (
 	"context"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -333,6 +334,45 @@ func TestCommitCountsIntoTheEpochTheAPIServerHas(t *testing.T) {
 	for _, c := range tally.Spec.Counts {
 		if len(c.Epochs) != 1 || c.Epochs[0].Epoch != 3 {
 			t.Errorf("%s/%s counted in epochs %+v, want all in epoch 3 (the API server's current epoch; the cache still says 2)", c.Segment, c.Variant, c.Epochs)
+		}
+	}
+}
+
+// A cache that has not seen the run end lets a request in; the commit reads
+// the API server's status and counts nothing into the ended run, except that
+// a batch committed before the end is answered as a duplicate.
+func TestCommitRefusesAnEndedRun(t *testing.T) {
+	cached := runningExperiment() // Progressing, as the lagging cache has it
+	ended := runningExperiment()
+	ended.Status.Phase = cxv1.PhaseRolledBack
+	nn := client.ObjectKeyFromObject(ended)
+	committed := KeyDigest(nn.Namespace, nn.Name, 1, "sent-before-the-end")
+	tally := &cxv1.ResponseTally{
+		ObjectMeta: metav1.ObjectMeta{Namespace: nn.Namespace, Name: nn.Name,
+			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(ended, cxv1.GroupVersion.WithKind("CXExperiment"))}},
+		Spec: cxv1.ResponseTallySpec{Experiment: nn.Name, Run: 1, Total: 1, RecentKeys: []string{committed},
+			Counts: []cxv1.TallyCount{{Segment: "all", Variant: "control", Scores: []int64{0, 0, 0, 0, 1}}}},
+	}
+	cache := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(cached, tally.DeepCopy()).Build()
+	api := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(ended, tally.DeepCopy()).Build()
+	cm := newCommitter(cache, api, clocktesting.NewFakePassiveClock(testNow), logr.Discard(), 10000)
+
+	late := &batch{run: 1, key: KeyDigest(nn.Namespace, nn.Name, 1, "sent-after-the-end"), responses: []Response{resp("all", "one-page", 1)}}
+	e, ok := cm.submit(nn, late).(*Error)
+	if !ok || e.Code != http.StatusConflict || !strings.Contains(e.Message, "is RolledBack") {
+		t.Fatalf("a new batch for a rolled-back run: %v, want 409 naming the phase", e)
+	}
+	retry := &batch{run: 1, key: committed, responses: []Response{resp("all", "control", 5)}}
+	if err := cm.submit(nn, retry); err != nil || !retry.duplicate {
+		t.Fatalf("the retry of a batch committed before the end: err %v, duplicate %v; want a duplicate", err, retry.duplicate)
+	}
+	for name, r := range map[string]client.Reader{"cache": cache, "API server": api} {
+		got := &cxv1.ResponseTally{}
+		if err := r.Get(context.Background(), nn, got); err != nil {
+			t.Fatal(err)
+		}
+		if got.Spec.Total != 1 || len(got.Spec.RecentKeys) != 1 {
+			t.Errorf("tally in the %s changed after the run ended: total %d, keys %d; want 1 and 1", name, got.Spec.Total, len(got.Spec.RecentKeys))
 		}
 	}
 }

@@ -417,8 +417,9 @@ func (s *Server) lookupExperiment(ctx context.Context, ns, name string, check bo
 	exp := &cxv1.CXExperiment{}
 	err := s.opts.Client.Get(ctx, nn, exp)
 	if check && (apierrors.IsNotFound(err) || (err == nil && (exp.Status.Phase == "" || exp.Status.Phase == cxv1.PhasePending))) {
-		// Only these refusals are checked (an ended experiment seen running
-		// a moment longer costs nothing: the commit reads it anyway).
+		// Only these refusals are checked: an ended experiment that the
+		// cache still shows running is refused by the commit, which reads
+		// the API server's phase (committer.refuseEnded).
 		exp = &cxv1.CXExperiment{}
 		err = s.opts.APIReader.Get(ctx, nn, exp)
 	}
