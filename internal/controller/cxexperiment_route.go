@@ -8,6 +8,7 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 
@@ -164,17 +165,23 @@ func routedApplied(exp *cxv1.CXExperiment) outcome {
 
 // writeAhead records the status a traffic change carries, as it will read
 // once the change is applied (sc.routed says how), right before the router
-// writes. A successful change then costs no further status write (except a rollback's restore
-// time, stamped after the route write returns). If the router's write fails
-// after this, the reconcile's final status write says so.
+// writes; the reconcile's final write then stamps when it was applied, and
+// says so if the router's write failed. Two things wait for the final
+// write, so that a change whose route write keeps failing does not flap
+// between healthy and failing at every retry as Argo CD and kstatus read it:
+// observedGeneration (of status and conditions) advances only there, once
+// the change succeeded; and a retry after a failed change keeps the
+// conditions as they were read, still saying that traffic is not routed.
 func (r *CXExperimentReconciler) writeAhead(ctx context.Context, sc *scope) error {
 	exp := sc.exp
 	applied := metav1.NewTime(r.Clock.Now())
 	exp.Status.Traffic.AppliedAt = &applied
-	// As it will read once applied, observedGeneration included (a second
-	// write only for that would double the writes of a start); if the
-	// router's write fails, the final write takes it back.
-	setStatus(sc, nil, true)
+	if routed := meta.FindStatusCondition(sc.before.Conditions, cxv1.ConditionTrafficRouted); routed != nil && routed.Status == metav1.ConditionFalse {
+		exp.Status.ObservedGeneration = sc.before.ObservedGeneration
+		exp.Status.Conditions = slices.Clone(sc.before.Conditions)
+	} else {
+		setStatus(sc, nil, false)
+	}
 	return r.writeStatus(ctx, sc, false)
 }
 

@@ -1,15 +1,20 @@
 package controller
 
 import (
+	"slices"
 	"strings"
+	"sync"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
+	"github.com/rapport-dev/rapport/internal/metrics"
 )
 
 var _ = Describe("CXExperiment status", func() {
@@ -39,6 +44,27 @@ var _ = Describe("CXExperiment status", func() {
 		s := newShop()
 		routeFaults.set(s.ns, true)
 		defer routeFaults.set(s.ns, false)
+		// Every version of the experiment, as Argo CD and kstatus see it: a
+		// watch misses no write, however short-lived.
+		wc, err := client.NewWithWatch(cfg, client.Options{Scheme: scheme})
+		Expect(err).NotTo(HaveOccurred())
+		w, err := wc.Watch(ctx, &cxv1.CXExperimentList{}, client.InNamespace(s.ns))
+		Expect(err).NotTo(HaveOccurred())
+		defer w.Stop()
+		var (
+			mu       sync.Mutex
+			versions []cxv1.CXExperiment
+		)
+		go func() {
+			for ev := range w.ResultChan() {
+				if exp, ok := ev.Object.(*cxv1.CXExperiment); ok {
+					mu.Lock()
+					versions = append(versions, *exp)
+					mu.Unlock()
+				}
+			}
+		}()
+		failedChanges := metrics.TrafficChanges.WithLabelValues(s.ns, "checkout-redesign", "failed")
 		s.create(s.experiment("checkout-redesign", "enterprise"))
 
 		// The failed reconcile's status: the route write failed, and
@@ -56,6 +82,25 @@ var _ = Describe("CXExperiment status", func() {
 			g.Expect(condition(exp, cxv1.ConditionReady).Reason).To(Equal(cxv1.ReasonApplyFailed))
 		}).Should(Succeed())
 		Expect(s.childExists("checkout-redesign")()).To(BeFalse())
+		// Retries write the decision ahead each time; none of those writes
+		// may claim the generation or readiness before the change succeeds.
+		Eventually(func() float64 { return testutil.ToFloat64(failedChanges) }).Should(BeNumerically(">=", 3))
+		latest := s.get("checkout-redesign").ResourceVersion
+		Eventually(func() string {
+			mu.Lock()
+			defer mu.Unlock()
+			return versions[len(versions)-1].ResourceVersion
+		}).Should(Equal(latest), "the watch has caught up")
+		mu.Lock()
+		seen := slices.Clone(versions)
+		mu.Unlock()
+		for _, v := range seen {
+			Expect(v.Status.ObservedGeneration).To(BeZero(), "version %s claims generation %d was observed while its route write fails", v.ResourceVersion, v.Status.ObservedGeneration)
+			if ready := condition(&v, cxv1.ConditionReady); ready != nil && ready.Status == metav1.ConditionTrue {
+				Expect(ready.ObservedGeneration).To(BeNumerically("<", v.Generation), "version %s reads Ready for generation %d while its route write fails", v.ResourceVersion, v.Generation)
+			}
+		}
+		GinkgoWriter.Printf("%d versions of the experiment over %.0f failed route writes, none observed or Ready for the generation\n", len(seen), testutil.ToFloat64(failedChanges))
 
 		routeFaults.set(s.ns, false)
 		Eventually(func(g Gomega) {
