@@ -402,6 +402,12 @@ func TestClusterStatusWait(t *testing.T) {
 		r := kubectlCX(t, "status", "checkout-redesign", "-n", ns, "--timeout", "1s").expect(t, ExitTimeout)
 		g.Expect(r.err).To(ContainSubstring("timed out after 1s waiting for " + ns + "/checkout-redesign to end (now: Progressing - step 2/3"))
 	})
+	t.Run("timed out before the first read: 6", func(t *testing.T) {
+		ns := newNamespace(t, "shop")
+		createExperiment(t, ns, "checkout-redesign", progressingStatus())
+		r := kubectlCX(t, "status", "checkout-redesign", "-n", ns, "--timeout", "1ns").expect(t, ExitTimeout)
+		g.Expect(r.err).To(ContainSubstring("timed out after 1ns waiting for " + ns + "/checkout-redesign to end (now: not read yet)"))
+	})
 	t.Run("deleted while waiting: 3", func(t *testing.T) {
 		ns := newNamespace(t, "shop")
 		createExperiment(t, ns, "checkout-redesign", progressingStatus())

@@ -53,11 +53,15 @@ func (o *Options) waitStatus(ctx context.Context, c client.WithWatch, ns, name s
 		return notFoundErrorf("cxexperiment %s was deleted while waiting for its outcome", ref)
 	}
 	exp := w.exp
-	if ctx.Err() != nil {
-		return &exitError{code: ExitError, err: fmt.Errorf("interrupted while waiting for %s (%s)", ref, StatusLine(exp))}
+	now := "not read yet" // the time ran out before the first read
+	if exp != nil {
+		now = StatusLine(exp)
 	}
-	if !phase(exp).Terminal() {
-		return &exitError{code: ExitTimeout, err: fmt.Errorf("timed out after %s waiting for %s to end (now: %s)", opts.timeout, ref, StatusLine(exp))}
+	if ctx.Err() != nil {
+		return &exitError{code: ExitError, err: fmt.Errorf("interrupted while waiting for %s (%s)", ref, now)}
+	}
+	if exp == nil || !phase(exp).Terminal() {
+		return &exitError{code: ExitTimeout, err: fmt.Errorf("timed out after %s waiting for %s to end (now: %s)", opts.timeout, ref, now)}
 	}
 	if opts.out.format() != "" {
 		if err := opts.out.printExperiments(o.Out, []cxv1.CXExperiment{*exp}, true, false, o.Now()); err != nil {
