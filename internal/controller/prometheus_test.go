@@ -77,10 +77,13 @@ var _ = Describe("CXExperiment measured from Prometheus", Ordered, func() {
 
 	It("rolls back a variant whose CSAT, read from Prometheus, dropped", func() {
 		s := newShop()
-		s.start(metricExperiment(s, prom.URL))
+		// The answers are in Prometheus before the experiment starts: a
+		// scrape in the middle of writing them would let the controller
+		// decide on part of them (the rollback would record fewer responses).
 		answer(s.ns, "control", "enterprise", 1000, 86)
 		answer(s.ns, "one-page", "enterprise", 1000, 70)
 		scraped(fmt.Sprintf(`sum(shop_csat_responses_total{namespace=%q})`, s.ns), 2000)
+		s.create(metricExperiment(s, prom.URL))
 		Eventually(s.phase("checkout-redesign")).Should(Equal(cxv1.PhaseRolledBack))
 		rb := s.get("checkout-redesign").Status.Rollbacks
 		Expect(rb).To(HaveLen(1))

@@ -32,7 +32,11 @@ func isLeader(m *utils.Manager) bool {
 var _ = Describe("Two manager replicas with leader election", func() {
 	It("fails over when the leader is killed mid-step, with no lost or double-counted response on either collector", func() {
 		ns, token := shop()
-		args := []string{"--leader-election-namespace=default", "--leader-elect-lease-duration=4s", "--leader-elect-renew-deadline=3s", "--leader-elect-retry-period=500ms"}
+		// Short enough for a quick failover, long enough that a loaded
+		// machine does not make the leader miss its renewal (a replica that
+		// loses its lease exits; with 4s/3s both replicas once did, at a
+		// load average above 14, renewals timing out after 1.5 s).
+		args := []string{"--leader-election-namespace=default", "--leader-elect-lease-duration=8s", "--leader-elect-renew-deadline=6s", "--leader-elect-retry-period=1s"}
 		a, err := utils.StartManager(ctx, utils.ManagerOptions{Kubeconfig: cp.Kubeconfig, LeaderElect: true, Args: args})
 		Expect(err).NotTo(HaveOccurred())
 		b, err := utils.StartManager(ctx, utils.ManagerOptions{Kubeconfig: cp.Kubeconfig, LeaderElect: true, Args: args})
@@ -56,6 +60,7 @@ var _ = Describe("Two manager replicas with leader election", func() {
 		// Step 2 needs enough answers for a verdict in both segments: allow
 		// for a loaded machine, where the feeder is slower.
 		Eventually(func() int32 { return getExp(ns).Status.CurrentStep }, 3*time.Minute).Should(Equal(int32(2)), describe(ns, f))
+		Expect([]bool{a.Exited(), b.Exited()}).To(Equal([]bool{false, false}), "both replicas run before the leader is killed (a replica that lost its lease exits)")
 		leader, follower := a, b
 		if isLeader(b) {
 			leader, follower = b, a

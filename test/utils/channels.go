@@ -30,6 +30,7 @@ type Channels struct {
 	reqs    []ChannelRequest
 	failing map[string]int
 	hanging map[string]chan struct{}
+	held    map[string]int // requests a hanging path holds now
 }
 
 // ChannelRequest is one request a channel received.
@@ -49,7 +50,7 @@ func (r ChannelRequest) JSON(v any) error { return json.Unmarshal(r.Body, v) }
 
 // StartChannels starts the stand-in on a loopback port.
 func StartChannels() *Channels {
-	c := &Channels{failing: map[string]int{}, hanging: map[string]chan struct{}{}}
+	c := &Channels{failing: map[string]int{}, hanging: map[string]chan struct{}{}, held: map[string]int{}}
 	c.srv = httptest.NewServer(http.HandlerFunc(c.serve))
 	c.URL = c.srv.URL
 	return c
@@ -94,6 +95,13 @@ func (c *Channels) Recover(path string) {
 	}
 }
 
+// Hanging returns how many requests to path are held (unanswered) now.
+func (c *Channels) Hanging(path string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.held[path]
+}
+
 // Requests returns the requests received on path (every path when empty).
 func (c *Channels) Requests(path string) []ChannelRequest {
 	c.mu.Lock()
@@ -127,11 +135,19 @@ func (c *Channels) serve(w http.ResponseWriter, r *http.Request) {
 	c.mu.Lock()
 	hang := c.hanging[r.URL.Path]
 	code, fail := c.failing[r.URL.Path]
+	if hang != nil {
+		c.held[r.URL.Path]++
+	}
 	c.mu.Unlock()
 	if hang != nil {
 		select {
 		case <-hang:
 		case <-r.Context().Done():
+		}
+		c.mu.Lock()
+		c.held[r.URL.Path]--
+		c.mu.Unlock()
+		if r.Context().Err() != nil {
 			return
 		}
 	}

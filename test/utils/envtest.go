@@ -121,7 +121,7 @@ func NewEnvironment(opts EnvironmentOptions) (*envtest.Environment, error) {
 		api.Address, api.Port = "127.0.0.1", strconv.Itoa(p.APIServer) // its secure serving address
 		return env, nil
 	}
-	cp, err := controlPlaneOnFreePorts()
+	cp, err := ControlPlaneOnFreePorts()
 	if err != nil {
 		return nil, err
 	}
@@ -129,11 +129,11 @@ func NewEnvironment(opts EnvironmentOptions) (*envtest.Environment, error) {
 	return env, nil
 }
 
-// controlPlaneOnFreePorts places etcd and kube-apiserver on ports from
+// ControlPlaneOnFreePorts places etcd and kube-apiserver on ports from
 // FreePort. Left to itself, envtest takes them from the ephemeral range by
 // listening on port 0 and closing the listener, where a connection of the
 // test process can take them before the server binds.
-func controlPlaneOnFreePorts() (envtest.ControlPlane, error) {
+func ControlPlaneOnFreePorts() (envtest.ControlPlane, error) {
 	var addrs [3]string
 	for i := range addrs {
 		a, err := FreeAddr()

@@ -90,6 +90,10 @@ func TestMain(m *testing.M) {
 
 func TestIntegration(t *testing.T) {
 	RegisterFailHandler(Fail)
+	// Waits are for informers and API round trips, which take longer than
+	// Gomega's 1 s default on a loaded machine; none of them measures speed.
+	SetDefaultEventuallyTimeout(30 * time.Second)
+	SetDefaultEventuallyPollingInterval(20 * time.Millisecond)
 	specs.Run(t, "Feedback collector envtest suite")
 }
 

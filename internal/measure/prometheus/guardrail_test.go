@@ -93,11 +93,13 @@ func TestGuardrailValueRequest(t *testing.T) {
 		f := newFakeProm(t, blockUntilCancelled)
 		q := guardrailQuery(f.URL)
 		q.BearerToken = "tok"
-		q.Guardrail.Prometheus.Timeout = &metav1.Duration{Duration: 150 * time.Millisecond}
+		q.Guardrail.Prometheus.Timeout = &metav1.Duration{Duration: time.Second}
 		_, err := (&Guardrails{}).Value(context.Background(), q)
-		if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "no answer within the timeout of 150ms") {
+		if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "no answer within the timeout of 1s") {
 			t.Fatalf("err = %v, want a timeout", err)
 		}
+		// The server's handler may be scheduled after the client gave up.
+		waitFor(t, "the server to record the request", func() bool { return len(f.Auth()) >= 1 })
 		if a := f.Auth(); len(a) != 1 || a[0] != "Bearer tok" {
 			t.Errorf("Authorization headers = %q, want [Bearer tok]", a)
 		}

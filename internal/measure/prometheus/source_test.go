@@ -395,18 +395,32 @@ func blockUntilCancelled(_ http.ResponseWriter, r *http.Request, _ string) {
 
 func TestSourceTimeout(t *testing.T) {
 	f := newFakeProm(t, blockUntilCancelled)
-	s := newTestSource(t, f.URL, tallyTemplate, "", 200*time.Millisecond)
+	s := newTestSource(t, f.URL, tallyTemplate, "", time.Second)
 	start := time.Now()
 	_, err := s.Tallies(context.Background(), measure.Query{Experiment: experiment(), Settings: csat5, Segments: []string{"all"}, Variants: []string{"control"}})
 	elapsed := time.Since(start)
-	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "no answer within the timeout of 200ms") {
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "no answer within the timeout of 1s") {
 		t.Fatalf("err = %v, want a timeout", err)
 	}
-	if elapsed < 200*time.Millisecond || elapsed > 5*time.Second {
-		t.Errorf("Tallies returned after %v, want about 200ms", elapsed)
+	if elapsed < time.Second || elapsed > 10*time.Second {
+		t.Errorf("Tallies returned after %v, want about 1s", elapsed)
 	}
+	// The server's handler may be scheduled after the client gave up.
+	waitFor(t, "the server to record the query", func() bool { return len(f.Queries()) >= 1 })
 	if len(f.Queries()) != 1 {
 		t.Fatalf("%d queries, want 1", len(f.Queries()))
+	}
+}
+
+// waitFor polls cond for up to 10 s; tests never sleep to synchronise.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond) // polling interval
 	}
 }
 

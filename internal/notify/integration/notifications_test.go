@@ -347,11 +347,17 @@ var _ = Describe("Notifications", func() {
 		}, nil)
 		channels.Hang(slow)
 		DeferCleanup(func() { channels.Recover(slow) })
+		// A timeout well beyond the fast receiver's wait: a notifier that
+		// delivered one experiment at a time would keep fast waiting for it.
+		const timeout = 15 * time.Second
+		n.stop()
+		n = startNotifierWith(func(n *notify.Notifier) { n.Timeout = timeout })
 		a := createExperiment(ns, "a", map[string]string{"receiver": "slow"}, nil)
-		b := createExperiment(ns, "b", map[string]string{"receiver": "fast"}, nil)
 		setStatus(a, addRollback("enterprise", "express"))
+		Eventually(func() int { return channels.Hanging(slow) }).Should(BeNumerically(">", 0), "the slow receiver holds a delivery")
+		b := createExperiment(ns, "b", map[string]string{"receiver": "fast"}, nil)
 		setStatus(b, addRollback("enterprise", "express"))
-		Eventually(func() []notify.Document { return documents(fast) }, "5s").Should(HaveLen(1))
+		Eventually(func() []notify.Document { return documents(fast) }, timeout*2/3).Should(HaveLen(1))
 		Eventually(func(g Gomega) {
 			st := state(a)
 			g.Expect(st).NotTo(BeNil())
@@ -369,14 +375,16 @@ var _ = Describe("Notifications", func() {
 			"subscriptions":        "- recipients: [gone]",
 		}, nil)
 		n.stop()
-		n = startNotifierWithMaxAge(3 * time.Second)
+		// The rollback's time is stored to the second; 8 s leaves the
+		// notifier time to see the event before it is too old to send.
+		n = startNotifierWithMaxAge(8 * time.Second)
 		channels.Fail(path, 410)
 		DeferCleanup(func() { channels.Recover(path) })
 		exp := createExperiment(ns, "checkout", nil, nil)
 		dropped := metrics.NotificationsDropped.WithLabelValues("on-rolled-back", "gone")
 		before := testutil.ToFloat64(dropped)
 		setStatus(exp, addRollback("enterprise", "express"))
-		Eventually(func() float64 { return testutil.ToFloat64(dropped) - before }, "20s").Should(Equal(1.0))
+		Eventually(func() float64 { return testutil.ToFloat64(dropped) - before }, "40s").Should(Equal(1.0))
 		Eventually(func(g Gomega) {
 			evs := &eventsv1.EventList{}
 			g.Expect(k8s.List(context.Background(), evs, client.InNamespace(ns))).To(Succeed())

@@ -118,6 +118,9 @@ func startNotifierWith(tune func(*notify.Notifier)) *notifier {
 		defer close(done)
 		Expect(mgr.Start(ctx)).To(Succeed())
 	}()
+	// Specs time what the notifier does, not how long its informers take to
+	// list on a loaded machine.
+	Expect(mgr.GetCache().WaitForCacheSync(ctx)).To(BeTrue(), "the notifier's cache syncs")
 	return &notifier{stop: func() { cancel(); <-done }}
 }
 
