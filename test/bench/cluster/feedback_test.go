@@ -48,15 +48,22 @@ const benchOrigin = "https://shop.example.com"
 // that take answers one at a time: a FeedbackSource's webhook (Typeform
 // events, each with its own event id, signed) and the public browser
 // endpoint (each answer from its own respondent, with a signed
-// assignment). 64 requests in flight from the same 2-core machine, for 20 s
-// each, BENCH_RUNS times (default 3). It reports answers per second,
+// assignment). 1,024 requests in flight (BENCH_IN_FLIGHT) from the same
+// 2-core machine, for 20 s each, BENCH_RUNS times (default 3). It reports answers per second,
 // acknowledgement latency (p50, p99), commits, the manager's CPU and
 // memory, and checks that the tally holds exactly the acknowledged answers.
 // The browser endpoint is measured without CORS preflights: a browser
 // caches its preflight for 10 minutes (Access-Control-Max-Age), so a
 // customer's first answer costs one more request.
+//
+// BENCH_PPROF=127.0.0.1:6060 serves the manager's profiling endpoints during
+// the runs (go tool pprof http://127.0.0.1:6060/debug/pprof/profile?seconds=15).
 func TestFeedbackThroughput(t *testing.T) {
-	e := newEnv(t, "--collector-public-rate-limit=-1")
+	args := []string{"--collector-public-rate-limit=-1"}
+	if addr := os.Getenv("BENCH_PPROF"); addr != "" {
+		args = append(args, "--pprof-bind-address="+addr)
+	}
+	e := newEnv(t, args...)
 	runs := envInt("BENCH_RUNS", 3)
 	var results []feedbackResult
 	for _, endpoint := range []string{"webhook", "public"} {
