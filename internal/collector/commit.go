@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -289,15 +288,14 @@ func (c *committer) write(nn types.NamespacedName, q *queue, batches []*batch) e
 // is a duplicate, as committedBeforeEnd answers it; every other batch is
 // refused with 409 and nothing is written.
 func (c *committer) refuseEnded(ctx context.Context, nn types.NamespacedName, exp *cxv1.CXExperiment, batches []*batch) error {
-	var keys []string
 	cur := &cxv1.ResponseTally{}
-	if err := c.reader.Get(ctx, nn, cur); err == nil && metav1.IsControlledBy(cur, exp) && cur.Spec.Run == exp.Status.Run {
-		keys = cur.Spec.RecentKeys
-	} else if err != nil && !apierrors.IsNotFound(err) {
+	if err := c.reader.Get(ctx, nn, cur); apierrors.IsNotFound(err) {
+		cur = &cxv1.ResponseTally{} // no tally: nothing was committed
+	} else if err != nil {
 		return c.unavailable(nn, "reading the tally", err)
 	}
 	for _, b := range batches {
-		if b.key != "" && slices.Contains(keys, b.key) {
+		if b.key != "" && holdsKey(cur, exp, b.key) {
 			b.duplicate = true
 			continue
 		}

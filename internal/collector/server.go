@@ -10,14 +10,12 @@ import (
 	"math"
 	"net"
 	"net/http"
-	"slices"
 	"strconv"
 	"time"
 
 	"github.com/go-logr/logr"
 	"golang.org/x/time/rate"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/utils/clock"
@@ -458,8 +456,7 @@ func (s *Server) committedBeforeEnd(ctx context.Context, w http.ResponseWriter, 
 	if err := s.opts.APIReader.Get(ctx, client.ObjectKeyFromObject(exp), t); err != nil {
 		return false
 	}
-	if !metav1.IsControlledBy(t, exp) || t.Spec.Run != exp.Status.Run ||
-		!slices.Contains(t.Spec.RecentKeys, KeyDigest(exp.Namespace, exp.Name, exp.Status.Run, key)) {
+	if !holdsKey(t, exp, KeyDigest(exp.Namespace, exp.Name, exp.Status.Run, key)) {
 		return false
 	}
 	resp, _, rerr := s.readBatch(w, r, exp)

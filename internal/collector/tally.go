@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
 )
 
@@ -26,6 +28,13 @@ func KeyDigest(namespace, experiment string, run int32, key string) string {
 		h.Write([]byte{0}) // separator: ("ab","c") and ("a","bc") differ
 	}
 	return base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:16])
+}
+
+// holdsKey reports whether t is the tally of exp's current run and holds
+// the key digest: a batch with that Idempotency-Key was committed in this
+// run.
+func holdsKey(t *cxv1.ResponseTally, exp *cxv1.CXExperiment, digest string) bool {
+	return metav1.IsControlledBy(t, exp) && t.Spec.Run == exp.Status.Run && slices.Contains(t.Spec.RecentKeys, digest)
 }
 
 // batch is one accepted request on its way into a commit.
