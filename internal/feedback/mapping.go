@@ -1,9 +1,6 @@
 package feedback
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -15,6 +12,7 @@ import (
 	"github.com/google/cel-go/common/types"
 	"github.com/google/cel-go/common/types/ref"
 	"github.com/google/cel-go/ext"
+	"github.com/google/cel-go/interpreter"
 
 	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
 )
@@ -260,16 +258,40 @@ func (m *Mapping) fail(x *expr, format string, args ...any) error {
 		fmt.Sprintf("; set spec.mapping.%s to read this payload", x.field)}
 }
 
-func (m *Mapping) eval(x *expr, in Input) (ref.Val, error) {
-	resp := in.Response
-	if resp == nil {
-		resp = types.NullValue
+// vars holds an event's variables for its expressions: one per event,
+// not a map per expression.
+type vars struct {
+	body, response any
+	headers        map[string]string
+}
+
+func (v *vars) ResolveName(name string) (any, bool) {
+	switch name {
+	case "body":
+		return v.body, true
+	case "headers":
+		return v.headers, true
+	case "response":
+		return v.response, true
 	}
-	hdr := in.Headers
-	if hdr == nil {
-		hdr = map[string]string{}
+	return nil, false
+}
+
+func (v *vars) Parent() interpreter.Activation { return nil }
+
+func (in Input) vars() *vars {
+	v := &vars{body: in.Body, response: in.Response, headers: in.Headers}
+	if v.response == nil {
+		v.response = types.NullValue
 	}
-	v, _, err := x.prg.Eval(map[string]any{"body": in.Body, "headers": hdr, "response": resp})
+	if v.headers == nil {
+		v.headers = map[string]string{}
+	}
+	return v
+}
+
+func (m *Mapping) eval(x *expr, in *vars) (ref.Val, error) {
+	v, _, err := x.prg.Eval(in)
 	if err != nil {
 		return nil, m.fail(x, "%v", err)
 	}
@@ -286,7 +308,7 @@ func (m *Mapping) eval(x *expr, in Input) (ref.Val, error) {
 // counting it.
 func (m *Mapping) Accept(in Input) (bool, error) {
 	x := m.fields[FieldAccept]
-	v, err := m.eval(x, in)
+	v, err := m.eval(x, in.vars())
 	if err != nil {
 		return false, err
 	}
@@ -299,8 +321,9 @@ func (m *Mapping) Accept(in Input) (bool, error) {
 
 // Map evaluates the other fields into an Event. experiment, variant and
 // segment are evaluated only when assignment is empty.
-func (m *Mapping) Map(in Input) (Event, error) {
+func (m *Mapping) Map(input Input) (Event, error) {
 	var ev Event
+	in := input.vars()
 	str := func(field string, dst *string) error {
 		x := m.fields[field]
 		if x == nil {
@@ -427,58 +450,4 @@ func asTime(v ref.Val) (time.Time, bool) {
 		return time.Time{}, true
 	}
 	return time.Time{}, false
-}
-
-// maxDepth bounds the nesting of a payload.
-const maxDepth = 64
-
-// DecodeJSON decodes a payload for the expressions: objects become
-// map[string]any, arrays []any, whole numbers int64 (so that `int` and
-// comparisons with integers work) and other numbers float64. The body must
-// be one JSON value; nesting is bounded.
-func DecodeJSON(body []byte) (any, error) {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, fmt.Errorf("the body is not JSON: %v", err)
-	}
-	if dec.More() {
-		return nil, errors.New("the body holds more than one JSON value; send one object")
-	}
-	return convertNumbers(v, 0)
-}
-
-func convertNumbers(v any, depth int) (any, error) {
-	if depth > maxDepth {
-		return nil, fmt.Errorf("the body is nested more than %d levels deep", maxDepth)
-	}
-	switch t := v.(type) {
-	case json.Number:
-		if i, err := strconv.ParseInt(string(t), 10, 64); err == nil {
-			return i, nil
-		}
-		f, err := t.Float64()
-		if err != nil {
-			return nil, fmt.Errorf("number %s is out of range", t)
-		}
-		return f, nil
-	case map[string]any:
-		for k, e := range t {
-			c, err := convertNumbers(e, depth+1)
-			if err != nil {
-				return nil, err
-			}
-			t[k] = c
-		}
-	case []any:
-		for i, e := range t {
-			c, err := convertNumbers(e, depth+1)
-			if err != nil {
-				return nil, err
-			}
-			t[i] = c
-		}
-	}
-	return v, nil
 }
