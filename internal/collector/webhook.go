@@ -129,15 +129,19 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 }
 
 // source reads the FeedbackSource named in the URL.
+// Like lookupExperiment, it reads the cache without a copy: the source is
+// read-only here.
 func (s *Server) source(ctx context.Context, nn types.NamespacedName) (*cxv1.FeedbackSource, *feedbackError) {
-	notFound := refuse(http.StatusNotFound, reasonSourceNotFound, "FeedbackSource %s not found in namespace %s; create it, or fix the webhook URL /v1/namespaces/{namespace}/sources/{name}/webhook", clip(nn.Name), clip(nn.Namespace))
+	notFound := func() *feedbackError {
+		return refuse(http.StatusNotFound, reasonSourceNotFound, "FeedbackSource %s not found in namespace %s; create it, or fix the webhook URL /v1/namespaces/{namespace}/sources/{name}/webhook", clip(nn.Name), clip(nn.Namespace))
+	}
 	if len(validation.IsDNS1123Label(nn.Namespace)) > 0 || len(validation.IsDNS1123Subdomain(nn.Name)) > 0 {
-		return nil, notFound
+		return nil, notFound()
 	}
 	src := &cxv1.FeedbackSource{}
-	if err := s.opts.Client.Get(ctx, nn, src); err != nil {
+	if err := s.opts.Client.Get(ctx, nn, src, client.UnsafeDisableDeepCopy); err != nil {
 		if apierrors.IsNotFound(err) {
-			return nil, notFound
+			return nil, notFound()
 		}
 		s.log.Error(err, "reading FeedbackSource", "namespace", nn.Namespace, "name", nn.Name)
 		return nil, refuse(http.StatusServiceUnavailable, reasonCommitFailed, "could not read FeedbackSource %s; retry", nn.Name)

@@ -10,6 +10,8 @@ package integration
 import (
 	"context"
 	"errors"
+	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -18,6 +20,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/google/go-cmp/cmp"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
@@ -179,10 +182,11 @@ func startReplica(ctx context.Context, opts collector.Options, options ...replic
 	go func() { served <- srv.Serve(rctx, ln) }()
 	r := &replica{url: "http://" + ln.Addr().String(), client: cached}
 	r.stop = func() error {
+		untouched := cacheUntouched(rctx, c)
 		cancel()
 		err := <-served
 		<-cacheDone
-		return err
+		return errors.Join(untouched, err)
 	}
 	// The server answers once Serve runs; poll instead of sleeping.
 	deadline := time.Now().Add(10 * time.Second)
@@ -199,4 +203,42 @@ func startReplica(ctx context.Context, opts collector.Options, options ...replic
 		time.Sleep(10 * time.Millisecond)
 	}
 	return r, nil
+}
+
+// cacheUntouched checks that the replica's cache still holds, for every
+// experiment and FeedbackSource, what the API server holds for the same
+// resourceVersion. The collector reads both from the cache without copies
+// (client.UnsafeDisableDeepCopy): a handler that changed one would corrupt
+// the manager's cache for the controller too, and this check fails on it.
+func cacheUntouched(ctx context.Context, c cache.Cache) error {
+	var errs []error
+	check := func(cachedObj, live client.Object, cachedView, liveView func() any) {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(cachedObj), live); err != nil {
+			return // deleted since, or unreadable: nothing to compare
+		}
+		if live.GetResourceVersion() != cachedObj.GetResourceVersion() {
+			return // changed since; the cache will catch up
+		}
+		if d := cmp.Diff(liveView(), cachedView()); d != "" || !maps.Equal(live.GetLabels(), cachedObj.GetLabels()) || !maps.Equal(live.GetAnnotations(), cachedObj.GetAnnotations()) {
+			errs = append(errs, fmt.Errorf("the cache's %T %s differs from the API server's at the same resourceVersion %s: something changed an object read without a copy (-API server +cache):\n%s",
+				cachedObj, client.ObjectKeyFromObject(cachedObj), live.GetResourceVersion(), d))
+		}
+	}
+	exps := &cxv1.CXExperimentList{}
+	if err := c.List(ctx, exps, client.UnsafeDisableDeepCopy); err != nil {
+		return err
+	}
+	for i := range exps.Items {
+		cached, live := &exps.Items[i], &cxv1.CXExperiment{}
+		check(cached, live, func() any { return []any{cached.Spec, cached.Status} }, func() any { return []any{live.Spec, live.Status} })
+	}
+	srcs := &cxv1.FeedbackSourceList{}
+	if err := c.List(ctx, srcs, client.UnsafeDisableDeepCopy); err != nil {
+		return err
+	}
+	for i := range srcs.Items {
+		cached, live := &srcs.Items[i], &cxv1.FeedbackSource{}
+		check(cached, live, func() any { return []any{cached.Spec, cached.Status} }, func() any { return []any{live.Spec, live.Status} })
+	}
+	return errors.Join(errs...)
 }
