@@ -47,6 +47,9 @@ func ptr[T any](v T) *T { return &v }
 // this package reads; without one, controller-runtime prints a warning with
 // a stack trace).
 func TestMain(m *testing.M) {
+	if handler := os.Getenv(ceilingServeEnv); handler != "" {
+		serveCeiling(handler)
+	}
 	logf.SetLogger(logr.Discard())
 	os.Exit(m.Run())
 }

@@ -1,0 +1,174 @@
+//go:build bench
+
+package cluster
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rapport-dev/rapport/test/utils"
+)
+
+// ceilingResult is one run of TestHTTPCeiling.
+type ceilingResult struct {
+	Handler                string
+	InFlight               int
+	DurationS              float64
+	RequestsPerSecond      float64
+	AckP50Ms, AckP99Ms     float64
+	ServerCPUCoresUsed     float64
+	LoadGeneratorCoresUsed float64
+	RequestsPerServerCoreS float64
+}
+
+// ceilingServeEnv makes the test binary serve the ceiling's handlers (a
+// child process, so that its CPU is measured apart from the load
+// generator's, as the manager's is).
+const ceilingServeEnv = "RAPPORT_BENCH_CEILING_SERVE"
+
+// TestHTTPCeiling measures what this machine allows before any of the
+// collector's work: Go's HTTP server in its own process, answering each
+// request with a 202 and a small JSON body, driven by the same load
+// generator, request shape (a browser answer's URL, headers and body) and
+// 1,024 requests in flight as TestFeedbackThroughput, 10 s per handler:
+//
+//   - "immediate" answers at once;
+//
+//   - "held" answers at the next tick of a 50 ms timer, as a group commit
+//     holds each answer until the write that carries it (a collector whose
+//     handler and commit cost nothing).
+//
+//     BENCH_OUT=docs/benchmarks go test -tags bench ./test/bench/cluster/ -run TestHTTPCeiling -v
+func TestHTTPCeiling(t *testing.T) {
+	var results []ceilingResult
+	for _, handler := range []string{"immediate", "held"} {
+		r := ceilingRun(t, handler)
+		t.Logf("%s: %.0f requests/s, p50 %.1f ms, p99 %.1f ms, server %.2f cores, load generator %.2f cores",
+			handler, r.RequestsPerSecond, r.AckP50Ms, r.AckP99Ms, r.ServerCPUCoresUsed, r.LoadGeneratorCoresUsed)
+		results = append(results, r)
+	}
+	report(t, "http-ceiling", results)
+}
+
+func ceilingRun(t *testing.T, handler string) ceilingResult {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), ceilingServeEnv+"="+handler)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	must(t, err)
+	must(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	must(t, err)
+	base := "http://" + strings.TrimSpace(line)
+	target := base + "/v1/public/namespaces/bench/experiments/answers/responses"
+
+	const duration = 10 * time.Second
+	inFlight := envInt("BENCH_IN_FLIGHT", 1024)
+	var seq atomic.Int64
+	var failed atomic.Int64
+	var mu sync.Mutex
+	var lat []float64
+	self0, _ := utils.ProcessUsage(os.Getpid())
+	srv0, _ := utils.ProcessUsage(cmd.Process.Pid)
+	deadline := time.Now().Add(duration)
+	var wg sync.WaitGroup
+	for range inFlight {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []float64
+			conn, err := dialLoad(base)
+			if err != nil {
+				failed.Add(1)
+				return
+			}
+			defer conn.close()
+			for time.Now().Before(deadline) {
+				body := fmt.Sprintf(`{"assignment":%q,"respondent":"r1-%015d","score":4}`, strings.Repeat("a", 160), seq.Add(1))
+				req, _ := http.NewRequest(http.MethodPost, target, strings.NewReader(body))
+				req.Header.Set("Origin", benchOrigin)
+				req.Header.Set("Content-Type", "application/json")
+				start := time.Now()
+				status, err := conn.do(req)
+				if err != nil || status != http.StatusAccepted {
+					failed.Add(1)
+					return
+				}
+				mine = append(mine, float64(time.Since(start).Microseconds())/1000)
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	self1, _ := utils.ProcessUsage(os.Getpid())
+	srv1, _ := utils.ProcessUsage(cmd.Process.Pid)
+	if n := failed.Load(); n > 0 {
+		t.Fatalf("%s: %d requests failed", handler, n)
+	}
+	sort.Float64s(lat)
+	server := (srv1.CPU - srv0.CPU).Seconds() / duration.Seconds()
+	return ceilingResult{
+		Handler: handler, InFlight: inFlight, DurationS: duration.Seconds(),
+		RequestsPerSecond:      float64(len(lat)) / duration.Seconds(),
+		AckP50Ms:               quantile(lat, 0.5),
+		AckP99Ms:               quantile(lat, 0.99),
+		ServerCPUCoresUsed:     server,
+		LoadGeneratorCoresUsed: (self1.CPU - self0.CPU).Seconds() / duration.Seconds(),
+		RequestsPerServerCoreS: float64(len(lat)) / duration.Seconds() / server,
+	}
+}
+
+// serveCeiling is the child process of TestHTTPCeiling: it prints its
+// address and serves until killed.
+func serveCeiling(handler string) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fmt.Println(ln.Addr().String())
+	// tick is closed and replaced every 50 ms: a held request waits for the
+	// next close, as an answer waits for the write that carries it.
+	var mu sync.Mutex
+	tick := make(chan struct{})
+	if handler == "held" {
+		go func() {
+			for range time.Tick(50 * time.Millisecond) {
+				mu.Lock()
+				close(tick)
+				tick = make(chan struct{})
+				mu.Unlock()
+			}
+		}()
+	}
+	err = http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := io.Copy(io.Discard, r.Body); err != nil {
+			return
+		}
+		if handler == "held" {
+			mu.Lock()
+			c := tick
+			mu.Unlock()
+			<-c
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusAccepted)
+		_, _ = io.WriteString(w, `{"accepted":1}`+"\n")
+	}))
+	fmt.Fprintln(os.Stderr, err)
+	os.Exit(1)
+}
