@@ -126,7 +126,7 @@ test: manifests generate fmt vet envtest-assets prometheus-bin traefik-bin chrom
 
 # Fuzzers: package and target. Their seed corpora (f.Add and testdata/fuzz)
 # also run as plain tests in `go test`.
-FUZZERS = internal/collector:FuzzDecode internal/measure/prometheus:FuzzRender \
+FUZZERS = internal/collector:FuzzDecode internal/feedback:FuzzDecodeJSON internal/measure/prometheus:FuzzRender \
 	internal/routing/gatewayapi:FuzzCookieRegex internal/routing/gatewayapi:FuzzRenderChildRules
 # A duration (1m) or a number of executions (10000x). make test counts
 # executions: Go 1.26's coordinator can fail a run that ends on a duration
