@@ -10,10 +10,8 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -76,50 +74,21 @@ func ceilingRun(t *testing.T, handler string) ceilingResult {
 
 	const duration = 10 * time.Second
 	inFlight := envInt("BENCH_IN_FLIGHT", 1024)
-	var seq atomic.Int64
-	var failed atomic.Int64
-	var mu sync.Mutex
-	var lat []float64
 	self0, _ := utils.ProcessUsage(os.Getpid())
 	srv0, _ := utils.ProcessUsage(cmd.Process.Pid)
-	deadline := time.Now().Add(duration)
-	var wg sync.WaitGroup
-	for range inFlight {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var mine []float64
-			conn, err := dialLoad(base)
-			if err != nil {
-				failed.Add(1)
-				return
-			}
-			defer conn.close()
-			for time.Now().Before(deadline) {
-				body := fmt.Sprintf(`{"assignment":%q,"respondent":"r1-%015d","score":4}`, strings.Repeat("a", 160), seq.Add(1))
-				req, _ := http.NewRequest(http.MethodPost, target, strings.NewReader(body))
-				req.Header.Set("Origin", benchOrigin)
-				req.Header.Set("Content-Type", "application/json")
-				start := time.Now()
-				status, err := conn.do(req)
-				if err != nil || status != http.StatusAccepted {
-					failed.Add(1)
-					return
-				}
-				mine = append(mine, float64(time.Since(start).Microseconds())/1000)
-			}
-			mu.Lock()
-			lat = append(lat, mine...)
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
+	load := drive(base, inFlight, duration, func(seq int64) *http.Request {
+		body := fmt.Sprintf(`{"assignment":%q,"respondent":"r1-%015d","score":4}`, strings.Repeat("a", 160), seq)
+		req, _ := http.NewRequest(http.MethodPost, target, strings.NewReader(body))
+		req.Header.Set("Origin", benchOrigin)
+		req.Header.Set("Content-Type", "application/json")
+		return req
+	})
 	self1, _ := utils.ProcessUsage(os.Getpid())
 	srv1, _ := utils.ProcessUsage(cmd.Process.Pid)
-	if n := failed.Load(); n > 0 {
-		t.Fatalf("%s: %d requests failed", handler, n)
+	if load.rejected > 0 {
+		t.Fatalf("%s: %d requests failed", handler, load.rejected)
 	}
-	sort.Float64s(lat)
+	lat := load.latencies
 	server := (srv1.CPU - srv0.CPU).Seconds() / duration.Seconds()
 	return ceilingResult{
 		Handler: handler, InFlight: inFlight, DurationS: duration.Seconds(),

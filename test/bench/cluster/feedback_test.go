@@ -172,18 +172,60 @@ func feedbackRun(t *testing.T, e *env, endpoint string, run int) feedbackResult 
 	u0, _ := utils.ProcessUsage(e.mgr.Cmd.Process.Pid)
 	const duration = 20 * time.Second
 	inFlight := envInt("BENCH_IN_FLIGHT", 1024)
+	load := drive(e.mgr.CollectorURL, inFlight, duration, next)
+	u1, _ := utils.ProcessUsage(e.mgr.Cmd.Process.Pid)
+	fams1, err := e.mgr.Metrics()
+	must(t, err)
+	commits := float64(fams1["rapport_collector_commit_duration_seconds"].GetMetric()[0].GetHistogram().GetSampleCount() -
+		fams0["rapport_collector_commit_duration_seconds"].GetMetric()[0].GetHistogram().GetSampleCount())
+	lat := load.latencies
+	api0, api1 := apiRequests(fams0), apiRequests(fams1)
+	apiRate := map[string]float64{}
+	for method, n := range api1 {
+		apiRate[method] = math.Round((n-api0[method])/duration.Seconds()*10) / 10
+	}
+	tally := &cxv1.ResponseTally{}
+	must(t, e.c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, tally))
+	if tally.Spec.Total != load.accepted+1 { // +1: the readiness probe's answer
+		t.Errorf("%s: the tally holds %d answers, %d were acknowledged", endpoint, tally.Spec.Total, load.accepted+1)
+	}
+	return feedbackResult{
+		Endpoint: endpoint, Run: run, InFlight: inFlight, DurationS: duration.Seconds(),
+		AcceptedPerSecond:    float64(load.accepted) / duration.Seconds(),
+		AckP50Ms:             quantile(lat, 0.5),
+		AckP99Ms:             quantile(lat, 0.99),
+		Rejected:             load.rejected,
+		TallyMatchesAccepted: tally.Spec.Total == load.accepted+1,
+		CommitsPerSecond:     commits / duration.Seconds(),
+		APIRequestsPerSecond: apiRate,
+		ManagerCPUCoresUsed:  (u1.CPU - u0.CPU).Seconds() / duration.Seconds(),
+		ManagerRSSMiB:        float64(u1.RSS) / (1 << 20),
+	}
+}
+
+// loadResult is what drive measured.
+type loadResult struct {
+	accepted, rejected int64
+	// latencies of the accepted requests, in ms, sorted.
+	latencies []float64
+}
+
+// drive is the load generator: inFlight workers, each keeping one
+// connection and one request on it at a time, as a provider's or a
+// browser's HTTP/1.1 connection would, send next's requests to baseURL's
+// host until duration has passed. The requests are written and the
+// responses read directly on the connection (like wrk), not through
+// http.Client, whose transport (two goroutines and channels per
+// connection) costs this machine's cores about as much CPU per request as
+// the server's side: with it, a handler that does nothing tops out at
+// about 24,000 requests/s here. A 202 counts as accepted, anything else
+// (or a broken connection, which is re-dialled) as rejected.
+func drive(baseURL string, inFlight int, duration time.Duration, next func(seq int64) *http.Request) loadResult {
 	var seq, accepted, rejected atomic.Int64
 	var mu sync.Mutex
 	var lat []float64
 	deadline := time.Now().Add(duration)
 	var wg sync.WaitGroup
-	// Each of the inFlight workers keeps one connection and one request on
-	// it at a time, as a provider's or a browser's HTTP/1.1 connection
-	// would. The requests are written and the responses read directly on
-	// the connection (like wrk), not through http.Client, whose transport
-	// (two goroutines and channels per connection) costs this machine's
-	// cores about as much CPU per request as the server's side: with it, a
-	// handler that does nothing tops out at about 24,000 requests/s here.
 	for range inFlight {
 		wg.Add(1)
 		go func() {
@@ -192,7 +234,7 @@ func feedbackRun(t *testing.T, e *env, endpoint string, run int) feedbackResult 
 			var conn *loadConn
 			for time.Now().Before(deadline) {
 				if conn == nil {
-					c, err := dialLoad(e.mgr.CollectorURL)
+					c, err := dialLoad(baseURL)
 					if err != nil {
 						rejected.Add(1)
 						continue
@@ -223,34 +265,8 @@ func feedbackRun(t *testing.T, e *env, endpoint string, run int) feedbackResult 
 		}()
 	}
 	wg.Wait()
-	u1, _ := utils.ProcessUsage(e.mgr.Cmd.Process.Pid)
-	fams1, err := e.mgr.Metrics()
-	must(t, err)
-	commits := float64(fams1["rapport_collector_commit_duration_seconds"].GetMetric()[0].GetHistogram().GetSampleCount() -
-		fams0["rapport_collector_commit_duration_seconds"].GetMetric()[0].GetHistogram().GetSampleCount())
 	sort.Float64s(lat)
-	api0, api1 := apiRequests(fams0), apiRequests(fams1)
-	apiRate := map[string]float64{}
-	for method, n := range api1 {
-		apiRate[method] = math.Round((n-api0[method])/duration.Seconds()*10) / 10
-	}
-	tally := &cxv1.ResponseTally{}
-	must(t, e.c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, tally))
-	if tally.Spec.Total != accepted.Load()+1 { // +1: the readiness probe's answer
-		t.Errorf("%s: the tally holds %d answers, %d were acknowledged", endpoint, tally.Spec.Total, accepted.Load()+1)
-	}
-	return feedbackResult{
-		Endpoint: endpoint, Run: run, InFlight: inFlight, DurationS: duration.Seconds(),
-		AcceptedPerSecond:    float64(accepted.Load()) / duration.Seconds(),
-		AckP50Ms:             quantile(lat, 0.5),
-		AckP99Ms:             quantile(lat, 0.99),
-		Rejected:             rejected.Load(),
-		TallyMatchesAccepted: tally.Spec.Total == accepted.Load()+1,
-		CommitsPerSecond:     commits / duration.Seconds(),
-		APIRequestsPerSecond: apiRate,
-		ManagerCPUCoresUsed:  (u1.CPU - u0.CPU).Seconds() / duration.Seconds(),
-		ManagerRSSMiB:        float64(u1.RSS) / (1 << 20),
-	}
+	return loadResult{accepted: accepted.Load(), rejected: rejected.Load(), latencies: lat}
 }
 
 // loadConn is one keep-alive HTTP/1.1 connection of the load generator.
