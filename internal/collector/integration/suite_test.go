@@ -11,7 +11,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -21,9 +20,11 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -211,34 +212,37 @@ func startReplica(ctx context.Context, opts collector.Options, options ...replic
 // (client.UnsafeDisableDeepCopy): a handler that changed one would corrupt
 // the manager's cache for the controller too, and this check fails on it.
 func cacheUntouched(ctx context.Context, c cache.Cache) error {
-	var errs []error
-	check := func(cachedObj, live client.Object, cachedView, liveView func() any) {
-		if err := k8s.Get(ctx, client.ObjectKeyFromObject(cachedObj), live); err != nil {
-			return // deleted since, or unreadable: nothing to compare
-		}
-		if live.GetResourceVersion() != cachedObj.GetResourceVersion() {
-			return // changed since; the cache will catch up
-		}
-		if d := cmp.Diff(liveView(), cachedView()); d != "" || !maps.Equal(live.GetLabels(), cachedObj.GetLabels()) || !maps.Equal(live.GetAnnotations(), cachedObj.GetAnnotations()) {
-			errs = append(errs, fmt.Errorf("the cache's %T %s differs from the API server's at the same resourceVersion %s: something changed an object read without a copy (-API server +cache):\n%s",
-				cachedObj, client.ObjectKeyFromObject(cachedObj), live.GetResourceVersion(), d))
-		}
-	}
 	exps := &cxv1.CXExperimentList{}
 	if err := c.List(ctx, exps, client.UnsafeDisableDeepCopy); err != nil {
 		return err
-	}
-	for i := range exps.Items {
-		cached, live := &exps.Items[i], &cxv1.CXExperiment{}
-		check(cached, live, func() any { return []any{cached.Spec, cached.Status} }, func() any { return []any{live.Spec, live.Status} })
 	}
 	srcs := &cxv1.FeedbackSourceList{}
 	if err := c.List(ctx, srcs, client.UnsafeDisableDeepCopy); err != nil {
 		return err
 	}
-	for i := range srcs.Items {
-		cached, live := &srcs.Items[i], &cxv1.FeedbackSource{}
-		check(cached, live, func() any { return []any{cached.Spec, cached.Status} }, func() any { return []any{live.Spec, live.Status} })
+	return errors.Join(append(cachedAsLive(ctx, exps.Items), cachedAsLive(ctx, srcs.Items)...)...)
+}
+
+// cachedAsLive compares each cached object (all but its type and managed
+// fields) with the API server's, when that still has the same
+// resourceVersion.
+func cachedAsLive[T any, P interface {
+	*T
+	client.Object
+}](ctx context.Context, items []T) []error {
+	var errs []error
+	for i := range items {
+		cached, live := P(&items[i]), P(new(T))
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(cached), live); err != nil {
+			continue // deleted since, or unreadable: nothing to compare
+		}
+		if live.GetResourceVersion() != cached.GetResourceVersion() {
+			continue // changed since; the cache will catch up
+		}
+		if d := cmp.Diff(live, cached, cmpopts.IgnoreTypes(metav1.TypeMeta{}), cmpopts.IgnoreFields(metav1.ObjectMeta{}, "ManagedFields")); d != "" {
+			errs = append(errs, fmt.Errorf("the cache's %T %s differs from the API server's at the same resourceVersion %s: something changed an object read without a copy (-API server +cache):\n%s",
+				cached, client.ObjectKeyFromObject(cached), live.GetResourceVersion(), d))
+		}
 	}
-	return errors.Join(errs...)
+	return errs
 }
