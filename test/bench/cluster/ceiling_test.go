@@ -36,18 +36,19 @@ type ceilingResult struct {
 const ceilingServeEnv = "RAPPORT_BENCH_CEILING_SERVE"
 
 // TestHTTPCeiling measures what this machine allows before any of the
-// collector's work: Go's HTTP server in its own process, answering each
-// request with a 202 and a small JSON body, driven by the same load
-// generator, request shape (a browser answer's URL, headers and body) and
-// 1,024 requests in flight as TestFeedbackThroughput, 10 s per handler:
+// collector's work:
+//
+//	BENCH_OUT=docs/benchmarks go test -tags bench ./test/bench/cluster/ -run TestHTTPCeiling -v
+//
+// Go's HTTP server in its own process, answering each request with a 202
+// and a small JSON body, driven by the same load generator (drive),
+// request shape (a browser answer's URL, headers and body) and 1,024
+// requests in flight as TestFeedbackThroughput, 10 s per handler:
 //
 //   - "immediate" answers at once;
-//
 //   - "held" answers at the next tick of a 50 ms timer, as a group commit
 //     holds each answer until the write that carries it (a collector whose
 //     handler and commit cost nothing).
-//
-//     BENCH_OUT=docs/benchmarks go test -tags bench ./test/bench/cluster/ -run TestHTTPCeiling -v
 func TestHTTPCeiling(t *testing.T) {
 	var results []ceilingResult
 	for _, handler := range []string{"immediate", "held"} {
