@@ -60,7 +60,17 @@ type queue struct {
 	// do not start from a cache that has not seen that write yet. Only the
 	// current leader touches it.
 	last *cxv1.ResponseTally
+	// contended is set when a write lost to another writer (another
+	// replica commits answers of the same experiment). The next writes
+	// then take turns with it: each waits, up to turnWait, for the other's
+	// next write to reach the cache and starts from it, instead of losing
+	// one more conflict. It is cleared when no other write comes.
+	contended bool
 }
+
+// turnWait bounds how long a write under contention waits for the other
+// writer's write: about one of its commits.
+const turnWait = 50 * time.Millisecond
 
 // group is the batches committed by one write. Its first batch's request is
 // the leader: it waits for ready, writes for everyone, then closes done.
@@ -238,7 +248,7 @@ func (c *committer) write(nn types.NamespacedName, q *queue, batches []*batch) e
 	}
 	assignEpochs(live, exp, c.clock.Now())
 
-	cur, fresh := q.last, false
+	cur, fresh := c.base(ctx, nn, q), false
 	for attempt := range commitAttempts {
 		if cur == nil {
 			cur = &cxv1.ResponseTally{}
@@ -272,7 +282,8 @@ func (c *committer) write(nn types.NamespacedName, q *queue, batches []*batch) e
 		// retry after a short jittered pause so two replicas do not collide
 		// in lockstep.
 		c.log.V(1).Info("tally write conflict, retrying", "namespace", nn.Namespace, "experiment", nn.Name, "attempt", attempt+1, "error", err.Error())
-		cur, fresh, q.last = nil, true, nil
+		metrics.CollectorCommitConflicts.Inc()
+		cur, fresh, q.last, q.contended = nil, true, nil, true
 		select {
 		case <-time.After(time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 5)))):
 		case <-ctx.Done():
@@ -280,6 +291,46 @@ func (c *committer) write(nn types.NamespacedName, q *queue, batches []*batch) e
 		}
 	}
 	return errorf(http.StatusServiceUnavailable, "experiment %s: the tally kept changing during %d attempts; retry with the same Idempotency-Key", nn.Name, commitAttempts)
+}
+
+// base is the tally the next write starts from: this replica's last
+// write, or under contention the other writer's newer one.
+func (c *committer) base(ctx context.Context, nn types.NamespacedName, q *queue) *cxv1.ResponseTally {
+	if !q.contended || q.last == nil {
+		return q.last
+	}
+	cur := c.awaitOtherWrite(ctx, nn, q.last)
+	if cur == q.last {
+		q.contended = false // the other writer has gone quiet
+	}
+	return cur
+}
+
+// awaitOtherWrite waits, up to turnWait, until the cache holds a version
+// of the tally newer than last (another writer's) and returns it, or last.
+// The cached object is shared: the caller only reads it (prepare copies).
+func (c *committer) awaitOtherWrite(ctx context.Context, nn types.NamespacedName, last *cxv1.ResponseTally) *cxv1.ResponseTally {
+	deadline := time.Now().Add(turnWait)
+	for {
+		cached := &cxv1.ResponseTally{}
+		if c.client.Get(ctx, nn, cached, client.UnsafeDisableDeepCopy) == nil && newerThan(cached, last) {
+			return cached
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return last
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// newerThan reports whether a is a later version of the tally than b.
+// Resource versions are compared as the numbers etcd makes them; one that
+// is not a number counts as not newer. A wrong answer costs a conflict and
+// a retry, never a count: the write carries its base's resource version.
+func newerThan(a, b *cxv1.ResponseTally) bool {
+	va, errA := strconv.ParseUint(a.ResourceVersion, 10, 64)
+	vb, errB := strconv.ParseUint(b.ResourceVersion, 10, 64)
+	return errA == nil && errB == nil && va > vb
 }
 
 // refuseEnded answers the batches of an experiment that is no longer

@@ -235,6 +235,103 @@ func TestCommitConflictRereadsUncached(t *testing.T) {
 	}
 }
 
+// TestCommitTakesTurnsUnderContention: once a write has lost a conflict to
+// another writer (another replica), the next writes start from the other
+// writer's newer tally when the cache holds it, instead of losing again;
+// when no other write comes, the queue stops waiting for one.
+func TestCommitTakesTurnsUnderContention(t *testing.T) {
+	exp := runningExperiment()
+	nn := client.ObjectKeyFromObject(exp)
+	base := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(exp).Build()
+	var updates, conflicts atomic.Int32
+	c := interceptor.NewClient(base, interceptor.Funcs{
+		Update: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.UpdateOption) error {
+			updates.Add(1)
+			err := c.Update(ctx, obj, opts...)
+			if apierrors.IsConflict(err) {
+				conflicts.Add(1)
+			}
+			return err
+		},
+	})
+	one := []Response{resp("all", "control", 5)}
+	this := newCommitter(c, c, clocktesting.NewFakePassiveClock(testNow), logr.Discard(), 10000)
+	other := newCommitter(c, c, clocktesting.NewFakePassiveClock(testNow), logr.Discard(), 10000)
+	tally := func() *cxv1.ResponseTally {
+		t.Helper()
+		out := &cxv1.ResponseTally{}
+		if err := base.Get(context.Background(), nn, out); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	write := func(q *queue, key string) {
+		t.Helper()
+		b := &batch{run: 1, key: key, responses: one}
+		if err := this.write(nn, q, []*batch{b}); err != nil || b.err != nil || b.duplicate {
+			t.Fatalf("%s: write %v, batch %v, duplicate %v", key, err, b.err, b.duplicate)
+		}
+	}
+	if err := this.submit(nn, &batch{run: 1, key: "this-1", responses: one}); err != nil {
+		t.Fatal(err)
+	}
+	q := &queue{writing: true, last: tally()}
+
+	// Another replica writes; this queue's last is now stale. Without
+	// contention known, the write is based on last and loses a conflict.
+	if err := other.submit(nn, &batch{run: 1, key: "other-1", responses: one}); err != nil {
+		t.Fatal(err)
+	}
+	updates.Store(0)
+	write(q, "this-2")
+	if updates.Load() != 2 || conflicts.Load() != 1 || !q.contended {
+		t.Fatalf("stale last: %d updates, %d conflicts, contended %v; want 2, 1, true", updates.Load(), conflicts.Load(), q.contended)
+	}
+
+	// Under contention, the next write starts from the other's newer write.
+	if err := other.submit(nn, &batch{run: 1, key: "other-2", responses: one}); err != nil {
+		t.Fatal(err)
+	}
+	updates.Store(0)
+	conflicts.Store(0)
+	write(q, "this-3")
+	if updates.Load() != 1 || conflicts.Load() != 0 || !q.contended {
+		t.Fatalf("taking turns: %d updates, %d conflicts, contended %v; want 1, 0, true", updates.Load(), conflicts.Load(), q.contended)
+	}
+
+	// No other write comes: after waiting turnWait, the write starts from
+	// last, and the queue no longer waits.
+	updates.Store(0)
+	write(q, "this-4")
+	if updates.Load() != 1 || conflicts.Load() != 0 || q.contended {
+		t.Fatalf("alone again: %d updates, %d conflicts, contended %v; want 1, 0, false", updates.Load(), conflicts.Load(), q.contended)
+	}
+	got := tally()
+	if want := "this-1,other-1,this-2,other-2,this-3,this-4"; got.Spec.Total != 6 || strings.Join(got.Spec.RecentKeys, ",") != want {
+		t.Fatalf("tally total %d keys %v, want 6 and %s", got.Spec.Total, got.Spec.RecentKeys, want)
+	}
+}
+
+func TestNewerThan(t *testing.T) {
+	rv := func(v string) *cxv1.ResponseTally {
+		return &cxv1.ResponseTally{ObjectMeta: metav1.ObjectMeta{ResourceVersion: v}}
+	}
+	for _, tc := range []struct {
+		a, b string
+		want bool
+	}{
+		{"12", "9", true}, // numbers, not strings: "12" < "9"
+		{"9", "12", false},
+		{"9", "9", false},
+		{"x", "9", false},
+		{"9", "", false},
+	} {
+		if got := newerThan(rv(tc.a), rv(tc.b)); got != tc.want {
+			t.Errorf("newerThan(%q, %q) = %v, want %v", tc.a, tc.b, got, tc.want)
+		}
+	}
+}
+
 func TestCommitRefusesStaleBatches(t *testing.T) {
 	exp := runningExperiment()
 	exp.Status.Run = 2

@@ -90,7 +90,11 @@
 // group is answered after that group's write. A write is a read-modify-write
 // guarded by resourceVersion: on a conflict (another replica, or a stale
 // cache) it re-reads from the API server and retries, so replicas never lose
-// or double counts. At most DefaultWriteSlots writes run at once per replica,
+// or double counts. Replicas that both commit answers of one busy experiment
+// take turns instead of colliding: after a conflict, a replica's next writes
+// wait (up to about one commit, turnWait) for the other replica's next
+// write to reach its cache and start from it; when no other write comes,
+// it stops waiting. At most DefaultWriteSlots writes run at once per replica,
 // so the load on the API server is bounded by replicas x slots, whatever
 // the request rate; under load, a write commits many requests.
 //

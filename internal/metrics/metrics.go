@@ -32,10 +32,18 @@ var (
 		Help:    "Number of feedback requests committed together in one API write.",
 		Buckets: prometheus.ExponentialBuckets(1, 2, 10),
 	})
+
+	// CollectorCommitConflicts counts tally writes refused because another
+	// writer (another replica) changed the tally first; each is re-read and
+	// retried.
+	CollectorCommitConflicts = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "rapport_collector_commit_conflicts_total",
+		Help: "Tally writes of the feedback collector that lost to another writer and were retried.",
+	})
 )
 
 func init() {
-	ctrlmetrics.Registry.MustRegister(FeedbackResponses, CollectorRequests, CollectorCommitDuration, CollectorCommitBatches)
+	ctrlmetrics.Registry.MustRegister(FeedbackResponses, CollectorRequests, CollectorCommitDuration, CollectorCommitBatches, CollectorCommitConflicts)
 }
 
 // ForgetExperiment removes the series of a deleted experiment.

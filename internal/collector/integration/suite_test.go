@@ -207,10 +207,11 @@ func startReplica(ctx context.Context, opts collector.Options, options ...replic
 }
 
 // cacheUntouched checks that the replica's cache still holds, for every
-// experiment and FeedbackSource, what the API server holds for the same
-// resourceVersion. The collector reads both from the cache without copies
-// (client.UnsafeDisableDeepCopy): a handler that changed one would corrupt
-// the manager's cache for the controller too, and this check fails on it.
+// experiment, FeedbackSource and ResponseTally, what the API server holds
+// for the same resourceVersion. The collector reads them from the cache
+// without copies (client.UnsafeDisableDeepCopy): a handler or a commit that
+// changed one would corrupt the manager's cache for the controller too, and
+// this check fails on it.
 func cacheUntouched(ctx context.Context, c cache.Cache) error {
 	exps := &cxv1.CXExperimentList{}
 	if err := c.List(ctx, exps, client.UnsafeDisableDeepCopy); err != nil {
@@ -220,7 +221,12 @@ func cacheUntouched(ctx context.Context, c cache.Cache) error {
 	if err := c.List(ctx, srcs, client.UnsafeDisableDeepCopy); err != nil {
 		return err
 	}
-	return errors.Join(append(cachedAsLive(ctx, exps.Items), cachedAsLive(ctx, srcs.Items)...)...)
+	tallies := &cxv1.ResponseTallyList{}
+	if err := c.List(ctx, tallies, client.UnsafeDisableDeepCopy); err != nil {
+		return err
+	}
+	errs := append(cachedAsLive(ctx, exps.Items), cachedAsLive(ctx, srcs.Items)...)
+	return errors.Join(append(errs, cachedAsLive(ctx, tallies.Items)...)...)
 }
 
 // cachedAsLive compares each cached object (all but its type and managed
