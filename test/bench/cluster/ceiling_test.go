@@ -77,7 +77,7 @@ func ceilingRun(t *testing.T, handler string) ceilingResult {
 	inFlight := envInt("BENCH_IN_FLIGHT", 1024)
 	self0, _ := utils.ProcessUsage(os.Getpid())
 	srv0, _ := utils.ProcessUsage(cmd.Process.Pid)
-	load := drive(base, inFlight, duration, func(seq int64) *http.Request {
+	load := drive([]string{base}, inFlight, duration, func(seq int64) *http.Request {
 		body := fmt.Sprintf(`{"assignment":%q,"respondent":"r1-%015d","score":4}`, strings.Repeat("a", 160), seq)
 		req, _ := http.NewRequest(http.MethodPost, target, strings.NewReader(body))
 		req.Header.Set("Origin", benchOrigin)

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -41,11 +42,18 @@ type feedbackResult struct {
 	AcceptedPerSecond    float64
 	AckP50Ms, AckP99Ms   float64
 	Rejected             int64
+	RejectedBy           map[string]int64 `json:",omitempty"`
 	TallyMatchesAccepted bool
 	CommitsPerSecond     float64
+	// Replicas is the number of manager replicas the load was spread over;
+	// the figures below are their sums (RSS: the largest).
+	Replicas int
 	// APIRequestsPerSecond counts the manager's requests to the API server
 	// by method (controller and collector together).
-	APIRequestsPerSecond               map[string]float64
+	APIRequestsPerSecond map[string]float64
+	// ConflictsPerSecond counts the tally writes that lost to another
+	// replica's and were retried (rapport_collector_commit_conflicts_total).
+	ConflictsPerSecond                 float64
 	ManagerCPUCoresUsed, ManagerRSSMiB float64
 }
 
@@ -60,6 +68,31 @@ func apiRequests(fams map[string]*dto.MetricFamily) map[string]float64 {
 		}
 	}
 	return out
+}
+
+// sample is what the replicas' metrics and /proc say at one moment.
+type sample struct {
+	commits, conflicts float64
+	api                map[string]float64
+	cpu                time.Duration
+	rss                int64
+}
+
+func sampleReplicas(t *testing.T, mgrs []*utils.Manager) sample {
+	s := sample{api: map[string]float64{}}
+	for _, m := range mgrs {
+		fams, err := m.Metrics()
+		must(t, err)
+		s.commits += float64(fams["rapport_collector_commit_duration_seconds"].GetMetric()[0].GetHistogram().GetSampleCount())
+		s.conflicts += fams["rapport_collector_commit_conflicts_total"].GetMetric()[0].GetCounter().GetValue()
+		for k, v := range apiRequests(fams) {
+			s.api[k] += v
+		}
+		u, _ := utils.ProcessUsage(m.Cmd.Process.Pid)
+		s.cpu += u.CPU
+		s.rss = max(s.rss, u.RSS)
+	}
+	return s
 }
 
 const benchOrigin = "https://shop.example.com"
@@ -77,14 +110,24 @@ const benchOrigin = "https://shop.example.com"
 // caches its preflight for 10 minutes (Access-Control-Max-Age), so a
 // customer's first answer costs one more request.
 //
+// BENCH_REPLICAS=2 runs two manager replicas (leader election on, as
+// installs run them) and spreads the connections over both, as a Service
+// would: both commit answers of the one experiment into its tally, and the
+// results count the writes that lost a conflict to the other replica's.
+// Their file is feedback-throughput-2-replicas.json.
+//
 // BENCH_PPROF=127.0.0.1:6060 serves the manager's profiling endpoints during
 // the runs (go tool pprof http://127.0.0.1:6060/debug/pprof/profile?seconds=15).
 func TestFeedbackThroughput(t *testing.T) {
 	args := []string{"--collector-public-rate-limit=-1"}
+	replicas := envInt("BENCH_REPLICAS", 1)
 	if addr := os.Getenv("BENCH_PPROF"); addr != "" {
+		if replicas > 1 {
+			t.Fatal("BENCH_PPROF profiles one manager: unset BENCH_REPLICAS or set it to 1")
+		}
 		args = append(args, "--pprof-bind-address="+addr)
 	}
-	e := newEnv(t, args...)
+	e := newEnvReplicas(t, replicas, args...)
 	runs := envInt("BENCH_RUNS", 3)
 	var results []feedbackResult
 	for _, endpoint := range []string{"webhook", "public"} {
@@ -94,13 +137,17 @@ func TestFeedbackThroughput(t *testing.T) {
 			results = append(results, r)
 			accepted = append(accepted, r.AcceptedPerSecond)
 			p99 = append(p99, r.AckP99Ms)
-			t.Logf("%s, run %d: %.0f answers/s, ack p50 %.1f ms, p99 %.1f ms, %d rejected, tally exact: %v",
-				endpoint, r.Run, r.AcceptedPerSecond, r.AckP50Ms, r.AckP99Ms, r.Rejected, r.TallyMatchesAccepted)
+			t.Logf("%s, run %d: %.0f answers/s, ack p50 %.1f ms, p99 %.1f ms, %d rejected %v, %.1f conflicts/s, tally exact: %v",
+				endpoint, r.Run, r.AcceptedPerSecond, r.AckP50Ms, r.AckP99Ms, r.Rejected, r.RejectedBy, r.ConflictsPerSecond, r.TallyMatchesAccepted)
 		}
 		t.Logf("%s, median of %d runs: %.0f answers/s (min %.0f, max %.0f), ack p99 %.1f ms",
 			endpoint, runs, quantile(accepted, 0.5), quantile(accepted, 0), quantile(accepted, 1), quantile(p99, 0.5))
 	}
-	report(t, "feedback-throughput", results)
+	name := "feedback-throughput"
+	if len(e.mgrs) > 1 {
+		name = fmt.Sprintf("%s-%d-replicas", name, len(e.mgrs))
+	}
+	report(t, name, results)
 }
 
 func feedbackRun(t *testing.T, e *env, endpoint string, run int) feedbackResult {
@@ -155,34 +202,36 @@ func feedbackRun(t *testing.T, e *env, endpoint string, run int) feedbackResult 
 		}
 	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2048}, Timeout: 30 * time.Second}
-	// Wait until the collector's caches hold the source and the experiment.
-	must(t, wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
-		res, err := client.Do(next(-1))
-		if err != nil {
-			return false, nil
-		}
-		_, _ = io.Copy(io.Discard, res.Body)
-		res.Body.Close()
-		return res.StatusCode == http.StatusAccepted, nil
-	}))
+	// Wait until every replica's caches hold the source and the experiment
+	// (the same answer each time: the tally counts it once).
+	for _, m := range e.mgrs {
+		must(t, wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
+			req := next(-1)
+			req.URL.Host = strings.TrimPrefix(m.CollectorURL, "http://")
+			res, err := client.Do(req)
+			if err != nil {
+				return false, nil
+			}
+			_, _ = io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			return res.StatusCode == http.StatusAccepted, nil
+		}))
+	}
 	client.CloseIdleConnections()
 
-	fams0, err := e.mgr.Metrics()
-	must(t, err)
-	u0, _ := utils.ProcessUsage(e.mgr.Cmd.Process.Pid)
+	s0 := sampleReplicas(t, e.mgrs)
 	const duration = 20 * time.Second
 	inFlight := envInt("BENCH_IN_FLIGHT", 1024)
-	load := drive(e.mgr.CollectorURL, inFlight, duration, next)
-	u1, _ := utils.ProcessUsage(e.mgr.Cmd.Process.Pid)
-	fams1, err := e.mgr.Metrics()
-	must(t, err)
-	commits := float64(fams1["rapport_collector_commit_duration_seconds"].GetMetric()[0].GetHistogram().GetSampleCount() -
-		fams0["rapport_collector_commit_duration_seconds"].GetMetric()[0].GetHistogram().GetSampleCount())
+	var bases []string
+	for _, m := range e.mgrs {
+		bases = append(bases, m.CollectorURL)
+	}
+	load := drive(bases, inFlight, duration, next)
+	s1 := sampleReplicas(t, e.mgrs)
 	lat := load.latencies
-	api0, api1 := apiRequests(fams0), apiRequests(fams1)
 	apiRate := map[string]float64{}
-	for method, n := range api1 {
-		apiRate[method] = math.Round((n-api0[method])/duration.Seconds()*10) / 10
+	for method, n := range s1.api {
+		apiRate[method] = math.Round((n-s0.api[method])/duration.Seconds()*10) / 10
 	}
 	tally := &cxv1.ResponseTally{}
 	must(t, e.c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, tally))
@@ -195,17 +244,23 @@ func feedbackRun(t *testing.T, e *env, endpoint string, run int) feedbackResult 
 		AckP50Ms:             quantile(lat, 0.5),
 		AckP99Ms:             quantile(lat, 0.99),
 		Rejected:             load.rejected,
+		RejectedBy:           load.rejectedBy,
 		TallyMatchesAccepted: tally.Spec.Total == load.accepted+1,
-		CommitsPerSecond:     commits / duration.Seconds(),
+		CommitsPerSecond:     (s1.commits - s0.commits) / duration.Seconds(),
+		Replicas:             len(e.mgrs),
 		APIRequestsPerSecond: apiRate,
-		ManagerCPUCoresUsed:  (u1.CPU - u0.CPU).Seconds() / duration.Seconds(),
-		ManagerRSSMiB:        float64(u1.RSS) / (1 << 20),
+		ConflictsPerSecond:   (s1.conflicts - s0.conflicts) / duration.Seconds(),
+		ManagerCPUCoresUsed:  (s1.cpu - s0.cpu).Seconds() / duration.Seconds(),
+		ManagerRSSMiB:        float64(s1.rss) / (1 << 20),
 	}
 }
 
 // loadResult is what drive measured.
 type loadResult struct {
 	accepted, rejected int64
+	// rejectedBy counts the rejections by status code, "connection" (the
+	// connection broke) or "dial".
+	rejectedBy map[string]int64
 	// latencies of the accepted requests, in ms, sorted.
 	latencies []float64
 }
@@ -220,53 +275,58 @@ type loadResult struct {
 // the server's side: with it, a handler that does nothing tops out at
 // about 24,000 requests/s here. A 202 counts as accepted, anything else
 // (or a broken connection, which is re-dialled) as rejected.
-func drive(baseURL string, inFlight int, duration time.Duration, next func(seq int64) *http.Request) loadResult {
-	var seq, accepted, rejected atomic.Int64
+func drive(baseURLs []string, inFlight int, duration time.Duration, next func(seq int64) *http.Request) loadResult {
+	var seq atomic.Int64
 	var mu sync.Mutex
-	var lat []float64
+	res := loadResult{rejectedBy: map[string]int64{}}
 	deadline := time.Now().Add(duration)
 	var wg sync.WaitGroup
-	for range inFlight {
+	for i := range inFlight {
+		baseURL := baseURLs[i%len(baseURLs)]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			var mine []float64
+			rejectedBy := map[string]int64{}
 			var conn *loadConn
 			for time.Now().Before(deadline) {
 				if conn == nil {
 					c, err := dialLoad(baseURL)
 					if err != nil {
-						rejected.Add(1)
+						rejectedBy["dial"]++
 						continue
 					}
 					conn = c
 				}
 				start := time.Now()
 				status, err := conn.do(next(seq.Add(1)))
-				if err != nil {
+				switch {
+				case err != nil:
 					conn.close()
 					conn = nil
-					rejected.Add(1)
-					continue
+					rejectedBy["connection"]++
+				case status != http.StatusAccepted:
+					rejectedBy[strconv.Itoa(status)]++
+				default:
+					mine = append(mine, float64(time.Since(start).Microseconds())/1000)
 				}
-				if status != http.StatusAccepted {
-					rejected.Add(1)
-					continue
-				}
-				accepted.Add(1)
-				mine = append(mine, float64(time.Since(start).Microseconds())/1000)
 			}
 			if conn != nil {
 				conn.close()
 			}
 			mu.Lock()
-			lat = append(lat, mine...)
+			res.latencies = append(res.latencies, mine...)
+			for k, n := range rejectedBy {
+				res.rejectedBy[k] += n
+				res.rejected += n
+			}
 			mu.Unlock()
 		}()
 	}
 	wg.Wait()
-	sort.Float64s(lat)
-	return loadResult{accepted: accepted.Load(), rejected: rejected.Load(), latencies: lat}
+	sort.Float64s(res.latencies)
+	res.accepted = int64(len(res.latencies))
+	return res
 }
 
 // loadConn is one keep-alive HTTP/1.1 connection of the load generator.

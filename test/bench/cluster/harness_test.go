@@ -59,9 +59,19 @@ type env struct {
 	cp  *utils.ControlPlane
 	c   client.Client
 	mgr *utils.Manager
+	// mgrs are all manager replicas; mgr is the first.
+	mgrs []*utils.Manager
 }
 
 func newEnv(t *testing.T, managerArgs ...string) *env {
+	t.Helper()
+	return newEnvReplicas(t, 1, managerArgs...)
+}
+
+// newEnvReplicas starts a control plane and n manager replicas. With more
+// than one, they elect a leader as an install's do: one runs the
+// controllers, every one runs the collector.
+func newEnvReplicas(t *testing.T, n int, managerArgs ...string) *env {
 	t.Helper()
 	scheme := runtime.NewScheme()
 	_ = clientgoscheme.AddToScheme(scheme)
@@ -78,12 +88,20 @@ func newEnv(t *testing.T, managerArgs ...string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mgr, err := utils.StartManager(context.Background(), utils.ManagerOptions{Kubeconfig: cp.Kubeconfig, Args: managerArgs})
-	if err != nil {
-		t.Fatal(err)
+	e := &env{cp: cp, c: c}
+	if n > 1 {
+		managerArgs = append([]string{"--leader-election-namespace=default"}, managerArgs...)
 	}
-	t.Cleanup(mgr.Stop)
-	return &env{cp: cp, c: c, mgr: mgr}
+	for range n {
+		mgr, err := utils.StartManager(context.Background(), utils.ManagerOptions{Kubeconfig: cp.Kubeconfig, LeaderElect: n > 1, Args: managerArgs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(mgr.Stop)
+		e.mgrs = append(e.mgrs, mgr)
+	}
+	e.mgr = e.mgrs[0]
+	return e
 }
 
 // shop creates a namespace with two Services, a segment and a token.
