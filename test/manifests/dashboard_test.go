@@ -355,6 +355,7 @@ func TestDashboardCoverage(t *testing.T) {
 		{"collector requests by code", "timeseries", []string{"rapport_collector_requests_total"}, nil},
 		{"collector commit latency", "timeseries", []string{"rapport_collector_commit_duration_seconds_bucket"}, nil},
 		{"requests per commit", "timeseries", []string{"rapport_collector_commit_batches"}, nil},
+		{"tally write conflicts against commits", "timeseries", []string{"rapport_collector_commit_conflicts_total", "rapport_collector_commit_duration_seconds_count"}, nil},
 		{"reconcile errors", "timeseries", []string{"controller_runtime_reconcile_errors_total"}, nil},
 		{"reconcile duration", "timeseries", []string{"controller_runtime_reconcile_time_seconds_bucket"}, nil},
 	} {
