@@ -267,14 +267,16 @@ type loadResult struct {
 
 // drive is the load generator: inFlight workers, each keeping one
 // connection and one request on it at a time, as a provider's or a
-// browser's HTTP/1.1 connection would, send next's requests to baseURL's
-// host until duration has passed. The requests are written and the
+// browser's HTTP/1.1 connection would, send next's requests until
+// duration has passed; worker i connects to baseURLs[i % len(baseURLs)]'s
+// host (as a Service spreads connections over replicas). The requests are written and the
 // responses read directly on the connection (like wrk), not through
 // http.Client, whose transport (two goroutines and channels per
 // connection) costs this machine's cores about as much CPU per request as
 // the server's side: with it, a handler that does nothing tops out at
 // about 24,000 requests/s here. A 202 counts as accepted, anything else
-// (or a broken connection, which is re-dialled) as rejected.
+// as rejected, by status; a broken connection is re-dialled, and a worker
+// whose dial fails stops.
 func drive(baseURLs []string, inFlight int, duration time.Duration, next func(seq int64) *http.Request) loadResult {
 	var seq atomic.Int64
 	var mu sync.Mutex
@@ -293,8 +295,10 @@ func drive(baseURLs []string, inFlight int, duration time.Duration, next func(se
 				if conn == nil {
 					c, err := dialLoad(baseURL)
 					if err != nil {
+						// The server is gone: this worker stops rather
+						// than spin on dials for the rest of the run.
 						rejectedBy["dial"]++
-						continue
+						break
 					}
 					conn = c
 				}
