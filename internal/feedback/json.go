@@ -46,6 +46,9 @@ func decodeValue(dec *jsontext.Decoder, depth int) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if k := tok.Kind(); (k == '{' || k == '[') && depth >= maxDepth {
+		return nil, fmt.Errorf("the body is nested more than %d levels deep", maxDepth)
+	}
 	switch tok.Kind() {
 	case 'n':
 		return nil, nil
@@ -66,9 +69,6 @@ func decodeValue(dec *jsontext.Decoder, depth int) (any, error) {
 		}
 		return f, nil
 	case '{':
-		if depth >= maxDepth {
-			return nil, fmt.Errorf("the body is nested more than %d levels deep", maxDepth)
-		}
 		m := map[string]any{}
 		for dec.PeekKind() != '}' {
 			name, err := dec.ReadToken()
@@ -87,9 +87,6 @@ func decodeValue(dec *jsontext.Decoder, depth int) (any, error) {
 		}
 		return m, nil
 	case '[':
-		if depth >= maxDepth {
-			return nil, fmt.Errorf("the body is nested more than %d levels deep", maxDepth)
-		}
 		a := []any{}
 		for dec.PeekKind() != ']' {
 			v, err := decodeValue(dec, depth+1)
