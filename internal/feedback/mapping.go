@@ -258,8 +258,10 @@ func (m *Mapping) fail(x *expr, format string, args ...any) error {
 		fmt.Sprintf("; set spec.mapping.%s to read this payload", x.field)}
 }
 
-// vars holds an event's variables for its expressions: one per event,
-// not a map per expression.
+// vars holds an event's variables for the expressions of one call (Accept,
+// or Map with all its fields): one activation per call, not a map per
+// expression. Map gets its own because the caller may add the response
+// after Accept (SurveyMonkey).
 type vars struct {
 	body, response any
 	headers        map[string]string
