@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/client-go/discovery"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	_ "k8s.io/client-go/plugin/pkg/client/auth"
 	"k8s.io/utils/clock"
@@ -125,7 +126,8 @@ func main() {
 	}
 
 	tokenSelector := labels.SelectorFromSet(labels.Set{cxv1.LabelFeedbackToken: "true"})
-	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+	cfg := ctrl.GetConfigOrDie()
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
 		Metrics:                 metricsOpts,
 		WebhookServer:           webhook.NewServer(webhook.Options{TLSOpts: tlsOpts}),
@@ -166,13 +168,27 @@ func main() {
 
 	var collectorSource measure.Source
 	if collectorAddr != "0" && collectorAddr != "" {
+		// A ResponseTally CRD older than this manager would drop the
+		// packed key digests from every write: keep them in the old list.
+		keysInList := false
+		if dc, err := discovery.NewDiscoveryClientForConfig(cfg); err != nil {
+			setupLog.Error(err, "unable to check the ResponseTally schema; assuming the CRDs match this version")
+		} else if ok, err := collector.TallySchemaHasDigests(dc); err != nil {
+			setupLog.Error(err, "unable to check the ResponseTally schema; assuming the CRDs match this version")
+		} else if !ok {
+			keysInList = true
+			setupLog.Error(nil, "the installed ResponseTally CRD is older than this manager (no spec.recentKeyDigests): "+
+				"idempotency keys are kept in the deprecated spec.recentKeys (the last 1,024) until the CRDs are upgraded and the manager restarted; "+
+				"apply the chart's CRDs, see docs/operations.md#upgrade")
+		}
 		srv, err := collector.New(collector.Options{
 			Addr: collectorAddr, Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(),
 			MaxBatch: collectorMaxBatch, RateLimit: collectorRate, RateBurst: collectorBurst,
 			PublicRateLimit: collectorPublicRate, PublicRateBurst: collectorPublicBurst,
 			ClientIPHeader: collectorClientIPHeader, SurveyMonkeyAPI: surveyMonkey,
 			TLSCertFile: collectorCert, TLSKeyFile: collectorKey,
-			Log: ctrl.Log.WithName("collector"),
+			KeysInList: keysInList,
+			Log:        ctrl.Log.WithName("collector"),
 		})
 		if err != nil {
 			setupLog.Error(err, "unable to configure the feedback collector")

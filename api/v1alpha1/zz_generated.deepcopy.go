@@ -874,6 +874,11 @@ func (in *ResponseTallySpec) DeepCopyInto(out *ResponseTallySpec) {
 			(*in)[i].DeepCopyInto(&(*out)[i])
 		}
 	}
+	if in.RecentKeyDigests != nil {
+		in, out := &in.RecentKeyDigests, &out.RecentKeyDigests
+		*out = make([]byte, len(*in))
+		copy(*out, *in)
+	}
 	if in.RecentKeys != nil {
 		in, out := &in.RecentKeys, &out.RecentKeys
 		*out = make([]string, len(*in))

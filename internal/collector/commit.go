@@ -46,6 +46,7 @@ type committer struct {
 	log        logr.Logger
 	slots      chan struct{} // bounds concurrent writes across experiments
 	maxPending int           // responses waiting per experiment
+	keysInList bool          // Options.KeysInList
 
 	mu     sync.Mutex
 	queues map[types.NamespacedName]*queue // only experiments with a write in flight
@@ -226,7 +227,7 @@ func (c *committer) write(nn types.NamespacedName, q *queue, batches []*batch) e
 	if err != nil {
 		return errorf(http.StatusConflict, "experiment %s cannot take responses: %v", nn.Name, err)
 	}
-	t := target{experiment: nn.Name, run: exp.Status.Run, scoreMin: set.ScoreMin, scores: set.Scores()}
+	t := target{experiment: nn.Name, run: exp.Status.Run, scoreMin: set.ScoreMin, scores: set.Scores(), keysInList: c.keysInList}
 	// A batch validated before a new run started, or before the scale
 	// changed, is refused rather than counted into the wrong run.
 	live := batches[:0:0]

@@ -3,6 +3,7 @@ package collector
 import (
 	"context"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -102,7 +103,7 @@ func TestGroupCommit(t *testing.T) {
 	one := []Response{resp("all", "control", 5)}
 
 	// The leader's write blocks at the gate.
-	leader := &batch{run: 1, key: "lead", responses: one}
+	leader := &batch{run: 1, key: key("lead"), responses: one}
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = cm.submit(nn, leader) })
 	eventually(t, "the first write to start", func() bool { return c.writes.Load() == 1 })
@@ -216,7 +217,7 @@ func TestCommitConflictRereadsUncached(t *testing.T) {
 	if err := cm.submit(nn, &batch{run: 1, responses: one}); err != nil { // creates
 		t.Fatal(err)
 	}
-	b := &batch{run: 1, key: "k", responses: one}
+	b := &batch{run: 1, key: key("k"), responses: one}
 	if err := cm.submit(nn, b); err != nil { // two conflicts, then succeeds
 		t.Fatal(err)
 	}
@@ -230,8 +231,8 @@ func TestCommitConflictRereadsUncached(t *testing.T) {
 	if err := base.Get(context.Background(), nn, tally); err != nil {
 		t.Fatal(err)
 	}
-	if tally.Spec.Total != 2 || len(tally.Spec.RecentKeys) != 1 {
-		t.Fatalf("after retries: total %d keys %v, want 2 and one key", tally.Spec.Total, tally.Spec.RecentKeys)
+	if got := keyNames(&tally.Spec, "k"); tally.Spec.Total != 2 || !reflect.DeepEqual(got, []string{"k"}) {
+		t.Fatalf("after retries: total %d keys %v, want 2 and [k]", tally.Spec.Total, got)
 	}
 }
 
@@ -265,21 +266,21 @@ func TestCommitTakesTurnsUnderContention(t *testing.T) {
 		}
 		return out
 	}
-	write := func(q *queue, key string) {
+	write := func(q *queue, name string) {
 		t.Helper()
-		b := &batch{run: 1, key: key, responses: one}
+		b := &batch{run: 1, key: key(name), responses: one}
 		if err := this.write(nn, q, []*batch{b}); err != nil || b.err != nil || b.duplicate {
-			t.Fatalf("%s: write %v, batch %v, duplicate %v", key, err, b.err, b.duplicate)
+			t.Fatalf("%s: write %v, batch %v, duplicate %v", name, err, b.err, b.duplicate)
 		}
 	}
-	if err := this.submit(nn, &batch{run: 1, key: "this-1", responses: one}); err != nil {
+	if err := this.submit(nn, &batch{run: 1, key: key("this-1"), responses: one}); err != nil {
 		t.Fatal(err)
 	}
 	q := &queue{writing: true, last: tally()}
 
 	// Another replica writes; this queue's last is now stale. Without
 	// contention known, the write is based on last and loses a conflict.
-	if err := other.submit(nn, &batch{run: 1, key: "other-1", responses: one}); err != nil {
+	if err := other.submit(nn, &batch{run: 1, key: key("other-1"), responses: one}); err != nil {
 		t.Fatal(err)
 	}
 	updates.Store(0)
@@ -289,7 +290,7 @@ func TestCommitTakesTurnsUnderContention(t *testing.T) {
 	}
 
 	// Under contention, the next write starts from the other's newer write.
-	if err := other.submit(nn, &batch{run: 1, key: "other-2", responses: one}); err != nil {
+	if err := other.submit(nn, &batch{run: 1, key: key("other-2"), responses: one}); err != nil {
 		t.Fatal(err)
 	}
 	updates.Store(0)
@@ -307,8 +308,9 @@ func TestCommitTakesTurnsUnderContention(t *testing.T) {
 		t.Fatalf("alone again: %d updates, %d conflicts, contended %v; want 1, 0, false", updates.Load(), conflicts.Load(), q.contended)
 	}
 	got := tally()
-	if want := "this-1,other-1,this-2,other-2,this-3,this-4"; got.Spec.Total != 6 || strings.Join(got.Spec.RecentKeys, ",") != want {
-		t.Fatalf("tally total %d keys %v, want 6 and %s", got.Spec.Total, got.Spec.RecentKeys, want)
+	names := []string{"this-1", "other-1", "this-2", "other-2", "this-3", "this-4"}
+	if keys := keyNames(&got.Spec, names...); got.Spec.Total != 6 || !reflect.DeepEqual(keys, names) {
+		t.Fatalf("tally total %d keys %v, want 6 and %v", got.Spec.Total, keys, names)
 	}
 }
 
@@ -447,7 +449,7 @@ func TestCommitRefusesAnEndedRun(t *testing.T) {
 	tally := &cxv1.ResponseTally{
 		ObjectMeta: metav1.ObjectMeta{Namespace: nn.Namespace, Name: nn.Name,
 			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(ended, cxv1.GroupVersion.WithKind("CXExperiment"))}},
-		Spec: cxv1.ResponseTallySpec{Experiment: nn.Name, Run: 1, Total: 1, RecentKeys: []string{committed},
+		Spec: cxv1.ResponseTallySpec{Experiment: nn.Name, Run: 1, Total: 1, RecentKeyDigests: []byte(committed),
 			Counts: []cxv1.TallyCount{{Segment: "all", Variant: "control", Scores: []int64{0, 0, 0, 0, 1}}}},
 	}
 	cache := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(cached, tally.DeepCopy()).Build()
@@ -468,8 +470,8 @@ func TestCommitRefusesAnEndedRun(t *testing.T) {
 		if err := r.Get(context.Background(), nn, got); err != nil {
 			t.Fatal(err)
 		}
-		if got.Spec.Total != 1 || len(got.Spec.RecentKeys) != 1 {
-			t.Errorf("tally in the %s changed after the run ended: total %d, keys %d; want 1 and 1", name, got.Spec.Total, len(got.Spec.RecentKeys))
+		if got.Spec.Total != 1 || string(got.Spec.RecentKeyDigests) != committed {
+			t.Errorf("tally in the %s changed after the run ended: total %d, key digests %x; want 1 and %x", name, got.Spec.Total, got.Spec.RecentKeyDigests, committed)
 		}
 	}
 }

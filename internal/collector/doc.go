@@ -67,8 +67,8 @@
 // # Idempotency
 //
 // A batch with an Idempotency-Key stores the key's digest (KeyDigest: scoped
-// by namespace, experiment and run) in spec.recentKeys in the same write as
-// its counts. A retry with the same key, on any replica and after any
+// by namespace, experiment and run; 8 bytes) in spec.recentKeyDigests in
+// the same write as its counts. A retry with the same key, on any replica and after any
 // restart, answers 202 with duplicates set and counts nothing, provided fewer
 // than MaxRecentKeys (1024) newer keyed batches were committed for the
 // experiment since. Requests with the same key in one group count once. The

@@ -42,7 +42,7 @@ import (
 //	{"assignment": "<the assignment cookie's value>", "respondent": "<id>", "score": 4}
 //
 // and is counted once per respondent and run (the respondent's key goes
-// into spec.recentKeys with the count).
+// into spec.recentKeyDigests with the count).
 
 // Defaults of the public endpoint.
 const (

@@ -103,6 +103,12 @@ type Options struct {
 	SurveyMonkeyAPI string
 	// HTTPClient calls providers' APIs (default: a 10s timeout).
 	HTTPClient *http.Client
+	// KeysInList keeps the idempotency-key digests in the deprecated
+	// spec.recentKeys list (at most 1,024) instead of
+	// spec.recentKeyDigests, for a ResponseTally CRD that predates the
+	// latter: the API server would drop the field, and every retry would
+	// count again. The manager sets it when TallySchemaHasDigests says so.
+	KeysInList bool
 	// Clock stamps commits; defaults to the real clock.
 	Clock clock.PassiveClock
 	// Log receives the audit lines of rejected batches and commit errors.
@@ -214,6 +220,7 @@ func New(opts Options) (*Server, error) {
 		statuses:   &statusReporter{client: opts.Client, log: opts.Log},
 		httpClient: opts.HTTPClient,
 	}
+	s.commit.keysInList = opts.KeysInList
 	if (opts.TLSCertFile == "") != (opts.TLSKeyFile == "") {
 		return nil, errors.New("collector: set both TLSCertFile and TLSKeyFile, or neither")
 	}

@@ -1,9 +1,13 @@
 package collector
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
 	"fmt"
 	"reflect"
 	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
 )
@@ -13,6 +17,27 @@ func resp(seg, variant string, score int) Response {
 }
 
 var csatTarget = target{experiment: "checkout", run: 1, scoreMin: 1, scores: 5}
+
+// key is the digest of Idempotency-Key k, as the handlers compute it.
+func key(k string) string { return KeyDigest("shop", "checkout", 1, k) }
+
+// keyNames names the digests spec holds, oldest first, by the keys of
+// names whose digest they are (key); an unknown digest shows as "?".
+func keyNames(spec *cxv1.ResponseTallySpec, names ...string) []string {
+	byDigest := map[string]string{}
+	for _, n := range names {
+		byDigest[key(n)] = n
+	}
+	var out []string
+	for _, d := range recentKeys(spec) {
+		n, ok := byDigest[d]
+		if !ok {
+			n = "?"
+		}
+		out = append(out, n)
+	}
+	return out
+}
 
 func TestMergeCounts(t *testing.T) {
 	spec := &cxv1.ResponseTallySpec{}
@@ -42,20 +67,20 @@ func TestMergeCounts(t *testing.T) {
 func TestMergeNewRunResets(t *testing.T) {
 	spec := &cxv1.ResponseTallySpec{
 		Experiment: "checkout", Run: 1, ScoreMin: 1, Total: 7,
-		Counts:     []cxv1.TallyCount{{Segment: "all", Variant: "control", Scores: []int64{7, 0, 0, 0, 0}}},
-		RecentKeys: []string{"k-old"},
+		Counts:           []cxv1.TallyCount{{Segment: "all", Variant: "control", Scores: []int64{7, 0, 0, 0, 0}}},
+		RecentKeyDigests: pack([]string{key("k-old")}),
 	}
 	run2 := csatTarget
 	run2.run = 2
-	b := &batch{key: "k-old", responses: []Response{resp("all", "one-page", 4)}}
+	b := &batch{key: key("k-old"), responses: []Response{resp("all", "one-page", 4)}}
 	merge(spec, run2, []*batch{b})
 	if b.duplicate {
 		t.Fatal("a key of the previous run must not make a batch of the new run a duplicate")
 	}
 	want := cxv1.ResponseTallySpec{
 		Experiment: "checkout", Run: 2, ScoreMin: 1, Total: 1,
-		Counts:     []cxv1.TallyCount{{Segment: "all", Variant: "one-page", Scores: []int64{0, 0, 0, 1, 0}}},
-		RecentKeys: []string{"k-old"},
+		Counts:           []cxv1.TallyCount{{Segment: "all", Variant: "one-page", Scores: []int64{0, 0, 0, 1, 0}}},
+		RecentKeyDigests: pack([]string{key("k-old")}),
 	}
 	if !reflect.DeepEqual(*spec, want) {
 		t.Fatalf("after new run =\n%+v\nwant\n%+v", *spec, want)
@@ -91,19 +116,19 @@ func TestMergeScaleChanges(t *testing.T) {
 func TestMergeIdempotency(t *testing.T) {
 	spec := &cxv1.ResponseTallySpec{}
 	one := []Response{resp("all", "control", 5)}
-	a1 := &batch{key: "a", responses: one}
-	a2 := &batch{key: "a", responses: one} // same key in the same group
-	b := &batch{key: "b", responses: one}
+	a1 := &batch{key: key("a"), responses: one}
+	a2 := &batch{key: key("a"), responses: one} // same key in the same group
+	b := &batch{key: key("b"), responses: one}
 	n := &batch{responses: one} // no key: always counted
 	merge(spec, csatTarget, []*batch{a1, a2, b, n})
 	if a1.duplicate || !a2.duplicate || b.duplicate || n.duplicate {
 		t.Fatalf("duplicates = %v %v %v %v, want false true false false", a1.duplicate, a2.duplicate, b.duplicate, n.duplicate)
 	}
-	if spec.Total != 3 || !reflect.DeepEqual(spec.RecentKeys, []string{"a", "b"}) {
-		t.Fatalf("total %d keys %v, want 3 [a b]", spec.Total, spec.RecentKeys)
+	if got := keyNames(spec, "a", "b"); spec.Total != 3 || !reflect.DeepEqual(got, []string{"a", "b"}) || len(spec.RecentKeyDigests) != 16 {
+		t.Fatalf("total %d keys %v (%d bytes), want 3 [a b] (16 bytes)", spec.Total, got, len(spec.RecentKeyDigests))
 	}
 	// A retry in a later group is a duplicate.
-	retry := &batch{key: "b", responses: one}
+	retry := &batch{key: key("b"), responses: one}
 	merge(spec, csatTarget, []*batch{retry})
 	if !retry.duplicate || spec.Total != 3 {
 		t.Fatalf("retry: duplicate %v total %d", retry.duplicate, spec.Total)
@@ -121,20 +146,23 @@ func TestMergeKeyRing(t *testing.T) {
 	spec := &cxv1.ResponseTallySpec{}
 	one := []Response{resp("all", "control", 5)}
 	var batches []*batch
+	var names []string
 	for i := range MaxRecentKeys + 10 {
-		batches = append(batches, &batch{key: fmt.Sprintf("k%d", i), responses: one})
+		names = append(names, fmt.Sprintf("k%d", i))
+		batches = append(batches, &batch{key: key(names[i]), responses: one})
 	}
 	merge(spec, csatTarget, batches[:20])
 	merge(spec, csatTarget, batches[20:])
-	if len(spec.RecentKeys) != MaxRecentKeys {
-		t.Fatalf("ring holds %d keys, want %d", len(spec.RecentKeys), MaxRecentKeys)
+	got := keyNames(spec, names...)
+	if len(got) != MaxRecentKeys || len(spec.RecentKeyDigests) != MaxRecentKeys*keyDigestSize {
+		t.Fatalf("ring holds %d keys (%d bytes), want %d", len(got), len(spec.RecentKeyDigests), MaxRecentKeys)
 	}
-	if spec.RecentKeys[0] != "k10" || spec.RecentKeys[MaxRecentKeys-1] != fmt.Sprintf("k%d", MaxRecentKeys+9) {
-		t.Fatalf("ring = [%s .. %s], want the newest keys in commit order", spec.RecentKeys[0], spec.RecentKeys[len(spec.RecentKeys)-1])
+	if got[0] != "k10" || got[MaxRecentKeys-1] != fmt.Sprintf("k%d", MaxRecentKeys+9) {
+		t.Fatalf("ring = [%s .. %s], want the newest keys in commit order", got[0], got[len(got)-1])
 	}
-	// k10 is still remembered; k9 had 1024 newer keyed batches and is forgotten.
-	kept := &batch{key: "k10", responses: one}
-	forgotten := &batch{key: "k9", responses: one}
+	// k10 is still remembered; k9 had MaxRecentKeys newer keyed batches and is forgotten.
+	kept := &batch{key: key("k10"), responses: one}
+	forgotten := &batch{key: key("k9"), responses: one}
 	merge(spec, csatTarget, []*batch{kept, forgotten})
 	if !kept.duplicate || forgotten.duplicate {
 		t.Fatalf("kept duplicate %v (want true), forgotten duplicate %v (want false)", kept.duplicate, forgotten.duplicate)
@@ -144,10 +172,60 @@ func TestMergeKeyRing(t *testing.T) {
 	}
 }
 
+// legacyDigest is what Rapport stored in spec.recentKeys before
+// spec.recentKeyDigests: the first 128 bits of the same SHA-256, unpadded
+// base64url.
+func legacyDigest(k string) string {
+	h := sha256.New()
+	for _, part := range []string{"shop", "checkout", "1", k} {
+		h.Write([]byte(part))
+		h.Write([]byte{0})
+	}
+	return base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:16])
+}
+
+// A tally written before spec.recentKeyDigests keeps recognising its keys:
+// the old list is read, and the next write moves its digests, older than
+// any packed one, into the packed value and empties the list.
+func TestMergeMovesLegacyKeys(t *testing.T) {
+	spec := &cxv1.ResponseTallySpec{
+		Experiment: "checkout", Run: 1, ScoreMin: 1, Total: 3,
+		Counts:           []cxv1.TallyCount{{Segment: "all", Variant: "control", Scores: []int64{0, 0, 0, 0, 3}}},
+		RecentKeys:       []string{legacyDigest("old-1"), "not base64!", legacyDigest("old-2")},
+		RecentKeyDigests: pack([]string{key("new-1")}),
+	}
+	exp := runningExperiment()
+	exp.Name, exp.Namespace = "checkout", "shop"
+	tally := &cxv1.ResponseTally{Spec: *spec}
+	tally.OwnerReferences = []metav1.OwnerReference{*metav1.NewControllerRef(exp, cxv1.GroupVersion.WithKind("CXExperiment"))}
+	for _, k := range []string{"old-1", "old-2", "new-1"} {
+		if !holdsKey(tally, exp, key(k)) {
+			t.Errorf("holdsKey(%s) = false on a tally that holds it", k)
+		}
+	}
+	if holdsKey(tally, exp, key("other")) {
+		t.Error("holdsKey(other) = true on a tally that does not hold it")
+	}
+
+	one := []Response{resp("all", "control", 5)}
+	retry := &batch{key: key("old-2"), responses: one}
+	fresh := &batch{key: key("new-2"), responses: one}
+	merge(spec, csatTarget, []*batch{retry, fresh})
+	if !retry.duplicate || fresh.duplicate || spec.Total != 4 {
+		t.Fatalf("retry of a legacy key duplicate %v (want true), new key duplicate %v (want false), total %d (want 4)", retry.duplicate, fresh.duplicate, spec.Total)
+	}
+	if got, want := keyNames(spec, "old-1", "old-2", "new-1", "new-2"), []string{"old-1", "old-2", "new-1", "new-2"}; !reflect.DeepEqual(got, want) || spec.RecentKeys != nil {
+		t.Fatalf("after a write: packed keys %v, legacy list %v; want %v and none", got, spec.RecentKeys, want)
+	}
+}
+
 func TestKeyDigest(t *testing.T) {
 	d := KeyDigest("shop", "checkout", 1, "key-1")
-	if len(d) != 22 {
-		t.Fatalf("digest %q has %d characters, want 22", d, len(d))
+	if len(d) != keyDigestSize {
+		t.Fatalf("digest %x has %d bytes, want %d", d, len(d), keyDigestSize)
+	}
+	if legacy, _ := base64.RawURLEncoding.DecodeString(legacyDigest("key-1")); string(legacy[:keyDigestSize]) != d {
+		t.Fatalf("digest %x is not the first 8 bytes of the legacy digest %x", d, legacy)
 	}
 	if d != KeyDigest("shop", "checkout", 1, "key-1") {
 		t.Fatal("digest is not deterministic")
@@ -162,5 +240,48 @@ func TestKeyDigest(t *testing.T) {
 		if other == d {
 			t.Fatalf("digest %q does not depend on every part", d)
 		}
+	}
+}
+
+// A value that does not end on a whole digest (not written by Rapport) is
+// read up to its last whole digest.
+func TestRecentKeysIgnoresAPartialDigest(t *testing.T) {
+	spec := &cxv1.ResponseTallySpec{RecentKeyDigests: append(pack([]string{key("a"), key("b")}), "xyz"...)}
+	if got := keyNames(spec, "a", "b"); !reflect.DeepEqual(got, []string{"a", "b"}) {
+		t.Fatalf("keys %v, want [a b]", got)
+	}
+}
+
+// With a ResponseTally CRD older than spec.recentKeyDigests (keysInList),
+// the digests stay in the list, at most its 1,024, and are recognised.
+func TestMergeKeysInList(t *testing.T) {
+	spec := &cxv1.ResponseTallySpec{}
+	old := csatTarget
+	old.keysInList = true
+	one := []Response{resp("all", "control", 5)}
+	var names []string
+	var batches []*batch
+	for i := range legacyMaxKeys + 5 {
+		names = append(names, fmt.Sprintf("k%d", i))
+		batches = append(batches, &batch{key: key(names[i]), responses: one})
+	}
+	merge(spec, old, batches)
+	got := keyNames(spec, names...)
+	if spec.RecentKeyDigests != nil || len(spec.RecentKeys) != legacyMaxKeys || got[0] != "k5" || got[len(got)-1] != names[len(names)-1] {
+		t.Fatalf("list of %d keys [%s .. %s], packed %d bytes; want %d keys [k5 .. %s] and none packed",
+			len(spec.RecentKeys), got[0], got[len(got)-1], len(spec.RecentKeyDigests), legacyMaxKeys, names[len(names)-1])
+	}
+	retry := &batch{key: key("k5"), responses: one}
+	merge(spec, old, []*batch{retry})
+	if !retry.duplicate || spec.Total != int64(len(names)) {
+		t.Fatalf("retry of a listed key: duplicate %v, total %d; want true, %d", retry.duplicate, spec.Total, len(names))
+	}
+	// Once the CRD is upgraded (and the manager restarted), the next write
+	// packs the listed keys.
+	merge(spec, csatTarget, []*batch{{key: key("after"), responses: one}})
+	all := append(names[5:], "after")
+	want := all[max(0, len(all)-MaxRecentKeys):]
+	if got := keyNames(spec, all...); spec.RecentKeys != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("after the upgrade: %d packed keys, list %d; want %d packed from %s to after, no list", len(got), len(spec.RecentKeys), len(want), want[0])
 	}
 }

@@ -13,12 +13,14 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/discovery"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/yaml"
 
+	"github.com/rapport-dev/rapport/internal/collector"
 	"github.com/rapport-dev/rapport/test/utils"
 )
 
@@ -33,7 +35,10 @@ import (
 // command does (server-side apply, field manager "kubectl", forcing
 // conflicts with Helm's create): the new schema is served, the stored
 // experiment is untouched, a field only the new schema knows is kept (not
-// pruned), and applying again changes nothing.
+// pruned), and applying again changes nothing. An older ResponseTally CRD
+// (without spec.recentKeyDigests) is installed the same way: the check the
+// manager makes at start (collector.TallySchemaHasDigests) says false
+// before the apply and true after.
 func TestCRDUpgradeServerSide(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a control plane; skipped with -short")
@@ -93,6 +98,35 @@ func TestCRDUpgradeServerSide(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitEstablished(ctx, t, k8s, name)
+	// The ResponseTally CRD from before spec.recentKeyDigests: the manager
+	// reads the published schema and keeps keys in the old list.
+	const tallies = "responsetallies.cx.rapport.dev"
+	oldTally := crds[tallies].DeepCopy()
+	delete(oldTally.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["spec"].Properties, "recentKeyDigests")
+	if err := k8s.Create(ctx, oldTally); err != nil {
+		t.Fatal(err)
+	}
+	waitEstablished(ctx, t, k8s, tallies)
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The published schema follows the CRD a moment after it is established.
+	hasDigests := func(want bool) {
+		t.Helper()
+		errNotYet := errors.New("not published yet")
+		err := retryWhile(ctx, func(err error) bool { return err != nil }, func() error {
+			ok, err := collector.TallySchemaHasDigests(dc)
+			if err == nil && ok != want {
+				return errNotYet
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatalf("TallySchemaHasDigests never said %v: %v", want, err)
+		}
+	}
+	hasDigests(false)
 
 	ns := "crd-upgrade"
 	if err := k8s.Create(ctx, &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": ns}}}); err != nil {
@@ -126,6 +160,7 @@ func TestCRDUpgradeServerSide(t *testing.T) {
 	for n := range crds {
 		waitEstablished(ctx, t, k8s, n)
 	}
+	hasDigests(true)
 	got := &apiextensionsv1.CustomResourceDefinition{}
 	if err := k8s.Get(ctx, types.NamespacedName{Name: name}, got); err != nil {
 		t.Fatal(err)

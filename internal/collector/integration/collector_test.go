@@ -2,6 +2,8 @@ package integration
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -107,6 +109,7 @@ var _ = Describe("Feedback collector", func() {
 			{Segment: "enterprise", Variant: "one-page", Scores: []int64{0, 0, 0, 3, 0}},
 			{Segment: "smb", Variant: "control", Scores: []int64{1, 0, 0, 0, 0}},
 		}))
+		Expect(t.Spec.RecentKeyDigests).To(BeEmpty())
 		Expect(t.Spec.RecentKeys).To(BeEmpty())
 		Expect(t.Labels).To(HaveKeyWithValue(cxv1.LabelExperiment, "checkout"))
 		Expect(t.Labels).To(HaveKeyWithValue(cxv1.LabelManagedBy, "rapport"))
@@ -333,10 +336,45 @@ var _ = Describe("Feedback collector", func() {
 		t, err := getTally(ctx, s.ns, "checkout")
 		Expect(err).NotTo(HaveOccurred())
 		Expect(t.Spec.Total).To(Equal(int64(6)))
-		Expect(t.Spec.RecentKeys).To(Equal([]string{
-			collector.KeyDigest(s.ns, "checkout", 1, "key-1"), collector.KeyDigest(s.ns, "checkout", 1, "key-2"),
-		}))
+		Expect(string(t.Spec.RecentKeyDigests)).To(Equal(collector.KeyDigest(s.ns, "checkout", 1, "key-1") + collector.KeyDigest(s.ns, "checkout", 1, "key-2")))
 		Expect(metricValue(metrics.FeedbackResponses.WithLabelValues(s.ns, "checkout", "one-page", "all", "5"))).To(Equal(6.0))
+	})
+
+	It("recognises the keys of a tally written before recentKeyDigests, and moves them", func() {
+		s := newShop(ctx)
+		exp := s.experiment(ctx, "checkout", cxv1.MetricCSAT, cxv1.PhaseProgressing)
+		shared.waitSeen(ctx, exp, cxv1.PhaseProgressing, 1)
+		// The tally as a collector before recentKeyDigests wrote it: the
+		// first 128 bits of each key's digest in base64url, in a list.
+		legacy := func(key string) string {
+			h := sha256.New()
+			for _, part := range []string{s.ns, "checkout", "1", key} {
+				h.Write([]byte(part))
+				h.Write([]byte{0})
+			}
+			return base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:16])
+		}
+		old := &cxv1.ResponseTally{
+			ObjectMeta: metav1.ObjectMeta{Namespace: s.ns, Name: "checkout",
+				OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(exp, cxv1.GroupVersion.WithKind("CXExperiment"))}},
+			Spec: cxv1.ResponseTallySpec{Experiment: "checkout", Run: 1, ScoreMin: 1, Total: 2,
+				Counts:     []cxv1.TallyCount{{Segment: "all", Variant: "one-page", Scores: []int64{0, 0, 0, 0, 2}}},
+				RecentKeys: []string{legacy("before-1"), legacy("before-2")}},
+		}
+		Expect(k8s.Create(ctx, old)).To(Succeed())
+		Eventually(func() error { return shared.client.Get(ctx, client.ObjectKeyFromObject(old), &cxv1.ResponseTally{}) }).Should(Succeed())
+
+		rs := same(2, response{Variant: "one-page", Score: 5})
+		Expect(s.post(ctx, shared, "checkout", "before-2", rs...)).To(Equal(reply{Code: 202, Duplicates: 2, JSON: true}))
+		Expect(s.post(ctx, shared, "checkout", "after-1", rs...)).To(Equal(reply{Code: 202, Accepted: 2, JSON: true}))
+		Expect(s.post(ctx, shared, "checkout", "before-1", rs...)).To(Equal(reply{Code: 202, Duplicates: 2, JSON: true}))
+		t, err := getTally(ctx, s.ns, "checkout")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(t.Spec.Total).To(Equal(int64(4)))
+		Expect(t.Spec.RecentKeys).To(BeEmpty(), "the first write moves the legacy digests")
+		Expect(string(t.Spec.RecentKeyDigests)).To(Equal(collector.KeyDigest(s.ns, "checkout", 1, "before-1") +
+			collector.KeyDigest(s.ns, "checkout", 1, "before-2") + collector.KeyDigest(s.ns, "checkout", 1, "after-1")))
+
 	})
 
 	It("counts concurrent requests with the same key once", func() {
@@ -385,7 +423,7 @@ var _ = Describe("Feedback collector", func() {
 		Expect(t.Spec.Run).To(Equal(int32(2)))
 		Expect(t.Spec.Total).To(Equal(int64(2)))
 		Expect(t.Spec.Counts).To(Equal([]cxv1.TallyCount{{Segment: "all", Variant: "one-page", Scores: []int64{0, 0, 0, 0, 2}}}))
-		Expect(t.Spec.RecentKeys).To(Equal([]string{collector.KeyDigest(s.ns, "checkout", 2, "k")}))
+		Expect(string(t.Spec.RecentKeyDigests)).To(Equal(collector.KeyDigest(s.ns, "checkout", 2, "k")))
 	})
 
 	It("loses nothing across a restart between the 202 and the next read", func() {
@@ -479,7 +517,7 @@ var _ = Describe("Feedback collector", func() {
 			}
 		}
 		Expect(sum).To(Equal(t.Spec.Total))
-		Expect(t.Spec.RecentKeys).To(HaveLen(2 * perReplica))
+		Expect(t.Spec.RecentKeyDigests).To(HaveLen(2 * perReplica * 8))
 		requests := 4 * perReplica
 		writes := commits() - before
 		AddReportEntry("group commit", fmt.Sprintf("%d requests (half of them duplicate retries) committed in %.0f writes, %.0f of which lost a conflict to the other replica first",
