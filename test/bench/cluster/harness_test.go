@@ -2,7 +2,8 @@
 
 // Package cluster holds Rapport's cluster-level benchmarks, run against a
 // local control plane and the real manager binary: rollback latency, scale
-// with 1,000 (and 5,000) experiments, and collector throughput. They report
+// with 1,000 (and 5,000) experiments, collector throughput, and what one
+// tally write costs the API server. They report
 // figures (t.Logf and BENCH_OUT) and never fail on a number.
 //
 //	go test -tags bench ./test/bench/cluster/ -run . -v -timeout 60m
