@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/discovery"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	_ "k8s.io/client-go/plugin/pkg/client/auth"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -168,26 +169,13 @@ func main() {
 
 	var collectorSource measure.Source
 	if collectorAddr != "0" && collectorAddr != "" {
-		// A ResponseTally CRD older than this manager would drop the
-		// packed key digests from every write: keep them in the old list.
-		keysInList := false
-		if dc, err := discovery.NewDiscoveryClientForConfig(cfg); err != nil {
-			setupLog.Error(err, "unable to check the ResponseTally schema; assuming the CRDs match this version")
-		} else if ok, err := collector.TallySchemaHasDigests(dc); err != nil {
-			setupLog.Error(err, "unable to check the ResponseTally schema; assuming the CRDs match this version")
-		} else if !ok {
-			keysInList = true
-			setupLog.Error(nil, "the installed ResponseTally CRD is older than this manager (no spec.recentKeyDigests): "+
-				"idempotency keys are kept in the deprecated spec.recentKeys (the last 1,024) until the CRDs are upgraded and the manager restarted; "+
-				"apply the chart's CRDs, see docs/operations.md#upgrade")
-		}
 		srv, err := collector.New(collector.Options{
 			Addr: collectorAddr, Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(),
 			MaxBatch: collectorMaxBatch, RateLimit: collectorRate, RateBurst: collectorBurst,
 			PublicRateLimit: collectorPublicRate, PublicRateBurst: collectorPublicBurst,
 			ClientIPHeader: collectorClientIPHeader, SurveyMonkeyAPI: surveyMonkey,
 			TLSCertFile: collectorCert, TLSKeyFile: collectorKey,
-			KeysInList: keysInList,
+			KeysInList: keysInList(cfg),
 			Log:        ctrl.Log.WithName("collector"),
 		})
 		if err != nil {
@@ -268,4 +256,32 @@ func podNamespace() string {
 		return strings.TrimSpace(string(b))
 	}
 	return ""
+}
+
+// keysInList reports whether the collector must keep idempotency-key
+// digests in the deprecated spec.recentKeys list: the ResponseTally CRD the
+// API server serves lacks spec.recentKeyDigests (it would drop the field
+// from every write, and every retry would count again), or that could not
+// be checked (both CRDs store the list). The published schema follows a
+// CRD update by a moment, so the check is tried three times, a second apart.
+func keysInList(cfg *rest.Config) bool {
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	for attempt := 0; dc != nil && attempt < 3; attempt++ {
+		if attempt > 0 {
+			time.Sleep(time.Second)
+		}
+		var hasDigests bool
+		if hasDigests, err = collector.TallySchemaHasDigests(dc); err == nil && hasDigests {
+			return false
+		}
+	}
+	if err != nil {
+		setupLog.Error(err, "unable to check the ResponseTally schema: idempotency keys are kept in the deprecated spec.recentKeys (the last 1,024), "+
+			"which every version of the CRD stores; restart the manager once the check can run")
+		return true
+	}
+	setupLog.Error(nil, "the installed ResponseTally CRD is older than this manager (no spec.recentKeyDigests): "+
+		"idempotency keys are kept in the deprecated spec.recentKeys (the last 1,024) until the CRDs are upgraded and the manager restarted; "+
+		"apply the chart's CRDs, see docs/operations.md#upgrade")
+	return true
 }

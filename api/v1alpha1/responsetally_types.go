@@ -71,9 +71,9 @@ type ResponseTallySpec struct {
 	// +kubebuilder:validation:MaxItems=200
 	Counts []TallyCount `json:"counts,omitempty"`
 
-	// recentKeyDigests holds the digests of the most recent Idempotency-Key
-	// values, 8 bytes each, oldest first (at most 1024 digests: 8 KiB,
-	// base64 in JSON). They are committed with the counts so a retried batch
+	// recentKeyDigests is a base64 string (standard encoding) holding the
+	// digests of the most recent Idempotency-Key values, 8 bytes each,
+	// oldest first (at most 1024 digests: 8 KiB). They are committed with the counts so a retried batch
 	// is never counted twice, even across restarts and replicas. One packed
 	// value costs the API server half as much per write as the list of
 	// strings in recentKeys did.
@@ -84,8 +84,8 @@ type ResponseTallySpec struct {
 	// recentKeys is the list of 22-character key digests written by
 	// Rapport before recentKeyDigests existed. Deprecated: the collector
 	// reads it and moves its digests into recentKeyDigests at the next
-	// commit; it writes it only while the installed CRD lacks
-	// recentKeyDigests (see docs/operations.md#upgrade).
+	// commit; it writes it, in the same form, only while the installed CRD
+	// lacks recentKeyDigests (see docs/operations.md#upgrade).
 	// +optional
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=1024

@@ -449,7 +449,7 @@ func TestCommitRefusesAnEndedRun(t *testing.T) {
 	tally := &cxv1.ResponseTally{
 		ObjectMeta: metav1.ObjectMeta{Namespace: nn.Namespace, Name: nn.Name,
 			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(ended, cxv1.GroupVersion.WithKind("CXExperiment"))}},
-		Spec: cxv1.ResponseTallySpec{Experiment: nn.Name, Run: 1, Total: 1, RecentKeyDigests: []byte(committed),
+		Spec: cxv1.ResponseTallySpec{Experiment: nn.Name, Run: 1, Total: 1, RecentKeyDigests: []byte(packed(committed)),
 			Counts: []cxv1.TallyCount{{Segment: "all", Variant: "control", Scores: []int64{0, 0, 0, 0, 1}}}},
 	}
 	cache := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(cached, tally.DeepCopy()).Build()
@@ -470,8 +470,8 @@ func TestCommitRefusesAnEndedRun(t *testing.T) {
 		if err := r.Get(context.Background(), nn, got); err != nil {
 			t.Fatal(err)
 		}
-		if got.Spec.Total != 1 || string(got.Spec.RecentKeyDigests) != committed {
-			t.Errorf("tally in the %s changed after the run ended: total %d, key digests %x; want 1 and %x", name, got.Spec.Total, got.Spec.RecentKeyDigests, committed)
+		if got.Spec.Total != 1 || string(got.Spec.RecentKeyDigests) != packed(committed) {
+			t.Errorf("tally in the %s changed after the run ended: total %d, key digests %x; want 1 and %x", name, got.Spec.Total, got.Spec.RecentKeyDigests, packed(committed))
 		}
 	}
 }

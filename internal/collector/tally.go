@@ -17,43 +17,51 @@ import (
 // batches have been committed for the same run.
 const MaxRecentKeys = 1024
 
-// keyDigestSize is the length of one digest in spec.recentKeyDigests.
-const keyDigestSize = 8
+// PackedDigestSize is the length of one digest in spec.recentKeyDigests:
+// the first bytes of a KeyDigest.
+const PackedDigestSize = 8
 
 // legacyMaxKeys is the most digests the deprecated spec.recentKeys list
 // holds (its CRD's maxItems).
 const legacyMaxKeys = 1024
 
-// KeyDigest is what is stored in spec.recentKeyDigests for an
-// Idempotency-Key: the first 64 bits of SHA-256 over namespace, experiment,
-// run and key, as 8 raw bytes. Scoping by run means a key reused in a later
-// run counts again; the raw key is never stored. Two different keys share a
-// digest with probability MaxRecentKeys/2^64 per answer (about 6·10^-17),
-// and then the later one is answered as a duplicate.
+// KeyDigest identifies an Idempotency-Key in a tally: the first 128 bits of
+// SHA-256 over namespace, experiment, run and key, as 16 raw bytes.
+// Scoping by run means a key reused in a later run counts again; the raw
+// key is never stored. A tally keeps the first PackedDigestSize bytes in
+// spec.recentKeyDigests; while the CRD lacks that field, all 16 in the
+// deprecated spec.recentKeys in unpadded base64url (22 characters), as
+// earlier versions wrote them, so that they recognise these keys too. Keys
+// are compared by their first 8 bytes: two different keys match with
+// probability MaxRecentKeys/2^64 per answer (about 6·10^-17), and then the
+// later one is answered as a duplicate.
 func KeyDigest(namespace, experiment string, run int32, key string) string {
 	h := sha256.New()
 	for _, part := range []string{namespace, experiment, strconv.Itoa(int(run)), key} {
 		h.Write([]byte(part))
 		h.Write([]byte{0}) // separator: ("ab","c") and ("a","bc") differ
 	}
-	return string(h.Sum(nil)[:keyDigestSize])
+	return string(h.Sum(nil)[:16])
 }
 
-// recentKeys returns the key digests spec holds, oldest first: those of the
-// deprecated spec.recentKeys (written by Rapport before
-// spec.recentKeyDigests, so older), then the packed ones. A digest in the
-// list is in base64url: from older versions, the first 128 bits of the same
-// SHA-256, whose first 8 bytes are the KeyDigest of the same key; written
-// by list, the 8 bytes alone. One that does not decode is skipped.
+// packed is the part of digest d that spec.recentKeyDigests keeps and
+// that keys are compared by.
+func packed(d string) string { return d[:min(len(d), PackedDigestSize)] }
+
+// recentKeys returns the key digests spec holds, oldest first, as stored:
+// those of the deprecated spec.recentKeys (written before
+// spec.recentKeyDigests, so older; 16 bytes), then the packed ones (8
+// bytes). A list entry that does not decode to at least 8 bytes is
+// skipped, as is a packed value's incomplete last digest.
 func recentKeys(spec *cxv1.ResponseTallySpec) []string {
-	keys := make([]string, 0, len(spec.RecentKeys)+len(spec.RecentKeyDigests)/keyDigestSize)
+	keys := make([]string, 0, len(spec.RecentKeys)+len(spec.RecentKeyDigests)/PackedDigestSize)
 	for _, k := range spec.RecentKeys {
-		if raw, err := base64.RawURLEncoding.DecodeString(k); err == nil && len(raw) >= keyDigestSize {
-			keys = append(keys, string(raw[:keyDigestSize]))
+		if raw, err := base64.RawURLEncoding.DecodeString(k); err == nil && len(raw) >= PackedDigestSize {
+			keys = append(keys, string(raw))
 		}
 	}
-	for d := spec.RecentKeyDigests; len(d) >= keyDigestSize; d = d[keyDigestSize:] {
-		keys = append(keys, string(d[:keyDigestSize]))
+	for d := spec.RecentKeyDigests; len(d) >= PackedDigestSize; d = d[PackedDigestSize:] {
+		keys = append(keys, string(d[:PackedDigestSize]))
 	}
 	return keys
 }
@@ -64,15 +72,17 @@ func pack(digests []string) []byte {
 	if len(digests) == 0 {
 		return nil
 	}
-	packed := make([]byte, 0, len(digests)*keyDigestSize)
+	out := make([]byte, 0, len(digests)*PackedDigestSize)
 	for _, d := range digests {
-		packed = append(packed, d...)
+		out = append(out, packed(d)...)
 	}
-	return packed
+	return out
 }
 
 // list is digests as the deprecated spec.recentKeys holds them: base64url,
-// for a ResponseTally CRD that predates spec.recentKeyDigests.
+// for a ResponseTally CRD that predates spec.recentKeyDigests. A digest
+// read from a packed value has only its 8 bytes, which earlier versions do
+// not recognise.
 func list(digests []string) []string {
 	out := make([]string, 0, len(digests))
 	for _, d := range digests {
@@ -85,13 +95,13 @@ func list(digests []string) []string {
 // the key digest: a batch with that Idempotency-Key was committed in this
 // run.
 func holdsKey(t *cxv1.ResponseTally, exp *cxv1.CXExperiment, digest string) bool {
-	return metav1.IsControlledBy(t, exp) && t.Spec.Run == exp.Status.Run && slices.Contains(recentKeys(&t.Spec), digest)
+	return metav1.IsControlledBy(t, exp) && t.Spec.Run == exp.Status.Run &&
+		slices.ContainsFunc(recentKeys(&t.Spec), func(k string) bool { return packed(k) == packed(digest) })
 }
 
 // batch is one accepted request on its way into a commit.
 type batch struct {
-	// key is the KeyDigest of the request's Idempotency-Key (8 bytes), ""
-	// without one.
+	// key is the KeyDigest of the request's Idempotency-Key, "" without one.
 	key string
 	// run is the experiment run the batch was validated against.
 	run       int32
@@ -129,19 +139,19 @@ func merge(spec *cxv1.ResponseTallySpec, t target, batches []*batch) {
 	keys := recentKeys(spec)
 	seen := make(map[string]bool, len(keys)+len(batches))
 	for _, k := range keys {
-		seen[k] = true
+		seen[packed(k)] = true
 	}
 	index := make(map[[2]string]int, len(spec.Counts))
 	for i, c := range spec.Counts {
 		index[[2]string{c.Segment, c.Variant}] = i
 	}
 	for _, b := range batches {
-		b.duplicate = b.key != "" && seen[b.key]
+		b.duplicate = b.key != "" && seen[packed(b.key)]
 		if b.duplicate {
 			continue
 		}
 		if b.key != "" {
-			seen[b.key] = true
+			seen[packed(b.key)] = true
 			keys = append(keys, b.key)
 		}
 		for _, r := range b.responses {

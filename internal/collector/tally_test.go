@@ -26,11 +26,11 @@ func key(k string) string { return KeyDigest("shop", "checkout", 1, k) }
 func keyNames(spec *cxv1.ResponseTallySpec, names ...string) []string {
 	byDigest := map[string]string{}
 	for _, n := range names {
-		byDigest[key(n)] = n
+		byDigest[packed(key(n))] = n
 	}
 	var out []string
 	for _, d := range recentKeys(spec) {
-		n, ok := byDigest[d]
+		n, ok := byDigest[packed(d)]
 		if !ok {
 			n = "?"
 		}
@@ -154,7 +154,7 @@ func TestMergeKeyRing(t *testing.T) {
 	merge(spec, csatTarget, batches[:20])
 	merge(spec, csatTarget, batches[20:])
 	got := keyNames(spec, names...)
-	if len(got) != MaxRecentKeys || len(spec.RecentKeyDigests) != MaxRecentKeys*keyDigestSize {
+	if len(got) != MaxRecentKeys || len(spec.RecentKeyDigests) != MaxRecentKeys*PackedDigestSize {
 		t.Fatalf("ring holds %d keys (%d bytes), want %d", len(got), len(spec.RecentKeyDigests), MaxRecentKeys)
 	}
 	if got[0] != "k10" || got[MaxRecentKeys-1] != fmt.Sprintf("k%d", MaxRecentKeys+9) {
@@ -221,11 +221,8 @@ func TestMergeMovesLegacyKeys(t *testing.T) {
 
 func TestKeyDigest(t *testing.T) {
 	d := KeyDigest("shop", "checkout", 1, "key-1")
-	if len(d) != keyDigestSize {
-		t.Fatalf("digest %x has %d bytes, want %d", d, len(d), keyDigestSize)
-	}
-	if legacy, _ := base64.RawURLEncoding.DecodeString(legacyDigest("key-1")); string(legacy[:keyDigestSize]) != d {
-		t.Fatalf("digest %x is not the first 8 bytes of the legacy digest %x", d, legacy)
+	if legacy, _ := base64.RawURLEncoding.DecodeString(legacyDigest("key-1")); string(legacy) != d {
+		t.Fatalf("digest %x is not the digest earlier versions stored (%x)", d, legacy)
 	}
 	if d != KeyDigest("shop", "checkout", 1, "key-1") {
 		t.Fatal("digest is not deterministic")
@@ -266,10 +263,12 @@ func TestMergeKeysInList(t *testing.T) {
 		batches = append(batches, &batch{key: key(names[i]), responses: one})
 	}
 	merge(spec, old, batches)
-	got := keyNames(spec, names...)
-	if spec.RecentKeyDigests != nil || len(spec.RecentKeys) != legacyMaxKeys || got[0] != "k5" || got[len(got)-1] != names[len(names)-1] {
-		t.Fatalf("list of %d keys [%s .. %s], packed %d bytes; want %d keys [k5 .. %s] and none packed",
-			len(spec.RecentKeys), got[0], got[len(got)-1], len(spec.RecentKeyDigests), legacyMaxKeys, names[len(names)-1])
+	if got, want := keyNames(spec, names...), names[5:]; spec.RecentKeyDigests != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("list of %d keys, packed %d bytes; want %d keys [k5 .. %s] and none packed", len(got), len(spec.RecentKeyDigests), len(want), want[len(want)-1])
+	}
+	// Entries as earlier versions wrote them, so that they recognise them.
+	if spec.RecentKeys[0] != legacyDigest("k5") {
+		t.Fatalf("list entry %q, want %q (the digest earlier versions write)", spec.RecentKeys[0], legacyDigest("k5"))
 	}
 	retry := &batch{key: key("k5"), responses: one}
 	merge(spec, old, []*batch{retry})
@@ -282,6 +281,6 @@ func TestMergeKeysInList(t *testing.T) {
 	all := append(names[5:], "after")
 	want := all[max(0, len(all)-MaxRecentKeys):]
 	if got := keyNames(spec, all...); spec.RecentKeys != nil || !reflect.DeepEqual(got, want) {
-		t.Fatalf("after the upgrade: %d packed keys, list %d; want %d packed from %s to after, no list", len(got), len(spec.RecentKeys), len(want), want[0])
+		t.Fatalf("after the upgrade: %d packed keys, list %d; want %d packed, no list", len(got), len(spec.RecentKeys), len(want))
 	}
 }

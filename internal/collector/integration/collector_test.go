@@ -336,7 +336,7 @@ var _ = Describe("Feedback collector", func() {
 		t, err := getTally(ctx, s.ns, "checkout")
 		Expect(err).NotTo(HaveOccurred())
 		Expect(t.Spec.Total).To(Equal(int64(6)))
-		Expect(string(t.Spec.RecentKeyDigests)).To(Equal(collector.KeyDigest(s.ns, "checkout", 1, "key-1") + collector.KeyDigest(s.ns, "checkout", 1, "key-2")))
+		Expect(string(t.Spec.RecentKeyDigests)).To(Equal(packedKeys(s.ns, 1, "key-1", "key-2")))
 		Expect(metricValue(metrics.FeedbackResponses.WithLabelValues(s.ns, "checkout", "one-page", "all", "5"))).To(Equal(6.0))
 	})
 
@@ -372,9 +372,42 @@ var _ = Describe("Feedback collector", func() {
 		Expect(err).NotTo(HaveOccurred())
 		Expect(t.Spec.Total).To(Equal(int64(4)))
 		Expect(t.Spec.RecentKeys).To(BeEmpty(), "the first write moves the legacy digests")
-		Expect(string(t.Spec.RecentKeyDigests)).To(Equal(collector.KeyDigest(s.ns, "checkout", 1, "before-1") +
-			collector.KeyDigest(s.ns, "checkout", 1, "before-2") + collector.KeyDigest(s.ns, "checkout", 1, "after-1")))
+		Expect(string(t.Spec.RecentKeyDigests)).To(Equal(packedKeys(s.ns, 1, "before-1", "before-2", "after-1")))
 
+	})
+
+	It("keeps keys in the deprecated list, as earlier versions wrote it, while the CRD lacks recentKeyDigests", func() {
+		s := newShop(ctx)
+		exp := s.experiment(ctx, "checkout", cxv1.MetricCSAT, cxv1.PhaseProgressing)
+		// A replica told that the CRD is older (the manager's start-up check).
+		listing, err := startReplica(ctx, collector.Options{RateLimit: -1, KeysInList: true})
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(listing.stop)
+		listing.waitSeen(ctx, exp, cxv1.PhaseProgressing, 1)
+		rs := same(2, response{Variant: "one-page", Score: 5})
+		Expect(s.post(ctx, listing, "checkout", "key-1", rs...)).To(Equal(reply{Code: 202, Accepted: 2, JSON: true}))
+		Expect(s.post(ctx, listing, "checkout", "key-1", rs...)).To(Equal(reply{Code: 202, Duplicates: 2, JSON: true}))
+		t, err := getTally(ctx, s.ns, "checkout")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(t.Spec.RecentKeyDigests).To(BeEmpty())
+		// The 22-character digest earlier versions write and look up.
+		h := sha256.New()
+		for _, part := range []string{s.ns, "checkout", "1", "key-1"} {
+			h.Write([]byte(part))
+			h.Write([]byte{0})
+		}
+		Expect(t.Spec.RecentKeys).To(Equal([]string{base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:16])}))
+
+		// A replica of the current schema recognises the listed key and
+		// moves it into the packed field.
+		shared.waitSeen(ctx, exp, cxv1.PhaseProgressing, 1)
+		Expect(s.post(ctx, shared, "checkout", "key-1", rs...)).To(Equal(reply{Code: 202, Duplicates: 2, JSON: true}))
+		Expect(s.post(ctx, shared, "checkout", "key-2", rs...)).To(Equal(reply{Code: 202, Accepted: 2, JSON: true}))
+		t, err = getTally(ctx, s.ns, "checkout")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(t.Spec.Total).To(Equal(int64(4)))
+		Expect(t.Spec.RecentKeys).To(BeEmpty())
+		Expect(string(t.Spec.RecentKeyDigests)).To(Equal(packedKeys(s.ns, 1, "key-1", "key-2")))
 	})
 
 	It("counts concurrent requests with the same key once", func() {
@@ -423,7 +456,7 @@ var _ = Describe("Feedback collector", func() {
 		Expect(t.Spec.Run).To(Equal(int32(2)))
 		Expect(t.Spec.Total).To(Equal(int64(2)))
 		Expect(t.Spec.Counts).To(Equal([]cxv1.TallyCount{{Segment: "all", Variant: "one-page", Scores: []int64{0, 0, 0, 0, 2}}}))
-		Expect(string(t.Spec.RecentKeyDigests)).To(Equal(collector.KeyDigest(s.ns, "checkout", 2, "k")))
+		Expect(string(t.Spec.RecentKeyDigests)).To(Equal(packedKeys(s.ns, 2, "k")))
 	})
 
 	It("loses nothing across a restart between the 202 and the next read", func() {
@@ -517,7 +550,7 @@ var _ = Describe("Feedback collector", func() {
 			}
 		}
 		Expect(sum).To(Equal(t.Spec.Total))
-		Expect(t.Spec.RecentKeyDigests).To(HaveLen(2 * perReplica * 8))
+		Expect(t.Spec.RecentKeyDigests).To(HaveLen(2 * perReplica * collector.PackedDigestSize))
 		requests := 4 * perReplica
 		writes := commits() - before
 		AddReportEntry("group commit", fmt.Sprintf("%d requests (half of them duplicate retries) committed in %.0f writes, %.0f of which lost a conflict to the other replica first",

@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
+	"github.com/rapport-dev/rapport/internal/collector"
 )
 
 // shop is one test's namespace with a feedback token.
@@ -181,6 +182,16 @@ func (s *shop) postRetrying(ctx context.Context, r *replica, experiment, key str
 			return out
 		}
 		time.Sleep(20 * time.Millisecond) // client back-off, not synchronisation
+	}
+	return out
+}
+
+// packedKeys is the value of spec.recentKeyDigests of experiment
+// "checkout" holding keys, in order.
+func packedKeys(ns string, run int32, keys ...string) string {
+	var out string
+	for _, k := range keys {
+		out += collector.KeyDigest(ns, "checkout", run, k)[:collector.PackedDigestSize]
 	}
 	return out
 }
