@@ -2,8 +2,6 @@ package integration
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -344,16 +342,8 @@ var _ = Describe("Feedback collector", func() {
 		s := newShop(ctx)
 		exp := s.experiment(ctx, "checkout", cxv1.MetricCSAT, cxv1.PhaseProgressing)
 		shared.waitSeen(ctx, exp, cxv1.PhaseProgressing, 1)
-		// The tally as a collector before recentKeyDigests wrote it: the
-		// first 128 bits of each key's digest in base64url, in a list.
-		legacy := func(key string) string {
-			h := sha256.New()
-			for _, part := range []string{s.ns, "checkout", "1", key} {
-				h.Write([]byte(part))
-				h.Write([]byte{0})
-			}
-			return base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:16])
-		}
+		// The tally as a collector before recentKeyDigests wrote it.
+		legacy := func(key string) string { return legacyDigest(s.ns, 1, key) }
 		old := &cxv1.ResponseTally{
 			ObjectMeta: metav1.ObjectMeta{Namespace: s.ns, Name: "checkout",
 				OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(exp, cxv1.GroupVersion.WithKind("CXExperiment"))}},
@@ -391,12 +381,7 @@ var _ = Describe("Feedback collector", func() {
 		Expect(err).NotTo(HaveOccurred())
 		Expect(t.Spec.RecentKeyDigests).To(BeEmpty())
 		// The 22-character digest earlier versions write and look up.
-		h := sha256.New()
-		for _, part := range []string{s.ns, "checkout", "1", "key-1"} {
-			h.Write([]byte(part))
-			h.Write([]byte{0})
-		}
-		Expect(t.Spec.RecentKeys).To(Equal([]string{base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:16])}))
+		Expect(t.Spec.RecentKeys).To(Equal([]string{legacyDigest(s.ns, 1, "key-1")}))
 
 		// A replica of the current schema recognises the listed key and
 		// moves it into the packed field.

@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -194,6 +197,20 @@ func packedKeys(ns string, run int32, keys ...string) string {
 		out += collector.KeyDigest(ns, "checkout", run, k)[:collector.PackedDigestSize]
 	}
 	return out
+}
+
+// legacyDigest is how collectors before spec.recentKeyDigests stored key in
+// spec.recentKeys of experiment "checkout" (and how they look it up): the
+// first 128 bits of SHA-256 over namespace, experiment, run and key, each
+// followed by a zero byte, in unpadded base64url. Written out here, not
+// taken from the collector, so that a change of its digest fails the specs.
+func legacyDigest(ns string, run int32, key string) string {
+	h := sha256.New()
+	for _, part := range []string{ns, "checkout", strconv.Itoa(int(run)), key} {
+		h.Write([]byte(part))
+		h.Write([]byte{0})
+	}
+	return base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:16])
 }
 
 func getTally(ctx context.Context, ns, name string) (*cxv1.ResponseTally, error) {
