@@ -343,13 +343,12 @@ var _ = Describe("Feedback collector", func() {
 		exp := s.experiment(ctx, "checkout", cxv1.MetricCSAT, cxv1.PhaseProgressing)
 		shared.waitSeen(ctx, exp, cxv1.PhaseProgressing, 1)
 		// The tally as a collector before recentKeyDigests wrote it.
-		legacy := func(key string) string { return legacyDigest(s.ns, 1, key) }
 		old := &cxv1.ResponseTally{
 			ObjectMeta: metav1.ObjectMeta{Namespace: s.ns, Name: "checkout",
 				OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(exp, cxv1.GroupVersion.WithKind("CXExperiment"))}},
 			Spec: cxv1.ResponseTallySpec{Experiment: "checkout", Run: 1, ScoreMin: 1, Total: 2,
 				Counts:     []cxv1.TallyCount{{Segment: "all", Variant: "one-page", Scores: []int64{0, 0, 0, 0, 2}}},
-				RecentKeys: []string{legacy("before-1"), legacy("before-2")}},
+				RecentKeys: []string{legacyDigest(s.ns, 1, "before-1"), legacyDigest(s.ns, 1, "before-2")}},
 		}
 		Expect(k8s.Create(ctx, old)).To(Succeed())
 		Eventually(func() error { return shared.client.Get(ctx, client.ObjectKeyFromObject(old), &cxv1.ResponseTally{}) }).Should(Succeed())

@@ -74,6 +74,27 @@ func newEnv(t *testing.T, managerArgs ...string) *env {
 // controllers, every one runs the collector.
 func newEnvReplicas(t *testing.T, n int, managerArgs ...string) *env {
 	t.Helper()
+	cp, c := newControlPlane(t)
+	e := &env{cp: cp, c: c}
+	if n > 1 {
+		managerArgs = append([]string{"--leader-election-namespace=default"}, managerArgs...)
+	}
+	for range n {
+		mgr, err := utils.StartManager(context.Background(), utils.ManagerOptions{Kubeconfig: cp.Kubeconfig, LeaderElect: n > 1, Args: managerArgs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(mgr.Stop)
+		e.mgrs = append(e.mgrs, mgr)
+	}
+	e.mgr = e.mgrs[0]
+	return e
+}
+
+// newControlPlane starts a control plane, stopped at the end of the test,
+// and returns it with a client for Rapport's and the Gateway API's kinds.
+func newControlPlane(t *testing.T) (*utils.ControlPlane, client.Client) {
+	t.Helper()
 	scheme := runtime.NewScheme()
 	_ = clientgoscheme.AddToScheme(scheme)
 	_ = cxv1.AddToScheme(scheme)
@@ -89,20 +110,7 @@ func newEnvReplicas(t *testing.T, n int, managerArgs ...string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{cp: cp, c: c}
-	if n > 1 {
-		managerArgs = append([]string{"--leader-election-namespace=default"}, managerArgs...)
-	}
-	for range n {
-		mgr, err := utils.StartManager(context.Background(), utils.ManagerOptions{Kubeconfig: cp.Kubeconfig, LeaderElect: n > 1, Args: managerArgs})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(mgr.Stop)
-		e.mgrs = append(e.mgrs, mgr)
-	}
-	e.mgr = e.mgrs[0]
-	return e
+	return cp, c
 }
 
 // shop creates a namespace with two Services, a segment and a token.

@@ -17,8 +17,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
@@ -56,16 +54,7 @@ type tallyWriteResult struct {
 // for a second before each form's writes; /proc counts in 10 ms ticks,
 // so the idle figure is coarse, but it is small next to the writes' CPU).
 func TestTallyWriteCost(t *testing.T) {
-	scheme := runtime.NewScheme()
-	_ = clientgoscheme.AddToScheme(scheme)
-	_ = cxv1.AddToScheme(scheme)
-	cp, err := utils.StartControlPlane(utils.EnvironmentOptions{})
-	must(t, err)
-	t.Cleanup(func() { _ = cp.Stop() })
-	cfg := *cp.Config
-	cfg.QPS, cfg.Burst = -1, 0 // no client-side rate limit: the writes follow each other
-	c, err := client.New(&cfg, client.Options{Scheme: scheme})
-	must(t, err)
+	_, c := newControlPlane(t) // its client's rate limit (2,000/s) is far above these writes'
 	apiserver, etcd := controlPlanePid(t, "kube-apiserver"), controlPlanePid(t, "etcd")
 	ctx := context.Background()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "tally-"}}
