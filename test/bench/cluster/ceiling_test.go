@@ -77,12 +77,15 @@ func ceilingRun(t *testing.T, handler string) ceilingResult {
 	inFlight := envInt("BENCH_IN_FLIGHT", 1024)
 	self0, _ := utils.ProcessUsage(os.Getpid())
 	srv0, _ := utils.ProcessUsage(cmd.Process.Pid)
-	load := drive([]string{base}, inFlight, duration, func(seq int64) *http.Request {
-		body := fmt.Sprintf(`{"assignment":%q,"respondent":"r1-%015d","score":4}`, strings.Repeat("a", 160), seq)
-		req, _ := http.NewRequest(http.MethodPost, target, strings.NewReader(body))
-		req.Header.Set("Origin", benchOrigin)
-		req.Header.Set("Content-Type", "application/json")
-		return req
+	tmpl, err := newRequestTemplate(target, http.Header{"Origin": {benchOrigin}, "Content-Type": {"application/json"}})
+	must(t, err)
+	prefix := fmt.Sprintf(`{"assignment":%q,"respondent":"r1-`, strings.Repeat("a", 160))
+	load := drive([]string{base}, inFlight, duration, func(seq int64, buf []byte) []byte {
+		body := make([]byte, 0, len(prefix)+32)
+		body = append(body, prefix...)
+		body = append(body, fmt.Sprintf("%015d", seq)...)
+		body = append(body, `","score":4}`...)
+		return tmpl.append(buf, "", "", body)
 	})
 	self1, _ := utils.ProcessUsage(os.Getpid())
 	srv1, _ := utils.ProcessUsage(cmd.Process.Pid)

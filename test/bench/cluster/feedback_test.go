@@ -3,22 +3,14 @@
 package cluster
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"math"
-	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -172,7 +164,7 @@ func feedbackRun(t *testing.T, e *env, endpoint string, run int) feedbackResult 
 	}))
 	value := assignment.Sign(key, assignment.Assignment{Namespace: ns, Experiment: name, Run: exp.Status.Run, Segment: "enterprise", Variant: "control"})
 
-	var next func(seq int64) *http.Request
+	var next requestFunc
 	switch endpoint {
 	case "webhook":
 		data := map[string][]byte{feedback.KeyTypeformSecret: []byte("bench-secret")}
@@ -181,43 +173,52 @@ func feedbackRun(t *testing.T, e *env, endpoint string, run int) feedbackResult 
 			Spec: cxv1.FeedbackSourceSpec{Provider: cxv1.ProviderTypeform, SecretRef: cxv1.LocalObjectRef{Name: "typeform"}}}))
 		raw, err := os.ReadFile(filepath.Join(utils.RepoRoot(), "internal", "feedback", "testdata", "typeform-form_response.json"))
 		must(t, err)
-		tmpl := strings.ReplaceAll(string(raw), "{{ASSIGNMENT}}", value)
-		target := fmt.Sprintf("%s/v1/namespaces/%s/sources/typeform/webhook", e.mgr.CollectorURL, ns)
-		next = func(seq int64) *http.Request {
-			body := []byte(strings.Replace(tmpl, "01JDRAPPORT0TYPEFORM00001", fmt.Sprintf("bench-%d-%d", run, seq), 1))
-			req, _ := http.NewRequest(http.MethodPost, target, bytes.NewReader(body))
+		// Each event's id is bench-<run>-<seq>, written between the
+		// fixture's text before and after its own id.
+		before, after, ok := strings.Cut(strings.ReplaceAll(string(raw), "{{ASSIGNMENT}}", value), "01JDRAPPORT0TYPEFORM00001")
+		if !ok {
+			t.Fatal("the Typeform fixture has no event id 01JDRAPPORT0TYPEFORM00001")
+		}
+		tmpl, err := newRequestTemplate(fmt.Sprintf("%s/v1/namespaces/%s/sources/typeform/webhook", e.mgr.CollectorURL, ns),
+			http.Header{"Content-Type": {"application/json"}})
+		must(t, err)
+		id := fmt.Sprintf("bench-%d-", run)
+		next = func(seq int64, buf []byte) []byte {
+			body := make([]byte, 0, len(before)+len(after)+32)
+			body = append(body, before...)
+			body = append(body, id...)
+			body = strconv.AppendInt(body, seq, 10)
+			body = append(body, after...)
 			h, v := feedback.Sign(cxv1.ProviderTypeform, nil, data, body)
-			req.Header.Set(h, v)
-			req.Header.Set("Content-Type", "application/json")
-			return req
+			return tmpl.append(buf, h, v, body)
 		}
 	default:
-		target := fmt.Sprintf("%s/v1/public/namespaces/%s/experiments/%s/responses", e.mgr.CollectorURL, ns, name)
-		next = func(seq int64) *http.Request {
-			body := fmt.Sprintf(`{"assignment":%q,"respondent":"r%d-%015d","score":4}`, value, run, seq)
-			req, _ := http.NewRequest(http.MethodPost, target, strings.NewReader(body))
-			req.Header.Set("Origin", benchOrigin)
-			req.Header.Set("Content-Type", "application/json")
-			return req
+		tmpl, err := newRequestTemplate(fmt.Sprintf("%s/v1/public/namespaces/%s/experiments/%s/responses", e.mgr.CollectorURL, ns, name),
+			http.Header{"Origin": {benchOrigin}, "Content-Type": {"application/json"}})
+		must(t, err)
+		prefix := fmt.Sprintf(`{"assignment":%q,"respondent":"r%d-`, value, run)
+		next = func(seq int64, buf []byte) []byte {
+			// The respondent is r<run>-<seq in 15 digits> (the probe's, seq -1, is r<run>--00000000000001).
+			body := make([]byte, 0, len(prefix)+32)
+			body = append(body, prefix...)
+			body = append(body, fmt.Sprintf("%015d", seq)...)
+			body = append(body, `","score":4}`...)
+			return tmpl.append(buf, "", "", body)
 		}
 	}
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2048}, Timeout: 30 * time.Second}
 	// Wait until every replica's caches hold the source and the experiment
 	// (the same answer each time: the tally counts it once).
 	for _, m := range e.mgrs {
 		must(t, wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
-			req := next(-1)
-			req.URL.Host = strings.TrimPrefix(m.CollectorURL, "http://")
-			res, err := client.Do(req)
+			conn, err := dialLoad(m.CollectorURL)
 			if err != nil {
 				return false, nil
 			}
-			_, _ = io.Copy(io.Discard, res.Body)
-			res.Body.Close()
-			return res.StatusCode == http.StatusAccepted, nil
+			defer conn.close()
+			status, err := conn.do(next(-1, nil))
+			return err == nil && status == http.StatusAccepted, nil
 		}))
 	}
-	client.CloseIdleConnections()
 
 	s0 := sampleReplicas(t, e.mgrs)
 	const duration = 20 * time.Second
@@ -254,125 +255,3 @@ func feedbackRun(t *testing.T, e *env, endpoint string, run int) feedbackResult 
 		ManagerRSSMiB:        float64(s1.rss) / (1 << 20),
 	}
 }
-
-// loadResult is what drive measured.
-type loadResult struct {
-	accepted, rejected int64
-	// rejectedBy counts the rejections by status code, "connection" (the
-	// connection broke) or "dial".
-	rejectedBy map[string]int64
-	// latencies of the accepted requests, in ms, sorted.
-	latencies []float64
-}
-
-// drive is the load generator: inFlight workers, each keeping one
-// connection and one request on it at a time, as a provider's or a
-// browser's HTTP/1.1 connection would, send next's requests until
-// duration has passed; worker i connects to baseURLs[i % len(baseURLs)]'s
-// host (as a Service spreads connections over replicas). The requests are written and the
-// responses read directly on the connection (like wrk), not through
-// http.Client, whose transport (two goroutines and channels per
-// connection) costs this machine's cores about as much CPU per request as
-// the server's side: with it, a handler that does nothing tops out at
-// about 24,000 requests/s here. A 202 counts as accepted, anything else
-// as rejected, by status; a broken connection is re-dialled, and a worker
-// whose dial fails stops.
-func drive(baseURLs []string, inFlight int, duration time.Duration, next func(seq int64) *http.Request) loadResult {
-	var seq atomic.Int64
-	var mu sync.Mutex
-	res := loadResult{rejectedBy: map[string]int64{}}
-	deadline := time.Now().Add(duration)
-	var wg sync.WaitGroup
-	for i := range inFlight {
-		baseURL := baseURLs[i%len(baseURLs)]
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var mine []float64
-			rejectedBy := map[string]int64{}
-			var conn *loadConn
-			for time.Now().Before(deadline) {
-				if conn == nil {
-					c, err := dialLoad(baseURL)
-					if err != nil {
-						// The server is gone: this worker stops rather
-						// than spin on dials for the rest of the run.
-						rejectedBy["dial"]++
-						break
-					}
-					conn = c
-				}
-				start := time.Now()
-				status, err := conn.do(next(seq.Add(1)))
-				switch {
-				case err != nil:
-					conn.close()
-					conn = nil
-					rejectedBy["connection"]++
-				case status != http.StatusAccepted:
-					rejectedBy[strconv.Itoa(status)]++
-				default:
-					mine = append(mine, float64(time.Since(start).Microseconds())/1000)
-				}
-			}
-			if conn != nil {
-				conn.close()
-			}
-			mu.Lock()
-			res.latencies = append(res.latencies, mine...)
-			for k, n := range rejectedBy {
-				res.rejectedBy[k] += n
-				res.rejected += n
-			}
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	sort.Float64s(res.latencies)
-	res.accepted = int64(len(res.latencies))
-	return res
-}
-
-// loadConn is one keep-alive HTTP/1.1 connection of the load generator.
-type loadConn struct {
-	c  net.Conn
-	bw *bufio.Writer
-	br *bufio.Reader
-}
-
-func dialLoad(baseURL string) (*loadConn, error) {
-	u, err := url.Parse(baseURL)
-	if err != nil {
-		return nil, err
-	}
-	c, err := net.DialTimeout("tcp", u.Host, 10*time.Second)
-	if err != nil {
-		return nil, err
-	}
-	return &loadConn{c: c, bw: bufio.NewWriterSize(c, 8<<10), br: bufio.NewReaderSize(c, 4<<10)}, nil
-}
-
-// do writes req, reads its response (within 30 s) and returns its status.
-func (l *loadConn) do(req *http.Request) (int, error) {
-	if err := l.c.SetDeadline(time.Now().Add(30 * time.Second)); err != nil {
-		return 0, err
-	}
-	if err := req.Write(l.bw); err != nil {
-		return 0, err
-	}
-	if err := l.bw.Flush(); err != nil {
-		return 0, err
-	}
-	res, err := http.ReadResponse(l.br, req)
-	if err != nil {
-		return 0, err
-	}
-	_, err = io.Copy(io.Discard, res.Body)
-	res.Body.Close()
-	if err != nil || res.Close {
-		return res.StatusCode, fmt.Errorf("connection closed by the server (status %d, %v)", res.StatusCode, err)
-	}
-	return res.StatusCode, nil
-}
-
-func (l *loadConn) close() { _ = l.c.Close() }

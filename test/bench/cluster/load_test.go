@@ -1,0 +1,291 @@
+//go:build bench
+
+package cluster
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// requestFunc appends the raw bytes of request number seq (an HTTP/1.1
+// request with its headers and body, as requestTemplate.append writes it)
+// to buf and returns the result. Every seq must give a different answer
+// (its own event id or respondent), so that none is a duplicate.
+type requestFunc func(seq int64, buf []byte) []byte
+
+// requestTemplate is the fixed part of the load's requests: a POST to one
+// URL with headers that do not change.
+type requestTemplate struct {
+	head []byte // request line, Host and the fixed headers
+}
+
+// newRequestTemplate renders the request line and the fixed headers once.
+func newRequestTemplate(target string, header http.Header) (requestTemplate, error) {
+	u, err := url.Parse(target)
+	if err != nil {
+		return requestTemplate{}, err
+	}
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "POST %s HTTP/1.1\r\nHost: %s\r\n", u.RequestURI(), u.Host)
+	if err := header.WriteSubset(&b, nil); err != nil {
+		return requestTemplate{}, err
+	}
+	return requestTemplate{head: b.Bytes()}, nil
+}
+
+// append writes the request with body and, when name is not empty, one
+// more header (a signature that depends on the body).
+func (t requestTemplate) append(buf []byte, name, value string, body []byte) []byte {
+	buf = append(buf, t.head...)
+	if name != "" {
+		buf = append(buf, name...)
+		buf = append(buf, ": "...)
+		buf = append(buf, value...)
+		buf = append(buf, "\r\n"...)
+	}
+	buf = append(buf, "Content-Length: "...)
+	buf = strconv.AppendInt(buf, int64(len(body)), 10)
+	buf = append(buf, "\r\n\r\n"...)
+	return append(buf, body...)
+}
+
+// loadResult is what drive measured.
+type loadResult struct {
+	accepted, rejected int64
+	// rejectedBy counts the rejections by status code, "connection" (the
+	// connection broke) or "dial".
+	rejectedBy map[string]int64
+	// latencies of the accepted requests, in ms, sorted.
+	latencies []float64
+}
+
+// drive is the load generator: inFlight workers, each keeping one
+// connection and one request on it at a time, as a provider's or a
+// browser's HTTP/1.1 connection would, send next's requests until
+// duration has passed; worker i connects to baseURLs[i % len(baseURLs)]'s
+// host (as a Service spreads connections over replicas). Like wrk, it
+// writes each request's bytes with one write and reads the response's
+// status line and headers itself: the load generator shares the machine's
+// two cores with the collector, so what it spends per request is taken
+// from what is measured. (Go's http.Client costs about as much CPU per
+// request as the server it measures; building each request as an
+// http.Request, writing it with Request.Write and reading the response
+// with http.ReadResponse cost about 35 µs per request here, twice what
+// this does; see docs/benchmarks.md.) A 202 counts as accepted, anything
+// else as rejected, by status; a broken connection is re-dialled, and a
+// worker whose dial fails stops.
+func drive(baseURLs []string, inFlight int, duration time.Duration, next requestFunc) loadResult {
+	var seq atomic.Int64
+	var mu sync.Mutex
+	res := loadResult{rejectedBy: map[string]int64{}}
+	deadline := time.Now().Add(duration)
+	var wg sync.WaitGroup
+	for i := range inFlight {
+		baseURL := baseURLs[i%len(baseURLs)]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []float64
+			rejectedBy := map[string]int64{}
+			var conn *loadConn
+			var buf []byte
+			for time.Now().Before(deadline) {
+				if conn == nil {
+					c, err := dialLoad(baseURL)
+					if err != nil {
+						// The server is gone: this worker stops rather
+						// than spin on dials for the rest of the run.
+						rejectedBy["dial"]++
+						break
+					}
+					conn = c
+				}
+				buf = next(seq.Add(1), buf[:0])
+				start := time.Now()
+				status, err := conn.do(buf)
+				switch {
+				case err != nil:
+					conn.close()
+					conn = nil
+					rejectedBy["connection"]++
+				case status != http.StatusAccepted:
+					rejectedBy[strconv.Itoa(status)]++
+				default:
+					mine = append(mine, float64(time.Since(start).Microseconds())/1000)
+				}
+			}
+			if conn != nil {
+				conn.close()
+			}
+			mu.Lock()
+			res.latencies = append(res.latencies, mine...)
+			for k, n := range rejectedBy {
+				res.rejectedBy[k] += n
+				res.rejected += n
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	sort.Float64s(res.latencies)
+	res.accepted = int64(len(res.latencies))
+	return res
+}
+
+// loadConn is one keep-alive HTTP/1.1 connection of the load generator.
+type loadConn struct {
+	c  net.Conn
+	br *bufio.Reader
+}
+
+func dialLoad(baseURL string) (*loadConn, error) {
+	u, err := url.Parse(baseURL)
+	if err != nil {
+		return nil, err
+	}
+	c, err := net.DialTimeout("tcp", u.Host, 10*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	return &loadConn{c: c, br: bufio.NewReaderSize(c, 4<<10)}, nil
+}
+
+// do writes the raw request req, reads its response (within 30 s) and
+// returns its status. An error means the connection cannot be used again.
+func (l *loadConn) do(req []byte) (int, error) {
+	if err := l.c.SetDeadline(time.Now().Add(30 * time.Second)); err != nil {
+		return 0, err
+	}
+	if _, err := l.c.Write(req); err != nil {
+		return 0, err
+	}
+	return readResponse(l.br)
+}
+
+func (l *loadConn) close() { _ = l.c.Close() }
+
+var errConnClose = errors.New("the server closes the connection")
+
+// readResponse reads one HTTP/1.1 response from br: its status, its
+// headers (only Content-Length, Connection and Transfer-Encoding matter
+// here) and its body, which is discarded. It returns the status, and an
+// error when the response is malformed, has no length (the collector
+// always sends Content-Length for its small bodies) or closes the
+// connection.
+func readResponse(br *bufio.Reader) (int, error) {
+	line, err := br.ReadSlice('\n')
+	if err != nil {
+		return 0, err
+	}
+	// "HTTP/1.1 202 Accepted\r\n"
+	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.1 ")) {
+		return 0, fmt.Errorf("malformed status line %q", line)
+	}
+	status := 0
+	for _, c := range line[9:12] {
+		if c < '0' || c > '9' {
+			return 0, fmt.Errorf("malformed status line %q", line)
+		}
+		status = status*10 + int(c-'0')
+	}
+	length, closing := -1, false
+	if status == http.StatusNoContent || status == http.StatusNotModified || status < 200 {
+		length = 0
+	}
+	for {
+		line, err = br.ReadSlice('\n')
+		if err != nil {
+			return status, err
+		}
+		line = bytes.TrimRight(line, "\r\n")
+		if len(line) == 0 {
+			break
+		}
+		name, value, ok := bytes.Cut(line, []byte(":"))
+		if !ok {
+			return status, fmt.Errorf("malformed header line %q", line)
+		}
+		value = bytes.TrimSpace(value)
+		switch {
+		case bytes.EqualFold(name, []byte("Content-Length")):
+			n, err := strconv.Atoi(string(value))
+			if err != nil || n < 0 {
+				return status, fmt.Errorf("malformed Content-Length %q", value)
+			}
+			length = n
+		case bytes.EqualFold(name, []byte("Connection")):
+			closing = bytes.EqualFold(value, []byte("close"))
+		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
+			return status, fmt.Errorf("transfer encoding %q: the load generator reads only responses with a Content-Length", value)
+		}
+	}
+	if length < 0 {
+		return status, errors.New("a response without Content-Length")
+	}
+	if _, err := br.Discard(length); err != nil {
+		return status, err
+	}
+	if closing {
+		return status, errConnClose
+	}
+	return status, nil
+}
+
+// TestLoadGeneratorSpeaksHTTP checks the load generator against Go's HTTP
+// server: the requests it writes arrive whole (method, path, headers,
+// body), and it reads the server's answers (with a body, without one, one
+// that closes the connection) back to back on one connection.
+func TestLoadGeneratorSpeaksHTTP(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		switch {
+		case err != nil || r.Method != http.MethodPost || r.URL.Path != "/v1/answers" || r.URL.RawQuery != "x=1":
+			w.WriteHeader(http.StatusBadRequest)
+		case r.Header.Get("Origin") != benchOrigin || r.Header.Get("X-Signature") != "sig-"+string(body):
+			w.WriteHeader(http.StatusForbidden)
+		case string(body) == "empty":
+			w.WriteHeader(http.StatusNoContent)
+		case string(body) == "close":
+			w.Header().Set("Connection", "close")
+			w.WriteHeader(http.StatusAccepted)
+		default:
+			w.WriteHeader(http.StatusAccepted)
+			_, _ = io.WriteString(w, `{"accepted":1}`+"\n")
+		}
+	}))
+	defer srv.Close()
+	tmpl, err := newRequestTemplate(srv.URL+"/v1/answers?x=1", http.Header{"Origin": {benchOrigin}})
+	must(t, err)
+	conn, err := dialLoad(srv.URL)
+	must(t, err)
+	defer conn.close()
+	for _, c := range []struct {
+		body, sig string
+		status    int
+		err       bool
+	}{
+		{body: "one", sig: "sig-one", status: http.StatusAccepted},
+		{body: "two", sig: "forged", status: http.StatusForbidden},
+		{body: "empty", sig: "sig-empty", status: http.StatusNoContent},
+		{body: "three", sig: "sig-three", status: http.StatusAccepted},
+		{body: "close", sig: "sig-close", status: http.StatusAccepted, err: true},
+	} {
+		status, err := conn.do(tmpl.append(nil, "X-Signature", c.sig, []byte(c.body)))
+		if status != c.status || (err != nil) != c.err {
+			t.Errorf("%s: status %d, error %v; want %d, error %v", c.body, status, err, c.status, c.err)
+		}
+	}
+}
