@@ -144,6 +144,9 @@ type ManagerOptions struct {
 	// Addrs fixes the manager's listen addresses (default: free loopback
 	// ports). Suites in a private network namespace use fixed ones.
 	Addrs *ManagerAddrs
+	// Env is added to the manager's environment (NAME=value), after the
+	// test process's own.
+	Env []string
 }
 
 // ManagerAddrs are a manager's listen addresses (host:port).
@@ -202,7 +205,7 @@ func StartManager(ctx context.Context, o ManagerOptions) (*Manager, error) {
 		return nil, err
 	}
 	m.Cmd = exec.Command(bin, args...)
-	m.Cmd.Env = append(os.Environ(), "KUBECONFIG="+o.Kubeconfig)
+	m.Cmd.Env = append(append(os.Environ(), "KUBECONFIG="+o.Kubeconfig), o.Env...)
 	m.Cmd.Stdout, m.Cmd.Stderr = logf, logf
 	if err := m.Cmd.Start(); err != nil {
 		logf.Close()

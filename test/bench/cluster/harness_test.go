@@ -11,7 +11,9 @@
 // Environment: BENCH_OUT (a folder: each benchmark writes <name>.json there),
 // BENCH_EXPERIMENTS (scale: comma-separated counts, default "1000"),
 // BENCH_TRIALS (rollback latency trials per drop, default 20), BENCH_RUNS
-// (collector throughput runs per size, default 3).
+// (collector throughput runs per size, default 3), BENCH_MANAGER_ENV
+// (NAME=value pairs, space-separated, added to the managers' environment,
+// e.g. "GOGC=200").
 package cluster
 
 import (
@@ -24,6 +26,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -80,7 +83,8 @@ func newEnvReplicas(t *testing.T, n int, managerArgs ...string) *env {
 		managerArgs = append([]string{"--leader-election-namespace=default"}, managerArgs...)
 	}
 	for range n {
-		mgr, err := utils.StartManager(context.Background(), utils.ManagerOptions{Kubeconfig: cp.Kubeconfig, LeaderElect: n > 1, Args: managerArgs})
+		mgr, err := utils.StartManager(context.Background(), utils.ManagerOptions{Kubeconfig: cp.Kubeconfig, LeaderElect: n > 1, Args: managerArgs,
+			Env: strings.Fields(os.Getenv("BENCH_MANAGER_ENV"))})
 		if err != nil {
 			t.Fatal(err)
 		}
