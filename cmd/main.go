@@ -36,6 +36,7 @@ import (
 	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
 	"github.com/rapport-dev/rapport/internal/collector"
 	"github.com/rapport-dev/rapport/internal/controller"
+	"github.com/rapport-dev/rapport/internal/gctune"
 	"github.com/rapport-dev/rapport/internal/measure"
 	collectorsource "github.com/rapport-dev/rapport/internal/measure/collector"
 	promsource "github.com/rapport-dev/rapport/internal/measure/prometheus"
@@ -104,6 +105,13 @@ func main() {
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
+	// Before anything allocates much: GOGC and the soft memory limit (see
+	// internal/gctune and docs/operations.md#memory-and-garbage-collection).
+	gc, gcErr := gctune.Apply()
+	if gcErr != nil {
+		setupLog.Error(gcErr, "could not read the container's memory limit; no soft memory limit is set (set GOMEMLIMIT to give one)")
+	}
+	setupLog.Info("garbage collector", "settings", strings.Join(gc.Reasons, "; "))
 
 	var tlsOpts []func(*tls.Config)
 	if !http2 {
