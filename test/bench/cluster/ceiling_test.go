@@ -81,11 +81,7 @@ func ceilingRun(t *testing.T, handler string) ceilingResult {
 	must(t, err)
 	prefix := fmt.Sprintf(`{"assignment":%q,"respondent":"r1-`, strings.Repeat("a", 160))
 	load := drive([]string{base}, inFlight, duration, func(seq int64, buf []byte) []byte {
-		body := make([]byte, 0, len(prefix)+32)
-		body = append(body, prefix...)
-		body = append(body, fmt.Sprintf("%015d", seq)...)
-		body = append(body, `","score":4}`...)
-		return tmpl.append(buf, "", "", body)
+		return tmpl.append(buf, "", "", appendAnswer(nil, prefix, seq))
 	})
 	self1, _ := utils.ProcessUsage(os.Getpid())
 	srv1, _ := utils.ProcessUsage(cmd.Process.Pid)

@@ -198,12 +198,8 @@ func feedbackRun(t *testing.T, e *env, endpoint string, run int) feedbackResult 
 		must(t, err)
 		prefix := fmt.Sprintf(`{"assignment":%q,"respondent":"r%d-`, value, run)
 		next = func(seq int64, buf []byte) []byte {
-			// The respondent is r<run>-<seq in 15 digits> (the probe's, seq -1, is r<run>--00000000000001).
-			body := make([]byte, 0, len(prefix)+32)
-			body = append(body, prefix...)
-			body = append(body, fmt.Sprintf("%015d", seq)...)
-			body = append(body, `","score":4}`...)
-			return tmpl.append(buf, "", "", body)
+			// The respondent is r<run>-<seq in 15 digits> (the probe's, seq -1, is r<run>--000000000000001).
+			return tmpl.append(buf, "", "", appendAnswer(make([]byte, 0, len(prefix)+32), prefix, seq))
 		}
 	}
 	// Wait until every replica's caches hold the source and the experiment
