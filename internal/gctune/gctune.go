@@ -4,17 +4,23 @@
 // GOGC or GOMEMLIMIT itself.
 //
 // Why: the collector allocates short-lived objects for every answer (the
-// request, its decoded payload, the response), while the objects that
-// live long (the informers' caches) are few. With GOGC=100 the heap
-// target stays small and the collector runs a collection several times a
-// second under load, each scanning the stacks of every connection's
-// goroutines. GOGC=400 lets the heap grow to five times the live heap
-// between collections: on the collector's benchmark (docs/benchmarks.md)
-// the manager spent 14-15% less CPU per answer, for about 90 MiB more
-// memory. The
-// memory limit keeps that larger target from running a container out of
-// memory: as the heap nears it, Go collects more often, whatever GOGC
-// says.
+// request, its decoded payload, the response), while the objects that live
+// long (the informers' caches) are few. With GOGC=100 the heap target stays
+// small and Go collects several times a second under load, each time
+// scanning the stacks of every connection's goroutines. GOGC=400 lets the
+// heap grow to five times the live heap between collections (the measured
+// effect, CPU and memory, is in docs/benchmarks.md). The soft limit keeps
+// that headroom inside the container's memory limit: as the heap nears it,
+// Go collects more often, whatever GOGC says. It cannot help a live heap
+// that outgrows the container; that needs a larger limit.
+//
+// The limit is read from /sys/fs/cgroup as the container sees it (cgroup
+// v2 memory.max, else v1 memory.limit_in_bytes), which is the container's
+// own cgroup under the usual container runtimes (a private cgroup
+// namespace, or v1's per-container mount). Where it is not (a host cgroup
+// namespace), no limit is found, the start-up log says so, and GOMEMLIMIT
+// can be set instead. Libraries such as automemlimit resolve the cgroup
+// from /proc/self/mountinfo too; two files did not seem worth a dependency.
 package gctune
 
 import (
@@ -33,8 +39,10 @@ const (
 	// environment sets one.
 	DefaultGCPercent = 400
 	// LimitFraction is the share of the container's memory limit the
-	// manager's soft memory limit is set to, leaving room for what Go does
-	// not count against it (e.g. memory not yet returned to the system).
+	// manager's soft memory limit is set to. Go counts its own mappings
+	// against the soft limit; the rest of the container's limit is left for
+	// what the cgroup charges besides (the kernel's socket buffers of the
+	// collector's connections, page cache) and for the binary itself.
 	LimitFraction = 0.9
 )
 
@@ -108,11 +116,19 @@ func ContainerMemoryLimit(fsys fs.FS) (int64, error) {
 }
 
 // Apply decides from the process's environment and its container's
-// memory limit, and sets the result. An error reading the limit is
-// returned after the rest is applied (then no memory limit is set).
+// memory limit, and sets the result. The cgroup is read only when
+// GOMEMLIMIT is not set; an error reading it is returned after the rest is
+// applied (then no memory limit is set, and the plan's reason says why).
 func Apply() (Plan, error) {
-	limit, err := ContainerMemoryLimit(os.DirFS("/"))
+	var limit int64
+	var err error
+	if os.Getenv("GOMEMLIMIT") == "" {
+		limit, err = ContainerMemoryLimit(os.DirFS("/"))
+	}
 	p := Decide(os.Getenv, limit)
+	if err != nil {
+		p.Reasons[len(p.Reasons)-1] = "no memory limit: the container's could not be read (set GOMEMLIMIT to give one)"
+	}
 	if p.GCPercent != 0 {
 		debug.SetGCPercent(p.GCPercent)
 	}

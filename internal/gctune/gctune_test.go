@@ -26,6 +26,8 @@ func TestDecide(t *testing.T) {
 		{name: "GOGC=off is left alone", env: map[string]string{"GOGC": "off"}, gcPercent: 0, reasonContains: []string{"GOGC=off from the environment"}},
 		{name: "GOMEMLIMIT from the environment", env: map[string]string{"GOMEMLIMIT": "300MiB"}, limit: 512 * mib, gcPercent: 400,
 			reasonContains: []string{"GOMEMLIMIT=300MiB from the environment"}},
+		{name: "GOMEMLIMIT=off is left alone", env: map[string]string{"GOMEMLIMIT": "off"}, limit: 512 * mib, gcPercent: 400,
+			reasonContains: []string{"GOMEMLIMIT=off from the environment"}},
 		{name: "both from the environment", env: map[string]string{"GOGC": "200", "GOMEMLIMIT": "1GiB"}, limit: 512 * mib},
 	} {
 		t.Run(c.name, func(t *testing.T) {
