@@ -29,8 +29,9 @@ import (
 // TestScale runs N experiments at once (BENCH_EXPERIMENTS, default 1000),
 // each on its own route with one segment, 100 experiments per namespace.
 // It measures the time for all to start, then feeds every experiment enough
-// equal answers to be non-inferior (maxDrop 10 keeps that at 300 per arm)
-// and measures the time for all to advance one step, the API writes Rapport
+// equal answers to be non-inferior (maxDrop 10 keeps that at 300 per arm;
+// the first step sends half the traffic to each variant, so that the
+// answers match the weights) and measures the time for all to advance one step, the API writes Rapport
 // made per experiment for that step (from the API server's own request
 // counters), the controller's CPU and memory, and its reconcile p99.
 func TestScale(t *testing.T) {
@@ -80,8 +81,11 @@ func scale(t *testing.T, n int) {
 			g.Go(func() error {
 				e.route(gctx, t, ns, name)
 				return e.c.Create(gctx, experiment(ns, name, name, []cxv1.Step{
-					{Weight: 10}, // no hold: the step waits only for evidence
-					{Weight: 50, MinDuration: metav1.Duration{Duration: time.Hour}},
+					// No hold: the step waits only for evidence. Half the
+					// traffic, as the answers below are split: at any other
+					// weight the sample-ratio check would hold the segment.
+					{Weight: 50},
+					{Weight: 80, MinDuration: metav1.Duration{Duration: time.Hour}},
 				}, "10"))
 			})
 		}
@@ -168,22 +172,32 @@ func scale(t *testing.T, n int) {
 // that grows with n.
 func waitAll(t *testing.T, e *env, n int, ok func(*cxv1.CXExperiment) bool) {
 	done := 0
+	var behind *cxv1.CXExperiment // one that has not got there, for the failure message
 	err := wait.PollUntilContextTimeout(context.Background(), 250*time.Millisecond, time.Duration(n)*100*time.Millisecond+2*time.Minute, true,
 		func(ctx context.Context) (bool, error) {
 			var list cxv1.CXExperimentList
 			if err := e.c.List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil {
 				return false, err
 			}
-			done = 0
+			done, behind = 0, nil
 			for i := range list.Items {
 				if ok(&list.Items[i]) {
 					done++
+				} else if behind == nil {
+					behind = &list.Items[i]
 				}
 			}
 			return done == n, nil
 		})
 	if err != nil {
-		t.Fatalf("only %d of %d experiments got there: %v", done, n, err)
+		why := ""
+		if behind != nil {
+			why = fmt.Sprintf("; %s/%s is %s at step %d:", behind.Namespace, behind.Name, behind.Status.Phase, behind.Status.CurrentStep)
+			for _, c := range behind.Status.Conditions {
+				why += fmt.Sprintf(" %s=%s (%s: %s)", c.Type, c.Status, c.Reason, c.Message)
+			}
+		}
+		t.Fatalf("only %d of %d experiments got there: %v%s", done, n, err, why)
 	}
 }
 
