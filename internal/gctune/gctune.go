@@ -65,8 +65,10 @@ type Plan struct {
 }
 
 // Decide chooses the settings from the environment (getenv) and the
-// container's memory limit in bytes (0: none or unknown).
-func Decide(getenv func(string) string, containerLimit int64) Plan {
+// container's memory limit in bytes, which it reads with limit (0: none)
+// only when GOMEMLIMIT is not set. An error reading the limit is returned
+// with the plan, which then sets no memory limit and says why.
+func Decide(getenv func(string) string, limit func() (int64, error)) (Plan, error) {
 	var p Plan
 	if v := getenv("GOGC"); v != "" {
 		p.Reasons = append(p.Reasons, fmt.Sprintf("GOGC=%s from the environment", v))
@@ -74,9 +76,14 @@ func Decide(getenv func(string) string, containerLimit int64) Plan {
 		p.GCPercent = DefaultGCPercent
 		p.Reasons = append(p.Reasons, fmt.Sprintf("GOGC=%d (Rapport's default; set GOGC to change it)", DefaultGCPercent))
 	}
+	if v := getenv("GOMEMLIMIT"); v != "" {
+		p.Reasons = append(p.Reasons, fmt.Sprintf("GOMEMLIMIT=%s from the environment", v))
+		return p, nil
+	}
+	containerLimit, err := limit()
 	switch {
-	case getenv("GOMEMLIMIT") != "":
-		p.Reasons = append(p.Reasons, fmt.Sprintf("GOMEMLIMIT=%s from the environment", getenv("GOMEMLIMIT")))
+	case err != nil:
+		p.Reasons = append(p.Reasons, "no memory limit: the container's could not be read (set GOMEMLIMIT to give one)")
 	case containerLimit > 0:
 		p.MemoryLimit = int64(math.Floor(float64(containerLimit) * LimitFraction))
 		p.Reasons = append(p.Reasons, fmt.Sprintf("memory limit %d MiB, %.0f%% of the container's %d MiB (set GOMEMLIMIT to change it)",
@@ -84,7 +91,7 @@ func Decide(getenv func(string) string, containerLimit int64) Plan {
 	default:
 		p.Reasons = append(p.Reasons, "no memory limit: none found for the container (set GOMEMLIMIT to give one)")
 	}
-	return p
+	return p, err
 }
 
 // ContainerMemoryLimit reads the container's memory limit in bytes from
@@ -116,19 +123,11 @@ func ContainerMemoryLimit(fsys fs.FS) (int64, error) {
 }
 
 // Apply decides from the process's environment and its container's
-// memory limit, and sets the result. The cgroup is read only when
-// GOMEMLIMIT is not set; an error reading it is returned after the rest is
-// applied (then no memory limit is set, and the plan's reason says why).
+// memory limit (read from the root file system's cgroup files), and sets
+// the result. An error reading the limit is returned after the rest is
+// applied.
 func Apply() (Plan, error) {
-	var limit int64
-	var err error
-	if os.Getenv("GOMEMLIMIT") == "" {
-		limit, err = ContainerMemoryLimit(os.DirFS("/"))
-	}
-	p := Decide(os.Getenv, limit)
-	if err != nil {
-		p.Reasons[len(p.Reasons)-1] = "no memory limit: the container's could not be read (set GOMEMLIMIT to give one)"
-	}
+	p, err := Decide(os.Getenv, func() (int64, error) { return ContainerMemoryLimit(os.DirFS("/")) })
 	if p.GCPercent != 0 {
 		debug.SetGCPercent(p.GCPercent)
 	}

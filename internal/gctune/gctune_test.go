@@ -1,6 +1,7 @@
 package gctune
 
 import (
+	"errors"
 	"math"
 	"runtime/debug"
 	"strings"
@@ -14,6 +15,7 @@ func TestDecide(t *testing.T) {
 		name           string
 		env            map[string]string
 		limit          int64
+		limitErr       error // what reading the container's limit fails with
 		gcPercent      int
 		memoryLimit    int64
 		reasonContains []string
@@ -29,9 +31,20 @@ func TestDecide(t *testing.T) {
 		{name: "GOMEMLIMIT=off is left alone", env: map[string]string{"GOMEMLIMIT": "off"}, limit: 512 * mib, gcPercent: 400,
 			reasonContains: []string{"GOMEMLIMIT=off from the environment"}},
 		{name: "both from the environment", env: map[string]string{"GOGC": "200", "GOMEMLIMIT": "1GiB"}, limit: 512 * mib},
+		{name: "the container's limit cannot be read", limitErr: errors.New("permission denied"), gcPercent: 400,
+			reasonContains: []string{"no memory limit: the container's could not be read"}},
+		{name: "GOMEMLIMIT set: the container's limit is not read", env: map[string]string{"GOMEMLIMIT": "300MiB"}, limitErr: errors.New("permission denied"),
+			gcPercent: 400, reasonContains: []string{"GOMEMLIMIT=300MiB from the environment"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			p := Decide(func(k string) string { return c.env[k] }, c.limit)
+			read := false
+			p, err := Decide(func(k string) string { return c.env[k] }, func() (int64, error) { read = true; return c.limit, c.limitErr })
+			if wantRead := c.env["GOMEMLIMIT"] == ""; read != wantRead {
+				t.Errorf("the container's limit was read: %v, want %v", read, wantRead)
+			}
+			if wantErr := c.limitErr != nil && read; (err != nil) != wantErr {
+				t.Errorf("error %v, want one: %v", err, wantErr)
+			}
 			if p.GCPercent != c.gcPercent {
 				t.Errorf("GCPercent %d, want %d", p.GCPercent, c.gcPercent)
 			}
