@@ -79,7 +79,7 @@ func ceilingRun(t *testing.T, handler string) ceilingResult {
 	srv0, _ := utils.ProcessUsage(cmd.Process.Pid)
 	tmpl, err := newRequestTemplate(target, http.Header{"Origin": {benchOrigin}, "Content-Type": {"application/json"}})
 	must(t, err)
-	prefix := fmt.Sprintf(`{"assignment":%q,"respondent":"r1-`, strings.Repeat("a", 160))
+	prefix := answerPrefix(strings.Repeat("a", 160), 1)
 	load := drive([]string{base}, inFlight, duration, func(seq int64, buf []byte) []byte {
 		return tmpl.append(buf, "", "", appendAnswer(nil, prefix, seq))
 	})

@@ -196,10 +196,10 @@ func feedbackRun(t *testing.T, e *env, endpoint string, run int) feedbackResult 
 		tmpl, err := newRequestTemplate(fmt.Sprintf("%s/v1/public/namespaces/%s/experiments/%s/responses", e.mgr.CollectorURL, ns, name),
 			http.Header{"Origin": {benchOrigin}, "Content-Type": {"application/json"}})
 		must(t, err)
-		prefix := fmt.Sprintf(`{"assignment":%q,"respondent":"r%d-`, value, run)
+		prefix := answerPrefix(value, run)
 		next = func(seq int64, buf []byte) []byte {
 			// The respondent is r<run>-<seq in 15 digits> (the probe's, seq -1, is r<run>--000000000000001).
-			return tmpl.append(buf, "", "", appendAnswer(make([]byte, 0, len(prefix)+32), prefix, seq))
+			return tmpl.append(buf, "", "", appendAnswer(nil, prefix, seq))
 		}
 	}
 	// Wait until every replica's caches hold the source and the experiment

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -62,10 +63,18 @@ func (t requestTemplate) append(buf []byte, name, value string, body []byte) []b
 	return append(buf, body...)
 }
 
-// appendAnswer appends a browser answer's body to buf: prefix (the JSON up
-// to the respondent's id, e.g. `{"assignment":"…","respondent":"r1-`), seq
-// in at least 15 digits, zero-padded (as %015d), and a score of 4.
+// answerPrefix is the part of a browser answer's body that is the same for
+// every answer of a run: the JSON up to the respondent's id, which is
+// r<run>-<seq> (appendAnswer writes the rest).
+func answerPrefix(assignment string, run int) string {
+	return fmt.Sprintf(`{"assignment":%q,"respondent":"r%d-`, assignment, run)
+}
+
+// appendAnswer appends a browser answer's body to buf: prefix (from
+// answerPrefix), seq in at least 15 digits, zero-padded (as %015d), and a
+// score of 4.
 func appendAnswer(buf []byte, prefix string, seq int64) []byte {
+	buf = slices.Grow(buf, len(prefix)+32)
 	buf = append(buf, prefix...)
 	if seq < 0 {
 		buf = append(buf, '-')
@@ -338,10 +347,10 @@ func TestLoadGeneratorSpeaksHTTP(t *testing.T) {
 
 func TestAppendAnswer(t *testing.T) {
 	for _, seq := range []int64{0, 1, 42, 123456789012345, 1234567890123456, -1} {
-		got := string(appendAnswer([]byte("x"), `{"r":"r1-`, seq))
-		want := "x" + `{"r":"r1-` + fmt.Sprintf("%015d", seq) + `","score":4}`
+		got := string(appendAnswer([]byte("x"), answerPrefix("a.b", 1), seq))
+		want := "x" + `{"assignment":"a.b","respondent":"r1-` + fmt.Sprintf("%015d", seq) + `","score":4}`
 		if seq < 0 {
-			want = "x" + `{"r":"r1-` + "-" + fmt.Sprintf("%015d", -seq) + `","score":4}`
+			want = "x" + `{"assignment":"a.b","respondent":"r1-` + "-" + fmt.Sprintf("%015d", -seq) + `","score":4}`
 		}
 		if got != want {
 			t.Errorf("appendAnswer(%d) = %s, want %s", seq, got, want)

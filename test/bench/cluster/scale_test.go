@@ -31,9 +31,10 @@ import (
 // It measures the time for all to start, then feeds every experiment enough
 // equal answers to be non-inferior (maxDrop 10 keeps that at 300 per arm;
 // the first step sends half the traffic to each variant, so that the
-// answers match the weights) and measures the time for all to advance one step, the API writes Rapport
-// made per experiment for that step (from the API server's own request
-// counters), the controller's CPU and memory, and its reconcile p99.
+// answers match the weights) and measures the time for all to advance one
+// step, the API writes Rapport made per experiment for that step (from the
+// API server's own request counters), the controller's CPU and memory, and
+// its reconcile p99.
 func TestScale(t *testing.T) {
 	counts := []int{1000}
 	if v := os.Getenv("BENCH_EXPERIMENTS"); v != "" {
