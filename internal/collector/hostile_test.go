@@ -167,3 +167,70 @@ func TestSlowClientIsCutOff(t *testing.T) {
 		}
 	}
 }
+
+// TestHostileRequestsOnTheWire sends what only the HTTP server sees (no
+// handler can): headers over the limit, a malformed request, a smuggling
+// attempt, bodies over the limit read from the connection; each is refused
+// with the collector's JSON error, and a good answer on the same server is
+// accepted.
+func TestHostileRequestsOnTheWire(t *testing.T) {
+	s, _ := newUnitServer(t, Options{RateLimit: -1})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ctx, ln) }()
+	t.Cleanup(func() { cancel(); <-served })
+	const path = "/v1/namespaces/shop/experiments/checkout/responses"
+	head := "POST " + path + " HTTP/1.1\r\nHost: collector\r\nAuthorization: Bearer s3cret\r\nContent-Type: application/json\r\n"
+	good := `{"responses":[{"variant":"one-page","score":4}]}`
+	big := `{"responses":[` + strings.Repeat(`{"variant":"control","score":5},`, 40000) + `{"variant":"control","score":5}]}`
+	chunked := func(body string) string {
+		var b strings.Builder
+		for len(body) > 0 {
+			n := min(len(body), 32<<10)
+			fmt.Fprintf(&b, "%x\r\n%s\r\n", n, body[:n])
+			body = body[n:]
+		}
+		return b.String() + "0\r\n\r\n"
+	}
+	tests := []struct {
+		name, raw string
+		code      int
+		message   string
+	}{
+		{"a good answer", head + fmt.Sprintf("Content-Length: %d\r\n\r\n", len(good)) + good, http.StatusAccepted, `"accepted":1`},
+		{"headers over 16 KiB", head + "X-Pad: " + strings.Repeat("p", 17<<10) + "\r\nContent-Length: 0\r\n\r\n", http.StatusRequestHeaderFieldsTooLarge, "headers over 16384 bytes"},
+		{"a malformed request line", "GARBAGE\r\n\r\n", http.StatusBadRequest, "malformed HTTP request"},
+		{"Content-Length and Transfer-Encoding both", head + "Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", http.StatusBadRequest, "both Content-Length and Transfer-Encoding given"},
+		{"a declared body over 1 MiB", head + fmt.Sprintf("Content-Length: %d\r\n\r\n", len(big)) + big, http.StatusRequestEntityTooLarge, "at most 1048576 are accepted"},
+		{"a chunked body over 1 MiB", head + "Transfer-Encoding: chunked\r\n\r\n" + chunked(big), http.StatusRequestEntityTooLarge, "larger than 1048576 bytes"},
+		{"a chunked body under the limit", head + "Transfer-Encoding: chunked\r\n\r\n" + chunked(good), http.StatusAccepted, `"accepted":1`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			conn, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
+			// The server may answer and close before the body is written.
+			go func() { _, _ = io.WriteString(conn, tt.raw) }()
+			res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(res.Body)
+			if res.StatusCode != tt.code || !strings.Contains(string(body), tt.message) {
+				t.Fatalf("got %d %s, want %d with %q", res.StatusCode, body, tt.code, tt.message)
+			}
+			if tt.code != http.StatusAccepted && !strings.Contains(string(body), `"error"`) {
+				t.Fatalf("body %q is not a JSON error", body)
+			}
+			t.Logf("%d %s", res.StatusCode, strings.TrimSpace(string(body)))
+		})
+	}
+}

@@ -4,6 +4,7 @@ package cluster
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -15,6 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/valyala/fasthttp"
+
+	"github.com/go-logr/logr"
+	"github.com/rapport-dev/rapport/internal/fastserve"
 	"github.com/rapport-dev/rapport/test/utils"
 )
 
@@ -40,7 +45,7 @@ const ceilingServeEnv = "RAPPORT_BENCH_CEILING_SERVE"
 //
 //	BENCH_OUT=docs/benchmarks go test -tags bench ./test/bench/cluster/ -run TestHTTPCeiling -v
 //
-// Go's HTTP server in its own process, answering each request with a 202
+// An HTTP server in its own process, answering each request with a 202
 // and a small JSON body, driven by the same load generator (drive),
 // request shape (a browser answer's URL, headers and body) and 1,024
 // requests in flight as TestFeedbackThroughput, 10 s per handler:
@@ -48,10 +53,20 @@ const ceilingServeEnv = "RAPPORT_BENCH_CEILING_SERVE"
 //   - "immediate" answers at once;
 //   - "held" answers at the next tick of a 50 ms timer, as a group commit
 //     holds each answer until the write that carries it (a collector whose
-//     handler and commit cost nothing).
+//     handler and commit cost nothing);
+//   - "held-fastserve", the same handler served as the collector serves
+//     its handlers: fasthttp's server through internal/fastserve;
+//   - "held-fasthttp", the same written as a fasthttp handler (what the
+//     net/http handler costs on fasthttp's server).
+//
+// BENCH_CEILING_HANDLERS (comma-separated) runs some of them.
 func TestHTTPCeiling(t *testing.T) {
 	var results []ceilingResult
-	for _, handler := range []string{"immediate", "held"} {
+	handlers := []string{"immediate", "held", "held-fastserve", "held-fasthttp"}
+	if h := os.Getenv("BENCH_CEILING_HANDLERS"); h != "" {
+		handlers = strings.Split(h, ",")
+	}
+	for _, handler := range handlers {
 		r := ceilingRun(t, handler)
 		t.Logf("%s: %.0f requests/s, p50 %.1f ms, p99 %.1f ms, server %.2f cores, load generator %.2f cores",
 			handler, r.RequestsPerSecond, r.AckP50Ms, r.AckP99Ms, r.ServerCPUCoresUsed, r.LoadGeneratorCoresUsed)
@@ -114,7 +129,8 @@ func serveCeiling(handler string) {
 	// next close, as an answer waits for the write that carries it.
 	var mu sync.Mutex
 	tick := make(chan struct{})
-	if handler == "held" {
+	held := strings.HasPrefix(handler, "held")
+	if held {
 		go func() {
 			for range time.Tick(50 * time.Millisecond) {
 				mu.Lock()
@@ -124,20 +140,42 @@ func serveCeiling(handler string) {
 			}
 		}()
 	}
-	err = http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	wait := func() {
+		if !held {
+			return
+		}
+		mu.Lock()
+		c := tick
+		mu.Unlock()
+		<-c
+	}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, err := io.Copy(io.Discard, r.Body); err != nil {
 			return
 		}
-		if handler == "held" {
-			mu.Lock()
-			c := tick
-			mu.Unlock()
-			<-c
-		}
+		wait()
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusAccepted)
 		_, _ = io.WriteString(w, `{"accepted":1}`+"\n")
-	}))
+	})
+	switch handler {
+	case "immediate", "held":
+		err = http.Serve(ln, h)
+	case "held-fastserve":
+		err = (&fasthttp.Server{NoDefaultServerHeader: true, NoDefaultContentType: true,
+			Handler: fastserve.Handler(context.Background(), h, logr.Discard(), nil)}).Serve(ln)
+	case "held-fasthttp":
+		err = (&fasthttp.Server{NoDefaultServerHeader: true, NoDefaultContentType: true,
+			Handler: func(ctx *fasthttp.RequestCtx) {
+				_ = ctx.PostBody()
+				wait()
+				ctx.SetContentType("application/json")
+				ctx.SetStatusCode(http.StatusAccepted)
+				ctx.SetBodyString(`{"accepted":1}` + "\n")
+			}}).Serve(ln)
+	default:
+		err = fmt.Errorf("unknown handler %q", handler)
+	}
 	fmt.Fprintln(os.Stderr, err)
 	os.Exit(1)
 }

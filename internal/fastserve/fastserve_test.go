@@ -1,0 +1,262 @@
+package fastserve
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/go-logr/logr/funcr"
+	"github.com/valyala/fasthttp"
+)
+
+// seen is what the echo handler saw of a request.
+type seen struct {
+	Method, Path, RawQuery, Proto, Host, RequestURI string
+	PathValue                                       string
+	Header                                          map[string][]string
+	Cookie                                          string
+	Body                                            string
+	BodyErr                                         string
+	ContentLength                                   int64
+	RemoteIsLoopback                                bool
+	Close                                           bool
+	TransferEncoding                                []string
+}
+
+// mux serves the cases the table below asks for.
+func mux(t *testing.T) http.Handler {
+	m := http.NewServeMux()
+	m.HandleFunc("/echo/{name}", func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64))
+		s := seen{
+			Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Proto: r.Proto, Host: r.Host,
+			RequestURI: r.RequestURI, PathValue: r.PathValue("name"), Header: map[string][]string{},
+			Body: string(body), ContentLength: r.ContentLength, Close: r.Close, TransferEncoding: r.TransferEncoding,
+		}
+		if err != nil {
+			s.BodyErr = err.Error()
+		}
+		for _, k := range []string{"X-One", "X-Many", "Content-Type", "Content-Length", "Origin", "Host", "Connection", "Transfer-Encoding"} {
+			if v, ok := r.Header[k]; ok {
+				s.Header[k] = v
+			}
+		}
+		if c, err := r.Cookie("assign"); err == nil {
+			s.Cookie = c.Value
+		}
+		if h, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+			s.RemoteIsLoopback = net.ParseIP(h).IsLoopback()
+		}
+		if r.Context().Err() != nil {
+			t.Errorf("the request's context is done while its handler runs")
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Add("X-Reply", "a")
+		w.Header().Add("X-Reply", "b")
+		code := http.StatusAccepted
+		if err != nil {
+			code = http.StatusRequestEntityTooLarge
+		}
+		w.WriteHeader(code)
+		w.Header().Set("X-After", "ignored") // net/http ignores changes after WriteHeader
+		_ = json.NewEncoder(w).Encode(s)
+	})
+	m.HandleFunc("/nocontent", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Access-Control-Allow-Origin", "https://shop.example")
+		w.WriteHeader(http.StatusNoContent)
+		if _, err := w.Write([]byte("x")); err != http.ErrBodyNotAllowed {
+			t.Errorf("a body after 204: %v, want http.ErrBodyNotAllowed", err)
+		}
+	})
+	m.HandleFunc("/sniff", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "<html><body>hi</body></html>")
+	})
+	m.HandleFunc("/empty", func(w http.ResponseWriter, r *http.Request) {})
+	m.HandleFunc("/close", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "close")
+		w.WriteHeader(http.StatusAccepted)
+	})
+	m.HandleFunc("/after", func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		go func() {
+			<-ctx.Done() // must be canceled once the handler returned
+			w.Header()   // nothing else is safe here
+			canceled <- struct{}{}
+		}()
+		_, _ = io.WriteString(w, "ok")
+	})
+	m.HandleFunc("/panic", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusAccepted)
+		_, _ = io.WriteString(w, "partial")
+		panic("boom")
+	})
+	return m
+}
+
+var canceled = make(chan struct{}, 8)
+
+// serveBoth serves h with net/http and with this package, on loopback.
+func serveBoth(t *testing.T, h http.Handler, log logr.Logger) (std, fast string) {
+	t.Helper()
+	ln1, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln2, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: h, ErrorLog: nil}
+	fs := &fasthttp.Server{
+		Handler: Handler(context.Background(), h, log, nil), NoDefaultContentType: true, NoDefaultServerHeader: true,
+		MaxRequestBodySize: 32, StreamRequestBody: true,
+	}
+	go func() { _ = hs.Serve(ln1) }()
+	go func() { _ = fs.Serve(ln2) }()
+	t.Cleanup(func() { _ = hs.Close(); _ = fs.Shutdown() })
+	return ln1.Addr().String(), ln2.Addr().String()
+}
+
+// exchange writes raw to addr and reads one response.
+func exchange(t *testing.T, addr, raw string) (*http.Response, string) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Close() }()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, raw); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	method := raw[:strings.IndexByte(raw, ' ')]
+	resp, err := http.ReadResponse(br, &http.Request{Method: method})
+	if err != nil {
+		t.Fatalf("%s: reading the response: %v", addr, err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s: reading the body: %v", addr, err)
+	}
+	return resp, string(body)
+}
+
+// TestMatchesNetHTTP sends the same bytes to net/http and to this package
+// serving the same handler, and compares what the handler saw and what the
+// client got back.
+func TestMatchesNetHTTP(t *testing.T) {
+	std, fast := serveBoth(t, mux(t), logr.Discard())
+	long := strings.Repeat("x", 50) // over the server's 32-byte buffer, under the handler's 64
+	tooLong := strings.Repeat("y", 100)
+	cases := []struct {
+		name, raw string
+		// header keys to compare besides the status, the body and Content-Type
+		headers []string
+	}{
+		{"post with body, query, repeated headers, cookies", "POST /echo/typeform?x=1&y=%20z HTTP/1.1\r\nHost: collector.example\r\nX-One: 1\r\nX-Many: a\r\nX-Many: b\r\nContent-Type: application/json\r\nOrigin: https://shop.example\r\nCookie: other=1; assign=v1.abc-DEF_123\r\nContent-Length: 11\r\n\r\n{\"score\":5}", []string{"X-Reply", "X-After", "Content-Length"}},
+		{"get without body", "GET /echo/a%2Fb HTTP/1.1\r\nHost: h\r\n\r\n", nil},
+		{"http/1.0", "GET /echo/old HTTP/1.0\r\nHost: h\r\n\r\n", nil},
+		{"connection close", "GET /echo/c HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", []string{"Connection"}},
+		{"chunked body", "POST /echo/ch HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n", nil},
+		{"streamed body under the handler's limit", "POST /echo/s HTTP/1.1\r\nHost: h\r\nContent-Length: 50\r\n\r\n" + long, nil},
+		{"body over the handler's limit", "POST /echo/big HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\n" + tooLong, nil},
+		{"head", "HEAD /echo/h HTTP/1.1\r\nHost: h\r\n\r\n", nil},
+		{"204 with headers", "OPTIONS /nocontent HTTP/1.1\r\nHost: h\r\n\r\n", []string{"Access-Control-Allow-Origin", "Content-Length"}},
+		{"sniffed content type", "GET /sniff HTTP/1.1\r\nHost: h\r\n\r\n", nil},
+		{"empty handler", "GET /empty HTTP/1.1\r\nHost: h\r\n\r\n", []string{"Content-Length"}},
+		{"handler closes", "GET /close HTTP/1.1\r\nHost: h\r\n\r\n", []string{"Connection"}},
+		{"no route", "GET /nowhere HTTP/1.1\r\nHost: h\r\n\r\n", nil},
+		{"method not allowed by the pattern's path", "GET /echo/ HTTP/1.1\r\nHost: h\r\n\r\n", nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r1, b1 := exchange(t, std, tc.raw)
+			r2, b2 := exchange(t, fast, tc.raw)
+			if r1.StatusCode != r2.StatusCode {
+				t.Errorf("status: net/http %d, fastserve %d", r1.StatusCode, r2.StatusCode)
+			}
+			if b1 != b2 {
+				t.Errorf("body:\nnet/http  %s\nfastserve %s", b1, b2)
+			}
+			for _, k := range append([]string{"Content-Type"}, tc.headers...) {
+				if v1, v2 := r1.Header.Values(k), r2.Header.Values(k); !slices.Equal(v1, v2) {
+					t.Errorf("header %s: net/http %q, fastserve %q", k, v1, v2)
+				}
+			}
+			if r1.Close != r2.Close {
+				t.Errorf("connection closes after the response: net/http %v, fastserve %v", r1.Close, r2.Close)
+			}
+			if r2.Header.Get("Server") != "" {
+				t.Errorf("fastserve sent Server: %q", r2.Header.Get("Server"))
+			}
+			t.Logf("%d %s", r2.StatusCode, strings.TrimSpace(b2))
+		})
+	}
+}
+
+func TestContextCanceledAfterHandler(t *testing.T) {
+	_, fast := serveBoth(t, mux(t), logr.Discard())
+	if r, _ := exchange(t, fast, "GET /after HTTP/1.1\r\nHost: h\r\n\r\n"); r.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", r.StatusCode)
+	}
+	select {
+	case <-canceled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request's context was not canceled after its handler returned")
+	}
+}
+
+func TestPanicAnswers500AndCloses(t *testing.T) {
+	lines := make(chan string, 8)
+	log := funcr.New(func(prefix, args string) { lines <- args }, funcr.Options{})
+	_, fast := serveBoth(t, mux(t), log)
+	r, body := exchange(t, fast, "GET /panic HTTP/1.1\r\nHost: h\r\n\r\n")
+	if r.StatusCode != http.StatusInternalServerError || !r.Close || strings.Contains(body, "partial") {
+		t.Fatalf("got %d close=%v body %q, want a 500 without the partial answer that closes the connection", r.StatusCode, r.Close, body)
+	}
+	if line := <-lines; !strings.Contains(line, "boom") || !strings.Contains(line, "/panic") {
+		t.Fatalf("logged %q, want the panic and the path", line)
+	}
+	// The server still serves.
+	if r, _ := exchange(t, fast, "GET /empty HTTP/1.1\r\nHost: h\r\n\r\n"); r.StatusCode != http.StatusOK {
+		t.Fatalf("after the panic: status %d", r.StatusCode)
+	}
+}
+
+// TestRefusesContentLengthWithTransferEncoding: net/http follows
+// Transfer-Encoding and keeps the connection; this package refuses the pair
+// and closes it (RFC 9112 §6.3 allows refusing and requires closing).
+func TestRefusesContentLengthWithTransferEncoding(t *testing.T) {
+	_, fast := serveBoth(t, mux(t), logr.Discard())
+	for _, raw := range []string{
+		"POST /echo/s HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+		"POST /echo/s HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\ncontent-length: 4\r\n\r\n0\r\n\r\n",
+	} {
+		r, body := exchange(t, fast, raw)
+		if r.StatusCode != http.StatusBadRequest || !r.Close || !strings.Contains(body, "both Content-Length and Transfer-Encoding") {
+			t.Fatalf("got %d close=%v %q, want 400 naming both headers, closing", r.StatusCode, r.Close, body)
+		}
+	}
+	// Chunked alone is served.
+	if r, _ := exchange(t, fast, "POST /echo/s HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"); r.StatusCode != http.StatusAccepted {
+		t.Fatalf("chunked alone: %d", r.StatusCode)
+	}
+}
+
+func TestBadRequestTarget(t *testing.T) {
+	_, fast := serveBoth(t, mux(t), logr.Discard())
+	r, body := exchange(t, fast, "GET /%zz HTTP/1.1\r\nHost: h\r\n\r\n")
+	if r.StatusCode != http.StatusBadRequest {
+		t.Fatalf("status %d (%s), want 400", r.StatusCode, body)
+	}
+	t.Log(body)
+}
