@@ -128,6 +128,32 @@ func TestBogusExperimentNamesAreBounded(t *testing.T) {
 
 // TestSlowClientIsCutOff opens a connection that sends its headers one byte
 // at a time (slowloris): the server closes it after HeaderTimeout.
+// TestServeEndsWhenCanceledEarly: a context canceled before the server is
+// up still ends Serve and closes the listener.
+func TestServeEndsWhenCanceledEarly(t *testing.T) {
+	s, _ := newUnitServer(t, Options{RateLimit: -1})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, ln) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Serve: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return after its context was canceled before it started")
+	}
+	if c, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second); err == nil {
+		_ = c.Close()
+		t.Fatal("the listener still accepts connections")
+	}
+}
+
 func TestSlowClientIsCutOff(t *testing.T) {
 	s, _ := newUnitServer(t, Options{RateLimit: -1, HeaderTimeout: 300 * time.Millisecond})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -207,6 +233,10 @@ func TestHostileRequestsOnTheWire(t *testing.T) {
 		{"Content-Length and Transfer-Encoding both", head + "Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", http.StatusBadRequest, "both Content-Length and Transfer-Encoding given"},
 		{"a declared body over 1 MiB", head + fmt.Sprintf("Content-Length: %d\r\n\r\n", len(big)) + big, http.StatusRequestEntityTooLarge, "at most 1048576 are accepted"},
 		{"a chunked body over 1 MiB", head + "Transfer-Encoding: chunked\r\n\r\n" + chunked(big), http.StatusRequestEntityTooLarge, "larger than 1048576 bytes"},
+		// Only the head and 16 KiB are sent (more than fasthttp reads
+		// ahead of a handler, 8 KiB): a server that read a multipart body
+		// before the handler would wait for the rest.
+		{"a multipart body of 50 MB, declared", head[:strings.Index(head, "Content-Type")] + "Content-Type: multipart/form-data; boundary=x\r\nContent-Length: 50000000\r\n\r\n--x\r\nContent-Disposition: form-data; name=\"f\"\r\n\r\n" + strings.Repeat("m", 16<<10), http.StatusUnsupportedMediaType, `"multipart/form-data\" is not supported`},
 		{"a chunked body under the limit", head + "Transfer-Encoding: chunked\r\n\r\n" + chunked(good), http.StatusAccepted, `"accepted":1`},
 	}
 	for _, tt := range tests {

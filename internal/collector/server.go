@@ -60,7 +60,8 @@ const (
 	shutdownTimeout = 30 * time.Second
 	// maxHeaderBytes bounds a request's line and headers.
 	maxHeaderBytes = 16 << 10
-	// bufferedBodyBytes: bodies up to it are read before the handler runs.
+	// bufferedBodyBytes: fasthttp's MaxRequestBodySize, which with
+	// StreamRequestBody only bounds its read-ahead (itself at most 8 KiB).
 	bufferedBodyBytes = 64 << 10
 	// bodyTimeout bounds reading a request's body, writeTimeout writing
 	// its response.
@@ -304,12 +305,15 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		IdleTimeout:  120 * time.Second,
 		// Also the largest request line and headers.
 		ReadBufferSize: maxHeaderBytes,
-		// Bodies up to this are read before the handler runs; a larger one
-		// reaches it as a stream, and the handler's limit answers with 413.
-		MaxRequestBodySize:    bufferedBodyBytes,
-		StreamRequestBody:     true,
-		NoDefaultServerHeader: true,
-		NoDefaultContentType:  true,
+		// Bodies reach the handlers as streams (fasthttp reads ahead at
+		// most 8 KiB), so each handler's own limit answers with 413.
+		MaxRequestBodySize: bufferedBodyBytes,
+		StreamRequestBody:  true,
+		// fasthttp would otherwise read a multipart body whole (to memory
+		// and temporary files) before any handler or limit.
+		DisablePreParseMultipartForm: true,
+		NoDefaultServerHeader:        true,
+		NoDefaultContentType:         true,
 		// Answers during shutdown close their connections.
 		CloseOnShutdown: true,
 		ErrorHandler:    serverError,
@@ -330,6 +334,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	err := srv.ShutdownWithContext(sctx)
+	// A shutdown before fasthttp's Serve registered the listener finds
+	// nothing to close; closing it here ends that Serve too.
+	_ = ln.Close()
 	if serr := <-errc; serr != nil && err == nil {
 		err = serr
 	}

@@ -12,20 +12,32 @@
 //
 // What differs from net/http, on purpose or by fasthttp's design:
 //   - HTTP/1.x only (no HTTP/2, also not over TLS);
-//   - a request's body is read before the handler runs, up to the
-//     server's MaxRequestBodySize; a larger one reaches the handler as a
-//     stream (StreamRequestBody), so the handler's own limit answers it;
+//   - with StreamRequestBody (as the collector serves), every body reaches
+//     the handler as a stream of which fasthttp has read ahead at most
+//     8 KiB, so the handler's own limit answers a large one; a body the
+//     handler started reading and left unfinished (its limit answered)
+//     closes the connection, as net/http's MaxBytesReader does, and one it
+//     never read is drained by fasthttp (up to its limit) or closed;
+//     the handler runs once the first 8 KiB (or the whole, if smaller) of a
+//     declared body have arrived, where net/http runs it after the headers;
+//   - fasthttp answers "Expect: 100-continue" itself, before the handler
+//     runs (net/http does when the handler first reads the body);
 //   - the request's context is canceled when the handler returns, not when
 //     the client goes away (net/http notices that with the background read
 //     this package exists to avoid);
-//   - interim (1xx) responses are not sent, and a handler cannot flush or
-//     hijack: the response is sent when the handler returns;
-//   - a request with both Content-Length and Transfer-Encoding is refused
-//     with 400 and its connection closed (net/http follows
-//     Transfer-Encoding; RFC 9112 §6.3 allows either, and the pair is a
-//     sign of request smuggling);
-//   - a handler's panic is logged with its stack and answered with a 500
-//     that closes the connection (net/http closes it without an answer).
+//   - a handler's interim (1xx) responses are not sent, and a handler
+//     cannot flush or hijack: the response is sent when it returns;
+//   - a request with both Content-Length and Transfer-Encoding, or with a
+//     Transfer-Encoding other than chunked, is refused with 400 and its
+//     connection closed (net/http follows Transfer-Encoding when both
+//     come, and answers 501 to other codings; the pair and "identity" are
+//     signs of request smuggling, and fasthttp would read an "identity"
+//     request without Content-Length as having no body);
+//   - the Cookie header is fasthttp's rebuilt one: several Cookie lines
+//     merged, cookies with invalid values dropped;
+//   - a handler's panic (also http.ErrAbortHandler, which is not logged) is
+//     answered with a 500 that closes the connection (net/http closes it
+//     without an answer); other panics are logged with their stack.
 package fastserve
 
 import (
@@ -94,21 +106,24 @@ func serve(base context.Context, h http.Handler, log logr.Logger, bad func(*fast
 	}()
 	h.ServeHTTP(w, r)
 	w.finish()
-	if b, ok := r.Body.(*streamBody); ok && !b.eof {
-		// The handler left part of a large body unread (its limit
+	if b, ok := r.Body.(*streamBody); ok && b.started && !b.eof {
+		// The handler stopped reading before the end (its limit
 		// answered): close rather than read the rest, as net/http does.
+		// A body it never read is fasthttp's to drain (up to its limit)
+		// or close.
 		ctx.SetConnectionClose()
 	}
 }
 
-// streamBody is a body larger than the server's MaxRequestBodySize, read
-// from the connection as the handler reads it.
+// streamBody is a request's body as the handler reads it: from the
+// connection, or from what fasthttp read before the handler.
 type streamBody struct {
-	r   io.Reader
-	eof bool
+	r            io.Reader
+	started, eof bool
 }
 
 func (b *streamBody) Read(p []byte) (int, error) {
+	b.started = true
 	n, err := b.r.Read(p)
 	if err == io.EOF {
 		b.eof = true
@@ -131,10 +146,17 @@ func request(ctx *fasthttp.RequestCtx) (*http.Request, error) {
 	if !ok {
 		return nil, &BadRequestError{Reason: fmt.Sprintf("malformed HTTP version %q", proto)}
 	}
-	if ctx.Request.Header.ContentLength() == -1 && hasHeader(ctx.Request.Header.RawHeaders(), "content-length") {
-		// fasthttp follows Transfer-Encoding (RFC 9112 §6.3 allows it);
-		// net/http refuses the pair, a sign of request smuggling.
-		return nil, &BadRequestError{Reason: "both Content-Length and Transfer-Encoding given"}
+	if cl := ctx.Request.Header.ContentLength(); cl == -1 || hasHeader(ctx.Request.Header.RawHeaders(), "transfer-encoding") {
+		// fasthttp reads "chunked" (-1), and "identity" without
+		// Content-Length as no body (-2); both headers, or a coding other
+		// than chunked, are signs of request smuggling (RFC 9112 §6.3).
+		raw := ctx.Request.Header.RawHeaders()
+		if hasHeader(raw, "content-length") {
+			return nil, &BadRequestError{Reason: "both Content-Length and Transfer-Encoding given"}
+		}
+		if cl != -1 {
+			return nil, &BadRequestError{Reason: "Transfer-Encoding other than chunked"}
+		}
 	}
 	r := &http.Request{
 		Method:     string(ctx.Method()),
@@ -168,29 +190,41 @@ func request(ctx *fasthttp.RequestCtx) (*http.Request, error) {
 	}
 	switch {
 	case ctx.Request.IsBodyStream():
-		// Larger than the server's MaxRequestBodySize: the handler reads it,
-		// and its own limit answers.
+		// StreamRequestBody: the handler reads it, and its own limit
+		// answers.
 		r.Body = &streamBody{r: ctx.RequestBodyStream()}
 		r.ContentLength = int64(ctx.Request.Header.ContentLength())
 		if r.ContentLength < 0 {
 			r.ContentLength = -1
 		}
-	case len(ctx.PostBody()) > 0:
+	case len(ctx.PostBody()) > 0: // read whole before the handler
 		body := ctx.PostBody()
-		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.Body = &streamBody{r: bytes.NewReader(body)}
 		r.ContentLength = int64(len(body))
+		if len(r.TransferEncoding) > 0 {
+			r.ContentLength = -1 // chunked: unknown until read, as in net/http
+		}
 	default:
 		r.Body = http.NoBody
 	}
 	return r, nil
 }
 
-// hasHeader reports whether the raw header block has a field named name
-// (lower case).
+// hasHeader reports whether the raw header block has a field named name,
+// in any case, without allocating.
 func hasHeader(raw []byte, name string) bool {
-	raw = bytes.ToLower(raw)
-	field := []byte(name + ":")
-	return bytes.HasPrefix(raw, field) || bytes.Contains(raw, append([]byte("\n"), field...))
+	for len(raw) > 0 {
+		line := raw
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			line, raw = raw[:i], raw[i+1:]
+		} else {
+			raw = nil
+		}
+		if len(line) > len(name) && line[len(name)] == ':' && bytes.EqualFold(line[:len(name)], []byte(name)) {
+			return true
+		}
+	}
+	return false
 }
 
 // responseWriter collects a handler's response into fasthttp's.

@@ -79,6 +79,9 @@ func mux(t *testing.T) http.Handler {
 	m.HandleFunc("/sniff", func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, "<html><body>hi</body></html>")
 	})
+	m.HandleFunc("/reject", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusUnauthorized) // without reading the body
+	})
 	m.HandleFunc("/empty", func(w http.ResponseWriter, r *http.Request) {})
 	m.HandleFunc("/close", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Connection", "close")
@@ -106,6 +109,14 @@ var canceled = make(chan struct{}, 8)
 // serveBoth serves h with net/http and with this package, on loopback.
 func serveBoth(t *testing.T, h http.Handler, log logr.Logger) (std, fast string) {
 	t.Helper()
+	std, fast, _ = serveAll(t, h, log)
+	return std, fast
+}
+
+// serveAll serves h with net/http, with this package streaming bodies (as
+// the collector does) and with it reading bodies whole before the handler.
+func serveAll(t *testing.T, h http.Handler, log logr.Logger) (std, fast, buffered string) {
+	t.Helper()
 	ln1, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -119,10 +130,16 @@ func serveBoth(t *testing.T, h http.Handler, log logr.Logger) (std, fast string)
 		Handler: Handler(context.Background(), h, log, nil), NoDefaultContentType: true, NoDefaultServerHeader: true,
 		MaxRequestBodySize: 32, StreamRequestBody: true,
 	}
+	ln3, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs := &fasthttp.Server{Handler: Handler(context.Background(), h, log, nil), NoDefaultContentType: true, NoDefaultServerHeader: true}
 	go func() { _ = hs.Serve(ln1) }()
 	go func() { _ = fs.Serve(ln2) }()
-	t.Cleanup(func() { _ = hs.Close(); _ = fs.Shutdown() })
-	return ln1.Addr().String(), ln2.Addr().String()
+	go func() { _ = bs.Serve(ln3) }()
+	t.Cleanup(func() { _ = hs.Close(); _ = fs.Shutdown(); _ = bs.Shutdown() })
+	return ln1.Addr().String(), ln2.Addr().String(), ln3.Addr().String()
 }
 
 // exchange writes raw to addr and reads one response.
@@ -154,7 +171,7 @@ func exchange(t *testing.T, addr, raw string) (*http.Response, string) {
 // serving the same handler, and compares what the handler saw and what the
 // client got back.
 func TestMatchesNetHTTP(t *testing.T) {
-	std, fast := serveBoth(t, mux(t), logr.Discard())
+	std, streamed, buffered := serveAll(t, mux(t), logr.Discard())
 	long := strings.Repeat("x", 50) // over the server's 32-byte buffer, under the handler's 64
 	tooLong := strings.Repeat("y", 100)
 	cases := []struct {
@@ -172,34 +189,37 @@ func TestMatchesNetHTTP(t *testing.T) {
 		{"head", "HEAD /echo/h HTTP/1.1\r\nHost: h\r\n\r\n", nil},
 		{"204 with headers", "OPTIONS /nocontent HTTP/1.1\r\nHost: h\r\n\r\n", []string{"Access-Control-Allow-Origin", "Content-Length"}},
 		{"sniffed content type", "GET /sniff HTTP/1.1\r\nHost: h\r\n\r\n", nil},
+		{"a handler that answers without reading the body", "POST /reject HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\n{\"score\":5}", nil},
 		{"empty handler", "GET /empty HTTP/1.1\r\nHost: h\r\n\r\n", []string{"Content-Length"}},
 		{"handler closes", "GET /close HTTP/1.1\r\nHost: h\r\n\r\n", []string{"Connection"}},
 		{"no route", "GET /nowhere HTTP/1.1\r\nHost: h\r\n\r\n", nil},
 		{"method not allowed by the pattern's path", "GET /echo/ HTTP/1.1\r\nHost: h\r\n\r\n", nil},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			r1, b1 := exchange(t, std, tc.raw)
-			r2, b2 := exchange(t, fast, tc.raw)
-			if r1.StatusCode != r2.StatusCode {
-				t.Errorf("status: net/http %d, fastserve %d", r1.StatusCode, r2.StatusCode)
-			}
-			if b1 != b2 {
-				t.Errorf("body:\nnet/http  %s\nfastserve %s", b1, b2)
-			}
-			for _, k := range append([]string{"Content-Type"}, tc.headers...) {
-				if v1, v2 := r1.Header.Values(k), r2.Header.Values(k); !slices.Equal(v1, v2) {
-					t.Errorf("header %s: net/http %q, fastserve %q", k, v1, v2)
+		for _, fast := range []struct{ name, addr string }{{"streamed", streamed}, {"buffered", buffered}} {
+			t.Run(tc.name+"/"+fast.name, func(t *testing.T) {
+				r1, b1 := exchange(t, std, tc.raw)
+				r2, b2 := exchange(t, fast.addr, tc.raw)
+				if r1.StatusCode != r2.StatusCode {
+					t.Errorf("status: net/http %d, fastserve %d", r1.StatusCode, r2.StatusCode)
 				}
-			}
-			if r1.Close != r2.Close {
-				t.Errorf("connection closes after the response: net/http %v, fastserve %v", r1.Close, r2.Close)
-			}
-			if r2.Header.Get("Server") != "" {
-				t.Errorf("fastserve sent Server: %q", r2.Header.Get("Server"))
-			}
-			t.Logf("%d %s", r2.StatusCode, strings.TrimSpace(b2))
-		})
+				if b1 != b2 {
+					t.Errorf("body:\nnet/http  %s\nfastserve %s", b1, b2)
+				}
+				for _, k := range append([]string{"Content-Type"}, tc.headers...) {
+					if v1, v2 := r1.Header.Values(k), r2.Header.Values(k); !slices.Equal(v1, v2) {
+						t.Errorf("header %s: net/http %q, fastserve %q", k, v1, v2)
+					}
+				}
+				if r1.Close != r2.Close {
+					t.Errorf("connection closes after the response: net/http %v, fastserve %v", r1.Close, r2.Close)
+				}
+				if r2.Header.Get("Server") != "" {
+					t.Errorf("fastserve sent Server: %q", r2.Header.Get("Server"))
+				}
+				t.Logf("%d %s", r2.StatusCode, strings.TrimSpace(b2))
+			})
+		}
 	}
 }
 
@@ -223,8 +243,13 @@ func TestPanicAnswers500AndCloses(t *testing.T) {
 	if r.StatusCode != http.StatusInternalServerError || !r.Close || strings.Contains(body, "partial") {
 		t.Fatalf("got %d close=%v body %q, want a 500 without the partial answer that closes the connection", r.StatusCode, r.Close, body)
 	}
-	if line := <-lines; !strings.Contains(line, "boom") || !strings.Contains(line, "/panic") {
-		t.Fatalf("logged %q, want the panic and the path", line)
+	select {
+	case line := <-lines:
+		if !strings.Contains(line, "boom") || !strings.Contains(line, "/panic") {
+			t.Fatalf("logged %q, want the panic and the path", line)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the panic was not logged")
 	}
 	// The server still serves.
 	if r, _ := exchange(t, fast, "GET /empty HTTP/1.1\r\nHost: h\r\n\r\n"); r.StatusCode != http.StatusOK {
@@ -240,11 +265,18 @@ func TestRefusesContentLengthWithTransferEncoding(t *testing.T) {
 	for _, raw := range []string{
 		"POST /echo/s HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
 		"POST /echo/s HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\ncontent-length: 4\r\n\r\n0\r\n\r\n",
+		"POST /echo/s HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\nTransfer-Encoding: identity\r\n\r\nabcd",
 	} {
 		r, body := exchange(t, fast, raw)
 		if r.StatusCode != http.StatusBadRequest || !r.Close || !strings.Contains(body, "both Content-Length and Transfer-Encoding") {
-			t.Fatalf("got %d close=%v %q, want 400 naming both headers, closing", r.StatusCode, r.Close, body)
+			t.Fatalf("%q: got %d close=%v %q, want 400 naming both headers, closing", raw, r.StatusCode, r.Close, body)
 		}
+	}
+	// "identity" without Content-Length: fasthttp would take the body for
+	// the next request.
+	r, body := exchange(t, fast, "POST /echo/s HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: identity\r\n\r\nGET /panic HTTP/1.1\r\nHost: h\r\n\r\n")
+	if r.StatusCode != http.StatusBadRequest || !r.Close || !strings.Contains(body, "other than chunked") {
+		t.Fatalf("identity alone: got %d close=%v %q, want 400, closing", r.StatusCode, r.Close, body)
 	}
 	// Chunked alone is served.
 	if r, _ := exchange(t, fast, "POST /echo/s HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"); r.StatusCode != http.StatusAccepted {
