@@ -69,21 +69,21 @@ func mux(t *testing.T) http.Handler {
 		w.Header().Set("X-After", "ignored") // net/http ignores changes after WriteHeader
 		_ = json.NewEncoder(w).Encode(s)
 	})
-	m.HandleFunc("/nocontent", func(w http.ResponseWriter, r *http.Request) {
+	m.HandleFunc("/nocontent", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Access-Control-Allow-Origin", "https://shop.example")
 		w.WriteHeader(http.StatusNoContent)
 		if _, err := w.Write([]byte("x")); err != http.ErrBodyNotAllowed {
 			t.Errorf("a body after 204: %v, want http.ErrBodyNotAllowed", err)
 		}
 	})
-	m.HandleFunc("/sniff", func(w http.ResponseWriter, r *http.Request) {
+	m.HandleFunc("/sniff", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "<html><body>hi</body></html>")
 	})
-	m.HandleFunc("/reject", func(w http.ResponseWriter, r *http.Request) {
+	m.HandleFunc("/reject", func(w http.ResponseWriter, _ *http.Request) {
 		w.WriteHeader(http.StatusUnauthorized) // without reading the body
 	})
-	m.HandleFunc("/empty", func(w http.ResponseWriter, r *http.Request) {})
-	m.HandleFunc("/close", func(w http.ResponseWriter, r *http.Request) {
+	m.HandleFunc("/empty", func(http.ResponseWriter, *http.Request) {})
+	m.HandleFunc("/close", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Connection", "close")
 		w.WriteHeader(http.StatusAccepted)
 	})
@@ -96,7 +96,7 @@ func mux(t *testing.T) http.Handler {
 		}()
 		_, _ = io.WriteString(w, "ok")
 	})
-	m.HandleFunc("/panic", func(w http.ResponseWriter, r *http.Request) {
+	m.HandleFunc("/panic", func(w http.ResponseWriter, _ *http.Request) {
 		w.WriteHeader(http.StatusAccepted)
 		_, _ = io.WriteString(w, "partial")
 		panic("boom")
@@ -237,7 +237,7 @@ func TestContextCanceledAfterHandler(t *testing.T) {
 
 func TestPanicAnswers500AndCloses(t *testing.T) {
 	lines := make(chan string, 8)
-	log := funcr.New(func(prefix, args string) { lines <- args }, funcr.Options{})
+	log := funcr.New(func(_, args string) { lines <- args }, funcr.Options{})
 	_, fast := serveBoth(t, mux(t), log)
 	r, body := exchange(t, fast, "GET /panic HTTP/1.1\r\nHost: h\r\n\r\n")
 	if r.StatusCode != http.StatusInternalServerError || !r.Close || strings.Contains(body, "partial") {
