@@ -126,44 +126,55 @@ func TestBogusExperimentNamesAreBounded(t *testing.T) {
 	}
 }
 
-// TestSlowClientIsCutOff opens a connection that sends its headers one byte
-// at a time (slowloris): the server closes it after HeaderTimeout.
+// serveLoopback serves s on a loopback port until ctx is done; done
+// receives what Serve returned.
+func serveLoopback(ctx context.Context, t *testing.T, s *Server) (addr string, done <-chan error) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ctx, ln) }()
+	return ln.Addr().String(), served
+}
+
+// requireServeEnded fails unless Serve returned nil within 10 s and its
+// listener at addr no longer accepts connections.
+func requireServeEnded(t *testing.T, addr string, done <-chan error) {
+	t.Helper()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Serve after shutdown: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return after its context was canceled")
+	}
+	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		_ = c.Close()
+		t.Fatal("the listener still accepts connections after shutdown")
+	}
+}
+
 // TestServeEndsWhenCanceledEarly: a context canceled before the server is
 // up still ends Serve and closes the listener.
 func TestServeEndsWhenCanceledEarly(t *testing.T) {
 	s, _ := newUnitServer(t, Options{RateLimit: -1})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, ln) }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Serve: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Serve did not return after its context was canceled before it started")
-	}
-	if c, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second); err == nil {
-		_ = c.Close()
-		t.Fatal("the listener still accepts connections")
-	}
+	addr, done := serveLoopback(ctx, t, s)
+	requireServeEnded(t, addr, done)
 }
 
+// TestSlowClientIsCutOff opens a connection that sends its headers one byte
+// at a time (slowloris): the server closes it after HeaderTimeout.
 func TestSlowClientIsCutOff(t *testing.T) {
 	s, _ := newUnitServer(t, Options{RateLimit: -1, HeaderTimeout: 300 * time.Millisecond})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go func() { _ = s.Serve(ctx, ln) }()
-	conn, err := net.Dial("tcp", ln.Addr().String())
+	addr, _ := serveLoopback(ctx, t, s)
+	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,13 +212,8 @@ func TestSlowClientIsCutOff(t *testing.T) {
 // accepted.
 func TestHostileRequestsOnTheWire(t *testing.T) {
 	s, _ := newUnitServer(t, Options{RateLimit: -1})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- s.Serve(ctx, ln) }()
+	addr, served := serveLoopback(ctx, t, s)
 	t.Cleanup(func() { cancel(); <-served })
 	const path = "/v1/namespaces/shop/experiments/checkout/responses"
 	head := "POST " + path + " HTTP/1.1\r\nHost: collector\r\nAuthorization: Bearer s3cret\r\nContent-Type: application/json\r\n"
@@ -241,7 +247,7 @@ func TestHostileRequestsOnTheWire(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			conn, err := net.Dial("tcp", ln.Addr().String())
+			conn, err := net.Dial("tcp", addr)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -195,16 +195,11 @@ func TestNewRejectsBadOptions(t *testing.T) {
 func TestServeTLSAndGracefulShutdown(t *testing.T) {
 	certFile, keyFile, pool := selfSignedCert(t, t.TempDir(), "collector.test")
 	s, _ := newUnitServer(t, Options{TLSCertFile: certFile, TLSKeyFile: keyFile})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, ln) }()
+	addr, done := serveLoopback(ctx, t, s)
 
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: 10 * time.Second}
-	res, err := hc.Get("https://" + ln.Addr().String() + "/healthz")
+	res, err := hc.Get("https://" + addr + "/healthz")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +207,7 @@ func TestServeTLSAndGracefulShutdown(t *testing.T) {
 	if res.StatusCode != http.StatusOK || res.TLS == nil {
 		t.Fatalf("healthz over TLS: %d tls=%v", res.StatusCode, res.TLS != nil)
 	}
-	req, _ := http.NewRequest(http.MethodPost, "https://"+ln.Addr().String()+"/v1/namespaces/shop/experiments/checkout/responses",
+	req, _ := http.NewRequest(http.MethodPost, "https://"+addr+"/v1/namespaces/shop/experiments/checkout/responses",
 		strings.NewReader(`{"responses":[{"variant":"one-page","score":4}]}`))
 	req.Header.Set("Authorization", "Bearer s3cret")
 	req.Header.Set("Content-Type", ContentTypeJSON)
@@ -228,17 +223,7 @@ func TestServeTLSAndGracefulShutdown(t *testing.T) {
 	}
 
 	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Serve after shutdown: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Serve did not return after its context was cancelled")
-	}
-	if _, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second); err == nil {
-		t.Fatal("the listener still accepts connections after shutdown")
-	}
+	requireServeEnded(t, addr, done)
 }
 
 func selfSignedCert(t *testing.T, dir, cn string) (certFile, keyFile string, pool *x509.CertPool) {
@@ -257,16 +242,12 @@ func TestServedCertificateFollowsRotation(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile, _ := selfSignedCert(t, dir, "first")
 	s, _ := newUnitServer(t, Options{TLSCertFile: certFile, TLSKeyFile: keyFile})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go func() { _ = s.Serve(ctx, ln) }()
+	addr, _ := serveLoopback(ctx, t, s)
 	served := func() string {
 		t.Helper()
-		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", ln.Addr().String(), &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // reads the served certificate
+		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // reads the served certificate
 		if err != nil {
 			t.Fatal(err)
 		}

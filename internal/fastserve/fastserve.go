@@ -62,14 +62,13 @@ func (e *BadRequestError) Error() string { return e.Reason }
 
 // Handler returns a fasthttp handler that serves h. base is the parent of
 // every request's context; log receives handlers' panics; bad answers a
-// *BadRequestError (nil: a plain-text 400), and should close the
-// connection.
+// *BadRequestError (nil: a plain-text 400), after which the connection is
+// closed.
 func Handler(base context.Context, h http.Handler, log logr.Logger, bad func(*fasthttp.RequestCtx, error)) fasthttp.RequestHandler {
 	if bad == nil {
 		bad = func(ctx *fasthttp.RequestCtx, err error) {
 			ctx.Response.Header.SetContentType("text/plain; charset=utf-8")
 			ctx.Error("400 Bad Request: "+err.Error(), http.StatusBadRequest)
-			ctx.SetConnectionClose()
 		}
 	}
 	return func(ctx *fasthttp.RequestCtx) {
@@ -146,11 +145,11 @@ func request(ctx *fasthttp.RequestCtx) (*http.Request, error) {
 	if !ok {
 		return nil, &BadRequestError{Reason: fmt.Sprintf("malformed HTTP version %q", proto)}
 	}
-	if cl := ctx.Request.Header.ContentLength(); cl == -1 || hasHeader(ctx.Request.Header.RawHeaders(), "transfer-encoding") {
+	raw := ctx.Request.Header.RawHeaders()
+	if cl := ctx.Request.Header.ContentLength(); cl == -1 || hasHeader(raw, "transfer-encoding") {
 		// fasthttp reads "chunked" (-1), and "identity" without
 		// Content-Length as no body (-2); both headers, or a coding other
 		// than chunked, are signs of request smuggling (RFC 9112 §6.3).
-		raw := ctx.Request.Header.RawHeaders()
 		if hasHeader(raw, "content-length") {
 			return nil, &BadRequestError{Reason: "both Content-Length and Transfer-Encoding given"}
 		}
@@ -179,7 +178,7 @@ func request(ctx *fasthttp.RequestCtx) (*http.Request, error) {
 		case "Connection":
 			// fasthttp adds "Connection: close" to an HTTP/1.0 request
 			// that did not ask to be kept alive; net/http shows what came.
-			if !hasHeader(ctx.Request.Header.RawHeaders(), "connection") {
+			if !hasHeader(raw, "connection") {
 				continue
 			}
 		case "Transfer-Encoding":
@@ -248,8 +247,8 @@ func (w *responseWriter) WriteHeader(code int) {
 	}
 	w.status = code
 	w.ctx.SetStatusCode(code)
-	_, w.sniff = w.header["Content-Type"]
-	w.sniff = !w.sniff && bodyAllowed(code)
+	_, typed := w.header["Content-Type"]
+	w.sniff = !typed && bodyAllowed(code)
 	for k, vv := range w.header {
 		if k == "Content-Length" || k == "Transfer-Encoding" {
 			continue // fasthttp frames the body itself

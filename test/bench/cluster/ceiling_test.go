@@ -16,9 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/valyala/fasthttp"
 
-	"github.com/go-logr/logr"
 	"github.com/rapport-dev/rapport/internal/fastserve"
 	"github.com/rapport-dev/rapport/test/utils"
 )
