@@ -103,6 +103,31 @@ func Weights(ctx context.Context, c client.Client, exp *cxv1.CXExperiment) (map[
 	return r.Weights(ctx, exp)
 }
 
+// liveSplit reads the split Rapport applied and keeps the last one two
+// reads in a row returned (see Confirmer).
+type liveSplit struct {
+	c       client.Client
+	key     types.NamespacedName
+	confirm Confirmer
+	last    atomic.Pointer[Split]
+}
+
+func (l *liveSplit) refresh(ctx context.Context) error {
+	at := time.Now()
+	exp := &cxv1.CXExperiment{}
+	if err := l.c.Get(ctx, l.key, exp); err != nil {
+		return err
+	}
+	w, err := Weights(ctx, l.c, exp)
+	if err != nil {
+		return err
+	}
+	if sp, ok := l.confirm.Observe(at, w); ok {
+		l.last.Store(&sp)
+	}
+	return nil
+}
+
 // Run simulates customers until ctx ends, Duration passes, or the
 // experiment stops taking feedback.
 func Run(ctx context.Context, o Options) (Stats, error) {
@@ -133,29 +158,15 @@ func Run(ctx context.Context, o Options) (Stats, error) {
 	}
 	drawer := NewDrawer(o.Scenario, scale, control)
 
-	// The live split, and when its read began: the answers drawn with it
+	// The live split, and a moment it was served: the answers drawn with it
 	// carry that time as `at`, when their customers were served, so that the
 	// collector counts them in the allocation epoch of those weights even
 	// when they arrive after the next change.
-	type split struct {
-		weights map[string]map[string]int32
-		at      time.Time
-	}
-	var weights atomic.Pointer[split]
-	refresh := func() error {
-		at := time.Now()
-		if err := o.Client.Get(ctx, types.NamespacedName{Namespace: o.Namespace, Name: o.Experiment}, exp); err != nil {
-			return err
+	live := &liveSplit{c: o.Client, key: types.NamespacedName{Namespace: o.Namespace, Name: o.Experiment}}
+	for live.last.Load() == nil {
+		if err := live.refresh(ctx); err != nil {
+			return Stats{}, fmt.Errorf("read the live split: %w", err)
 		}
-		w, err := Weights(ctx, o.Client, exp)
-		if err != nil {
-			return err
-		}
-		weights.Store(&split{w, at})
-		return nil
-	}
-	if err := refresh(); err != nil {
-		return Stats{}, fmt.Errorf("read the live split: %w", err)
 	}
 
 	ctx, stop := context.WithCancelCause(ctx)
@@ -193,7 +204,7 @@ func Run(ctx context.Context, o Options) (Stats, error) {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				_ = refresh() // keep the last split on a transient error
+				_ = live.refresh(ctx) // keep the last split on a transient error
 			}
 		}
 	}()
@@ -208,10 +219,10 @@ loop:
 		case <-pace.C:
 		}
 		batch := make([]Answer, o.Scenario.Batch)
-		sp := weights.Load()
+		sp := live.last.Load()
 		for i := range batch {
-			batch[i] = drawer.Draw(sp.weights)
-			batch[i].At = sp.at
+			batch[i] = drawer.Draw(sp.Weights)
+			batch[i].At = sp.At
 		}
 		select {
 		case slots <- struct{}{}:

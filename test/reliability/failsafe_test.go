@@ -25,7 +25,7 @@ var _ = Describe("Fail-safe stops", func() {
 		Expect(k8s.Create(ctx, exp)).To(Succeed())
 		Eventually(func() cxv1.ExperimentPhase { return getExp(ns).Status.Phase }).Should(Equal(cxv1.PhaseProgressing))
 		runCtx, stop := context.WithCancel(ctx)
-		mon := &monitor{}
+		mon := newMonitor()
 		go mon.run(runCtx, ns)
 		f := newFeeder(ns, token, 5, func() []string { return []string{mgr.CollectorURL} })
 		go f.run(runCtx, mon.sample)

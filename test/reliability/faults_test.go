@@ -51,7 +51,7 @@ var _ = Describe("Two manager replicas with leader election", func() {
 		Eventually(func() cxv1.ExperimentPhase { return getExp(ns).Status.Phase }).Should(Equal(cxv1.PhaseProgressing))
 		runCtx, stop := context.WithCancel(ctx)
 		defer stop()
-		mon := &monitor{}
+		mon := newMonitor()
 		go mon.run(runCtx, ns)
 		f := newFeeder(ns, token, 11, set.urls) // alternates between both collectors
 		fed := make(chan struct{})
@@ -98,7 +98,7 @@ var _ = Describe("API server unavailable", func() {
 		Eventually(func() cxv1.ExperimentPhase { return getExp(ns).Status.Phase }).Should(Equal(cxv1.PhaseProgressing))
 		runCtx, stop := context.WithCancel(ctx)
 		defer stop()
-		mon := &monitor{}
+		mon := newMonitor()
 		go mon.run(runCtx, ns)
 		f := newFeeder(ns, token, 23, func() []string { return []string{mgr.CollectorURL} })
 		fed := make(chan struct{})

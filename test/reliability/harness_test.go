@@ -251,27 +251,36 @@ func (f *feeder) checkCounted() {
 }
 
 // monitor records every distinct split it sees, to check that weights never
-// jump backwards or forwards wrongly.
+// jump backwards or forwards wrongly, and offers the feeder the last split
+// confirmed by two reads in a row with a moment it was served (see
+// sim.Confirmer: a read's start is not that moment when the route changed
+// during a slow read, and the answers drawn with it would make a false
+// sample-ratio mismatch).
 type monitor struct {
 	mu      sync.Mutex
 	history []map[string]map[string]int32
-	last    atomic.Pointer[sample]
+	slowest time.Duration // the longest read of the experiment and its route
+	last    atomic.Pointer[sim.Split]
+	ready   chan struct{} // closed at the first confirmed split, or when run ends
 }
 
-// sample is a split read from the route and when the read began.
-type sample struct {
-	weights map[string]map[string]int32
-	at      time.Time
-}
+func newMonitor() *monitor { return &monitor{ready: make(chan struct{})} }
 
 func (m *monitor) run(ctx context.Context, ns string) {
+	var confirm sim.Confirmer
+	var once sync.Once
+	defer once.Do(func() { close(m.ready) })
 	for ctx.Err() == nil {
 		at := time.Now()
 		exp := &cxv1.CXExperiment{}
 		if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "checkout-redesign"}, exp); err == nil {
 			if w, err := sim.Weights(ctx, k8s, exp); err == nil {
-				m.last.Store(&sample{w, at})
+				if sp, ok := confirm.Observe(at, w); ok {
+					m.last.Store(&sp)
+					once.Do(func() { close(m.ready) })
+				}
 				m.mu.Lock()
+				m.slowest = max(m.slowest, time.Since(at))
 				if len(m.history) == 0 || fmt.Sprint(m.history[len(m.history)-1]) != fmt.Sprint(w) {
 					m.history = append(m.history, w)
 				}
@@ -282,16 +291,22 @@ func (m *monitor) run(ctx context.Context, ns string) {
 	}
 }
 
+// weights returns the last confirmed split (empty before the first).
 func (m *monitor) weights() map[string]map[string]int32 {
-	w, _ := m.sample()
-	return w
+	if s := m.last.Load(); s != nil {
+		return s.Weights
+	}
+	return map[string]map[string]int32{}
 }
 
-// sample returns the last split read and when its read began (zero before
-// the first read).
+// sample returns the last confirmed split and a moment it was served. It
+// waits for the first: a feeder that drew before it would send every answer
+// to the control (no weights) and make a sample-ratio mismatch of its own.
+// After run ended without one it returns an empty split.
 func (m *monitor) sample() (map[string]map[string]int32, time.Time) {
+	<-m.ready
 	if s := m.last.Load(); s != nil {
-		return s.weights, s.at
+		return s.Weights, s.At
 	}
 	return map[string]map[string]int32{}, time.Time{}
 }
@@ -312,7 +327,7 @@ func (m *monitor) checkMonotone(steps []int32) {
 				seq = append(seq, w)
 			}
 		}
-		GinkgoWriter.Printf("segment %s weights over time: %v\n", seg, seq)
+		GinkgoWriter.Printf("segment %s weights over time: %v (slowest read of the route %s)\n", seg, seq, m.slowest.Round(time.Millisecond))
 		for i := 1; i < len(seq); i++ {
 			prev, cur := seq[i-1], seq[i]
 			switch {

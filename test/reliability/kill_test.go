@@ -59,7 +59,7 @@ func rollout(seed uint64, kills int, minDuration time.Duration) (string, int) {
 
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	mon := &monitor{}
+	mon := newMonitor()
 	go mon.run(runCtx, ns)
 	f := newFeeder(ns, token, seed, set.urls)
 	fed := make(chan struct{})

@@ -38,7 +38,7 @@ var _ = Describe("A notification receiver that hangs", func() {
 		Eventually(func() cxv1.ExperimentPhase { return getExp(ns).Status.Phase }).Should(Equal(cxv1.PhaseProgressing))
 		runCtx, stop := context.WithCancel(ctx)
 		defer stop()
-		mon := &monitor{}
+		mon := newMonitor()
 		go mon.run(runCtx, ns)
 		f := newFeeder(ns, token, 31, func() []string { return []string{mgr.CollectorURL} })
 		fed := make(chan struct{})
