@@ -61,6 +61,11 @@ func TestDecodeJSONAsEncodingJSON(t *testing.T) {
 		"top-level array":              []byte(` [1, "x", {"y": [2.5]}] `),
 		"top-level scalar":             []byte(`"just a string"`),
 		"nested at the limit":          []byte(strings.Repeat(`{"a":`, maxDepth) + `1` + strings.Repeat(`}`, maxDepth)),
+		"surrogates":                   []byte(`["\ud83d\ude00", "\ud83dx", "\ud83d\u0041", "\ud83d\ud83d\ude00", "\ude00", "\ud83d"]`),
+		"non-ASCII, valid and not":     []byte("[\"caf\u00e9 caf\xc3\xa9\", \"\xef\xbf\xbd\", \"\xed\xa0\x80\", \"a\xc3\", \"\xf0\x9f\x98\x80\\n\"]"),
+		"every escape":                 []byte(`"\" \\ \/ \b \f \n \r \t \u0000 \u00FF"`),
+		"numbers":                      []byte(`[-0.0, 1E+2, 1e-2, 0, -1, 123456789012345678901234567890, 0.1e1]`),
+		"whitespace everywhere":        []byte(" \t\r\n{ \"a\" : [ 1 , { } ] , \"b\" :null }\n"),
 	}
 	files, err := filepath.Glob(filepath.Join("testdata", "*.json"))
 	if err != nil || len(files) == 0 {
@@ -92,15 +97,27 @@ func TestDecodeJSONAsEncodingJSON(t *testing.T) {
 
 func TestDecodeJSONRefuses(t *testing.T) {
 	for name, tt := range map[string]struct{ body, want string }{
-		"empty":                 {``, "not JSON"},
-		"two values":            {`{"a":1} {"b":2}`, "more than one JSON value"},
-		"cut short":             {`{"a":`, "not JSON"},
-		"cut short in a list":   {`[1, 2`, "not JSON"},
-		"trailing comma":        {`{"a": 1,}`, "not JSON"},
-		"bare word":             {`{"a": yes}`, "not JSON"},
-		"out of range":          {`{"d": 1e400}`, "out of range"},
-		"nested past the limit": {strings.Repeat("[", maxDepth+1) + strings.Repeat("]", maxDepth+1), "nested more than 64"},
-		"deep objects":          {strings.Repeat(`{"a":`, maxDepth+1) + `1` + strings.Repeat(`}`, maxDepth+1), "nested more than 64"},
+		"empty":                        {``, "not JSON"},
+		"two values":                   {`{"a":1} {"b":2}`, "more than one JSON value"},
+		"cut short":                    {`{"a":`, "not JSON"},
+		"cut short in a list":          {`[1, 2`, "not JSON"},
+		"trailing comma":               {`{"a": 1,}`, "not JSON"},
+		"bare word":                    {`{"a": yes}`, "not JSON"},
+		"control character":            {"[\"a\tb\"]", "control characters must be escaped"},
+		"unknown escape":               {`["\x41"]`, "after a backslash"},
+		"short \\u escape":             {`["\u12"]`, "four hex digits"},
+		"bad escape after a surrogate": {`["\ud83d\uzzzz"]`, "four hex digits"},
+		"leading zero":                 {`[01]`, "not JSON"},
+		"lone minus":                   {`[-]`, "in a number"},
+		"no fraction digits":           {`[1.]`, "fraction"},
+		"no exponent digits":           {`[1e]`, "exponent"},
+		"string cut short":             {`{"a": "b`, "ends in a string"},
+		"missing colon":                {`{"a" 1}`, "after an object's name"},
+		"name not a string":            {`{a: 1}`, "object's name"},
+		"truncated literal":            {`[tru]`, "in true"},
+		"out of range":                 {`{"d": 1e400}`, "out of range"},
+		"nested past the limit":        {strings.Repeat("[", maxDepth+1) + strings.Repeat("]", maxDepth+1), "nested more than 64"},
+		"deep objects":                 {strings.Repeat(`{"a":`, maxDepth+1) + `1` + strings.Repeat(`}`, maxDepth+1), "nested more than 64"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			v, err := DecodeJSON([]byte(tt.body))
@@ -118,7 +135,7 @@ func BenchmarkDecodeJSON(b *testing.B) {
 	}
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
-	b.Run("tokens", func(b *testing.B) {
+	b.Run("bytes", func(b *testing.B) {
 		for b.Loop() {
 			if _, err := DecodeJSON(body); err != nil {
 				b.Fatal(err)
