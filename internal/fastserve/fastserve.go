@@ -15,9 +15,12 @@
 //   - with StreamRequestBody (as the collector serves), every body reaches
 //     the handler as a stream of which fasthttp has read ahead at most
 //     8 KiB, so the handler's own limit answers a large one; a body the
-//     handler started reading and left unfinished (its limit answered)
-//     closes the connection, as net/http's MaxBytesReader does, and one it
-//     never read is drained by fasthttp (up to its limit) or closed;
+//     handler stopped reading (its limit answered) closes the connection,
+//     as net/http's MaxBytesReader does, and one it never read is read and
+//     dropped up to 256 KiB to keep the connection, as net/http does (more
+//     declared, or more sent, closes it); such a close lingers up to 500 ms
+//     for the client to stop sending, so that the kernel's reset does not
+//     discard the answer;
 //     the handler runs once the first 8 KiB (or the whole, if smaller) of a
 //     declared body have arrived, where net/http runs it after the headers;
 //   - fasthttp answers "Expect: 100-continue" itself, before the handler
@@ -41,14 +44,17 @@
 package fastserve
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"runtime"
 	"strings"
+	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/valyala/fasthttp"
@@ -105,25 +111,80 @@ func serve(base context.Context, h http.Handler, log logr.Logger, bad func(*fast
 	}()
 	h.ServeHTTP(w, r)
 	w.finish()
-	if b, ok := r.Body.(*streamBody); ok && b.started && !b.eof {
-		// The handler stopped reading before the end (its limit
-		// answered): close rather than read the rest, as net/http does.
-		// A body it never read is fasthttp's to drain (up to its limit)
-		// or close.
-		ctx.SetConnectionClose()
+	if b, ok := r.Body.(*streamBody); ok && !b.eof {
+		// The handler left the body unread. As net/http does: after a
+		// handler that stopped reading (its limit answered), or when more
+		// than maxDrain is still declared, close the connection; else read
+		// up to maxDrain more to keep it, and close if that was not all.
+		// The close lingers (see linger).
+		if b.started || r.ContentLength-b.read > maxDrain {
+			lingerClose(ctx)
+		} else if n, err := io.CopyN(io.Discard, b, maxDrain+1); err != io.EOF || n > maxDrain {
+			lingerClose(ctx)
+		}
 	}
 }
+
+// lingerClose has the connection closed after the response, by linger:
+// fasthttp would close it at once; it waits only for a hijacker, which then
+// sends the response itself.
+func lingerClose(ctx *fasthttp.RequestCtx) {
+	ctx.SetConnectionClose()
+	ctx.HijackSetNoResponse(true)
+	ctx.Hijack(func(c net.Conn) { linger(c, &ctx.Response) })
+}
+
+// maxDrain is how much of a body its handler left unread is read and
+// dropped to keep the connection open (net/http's figure).
+const maxDrain = 256 << 10
+
+// lingerFor bounds how long a connection closed with a body left unread
+// waits for the client to stop sending.
+const lingerFor = 500 * time.Millisecond
+
+// linger sends resp and closes a connection whose client may still be
+// sending a body: a close with unread bytes makes the kernel answer with a
+// reset, which can discard the response before the client has read it (a
+// 413 for a body too large shows up as "connection reset by peer"). After
+// the response it shuts the sending side (the client sees the response and
+// its end), then reads and drops what the client still sends until it
+// stops or lingerFor passes (past lingerMax bytes it only waits), much as
+// net/http does before such a close. fasthttp closes the connection after.
+func linger(c net.Conn, resp *fasthttp.Response) {
+	_ = c.SetWriteDeadline(time.Now().Add(lingerFor))
+	bw := bufio.NewWriter(c)
+	if resp.Write(bw) != nil || bw.Flush() != nil {
+		return
+	}
+	if u, ok := c.(interface{ UnsafeConn() net.Conn }); ok {
+		if cw, ok := u.UnsafeConn().(interface{ CloseWrite() error }); ok {
+			_ = cw.CloseWrite()
+		}
+	}
+	deadline := time.Now().Add(lingerFor)
+	_ = c.SetReadDeadline(deadline)
+	if n, _ := io.Copy(io.Discard, io.LimitReader(c, lingerMax)); n >= lingerMax {
+		// Still sending: leave it the rest of the time to read the
+		// answer, without reading more (net/http only waits).
+		time.Sleep(time.Until(deadline))
+	}
+}
+
+// lingerMax bounds what linger reads.
+const lingerMax = 1 << 20
 
 // streamBody is a request's body as the handler reads it: from the
 // connection, or from what fasthttp read before the handler.
 type streamBody struct {
 	r            io.Reader
 	started, eof bool
+	read         int64 // bytes read
 }
 
 func (b *streamBody) Read(p []byte) (int, error) {
 	b.started = true
 	n, err := b.r.Read(p)
+	b.read += int64(n)
 	if err == io.EOF {
 		b.eof = true
 	}

@@ -2,6 +2,7 @@ package fastserve
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -291,4 +292,49 @@ func TestBadRequestTarget(t *testing.T) {
 		t.Fatalf("status %d (%s), want 400", r.StatusCode, body)
 	}
 	t.Log(body)
+}
+
+// TestRefusalOfALargeBodyReachesTheClient sends bodies far over what the
+// handler takes, which it refuses without reading them all: the client must
+// get the refusal, not a connection reset. (A server that closes a
+// connection with unread data in its receive buffer makes the kernel send a
+// reset, which can discard the response before the client reads it;
+// net/http lingers before closing, and so must this package.)
+func TestRefusalOfALargeBodyReachesTheClient(t *testing.T) {
+	m := http.NewServeMux()
+	m.HandleFunc("POST /unread", func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusRequestEntityTooLarge)
+	})
+	m.HandleFunc("POST /partly", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadFull(r.Body, make([]byte, 10))
+		w.WriteHeader(http.StatusRequestEntityTooLarge)
+	})
+	std, fast := serveBoth(t, m, logr.Discard())
+	// Just over the collector's 1 MiB, many times; and a body the server
+	// stops reading before the client stops sending, which takes the
+	// linger's whole 500 ms.
+	for _, tt := range []struct{ size, times int }{{1<<20 + 100, 20}, {8 << 20, 2}} {
+		body := bytes.Repeat([]byte("x"), tt.size)
+		for _, srv := range []struct{ name, addr string }{{"net/http", std}, {"fastserve", fast}} {
+			for _, path := range []string{"/unread", "/partly"} {
+				failed := 0
+				for range tt.times {
+					c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{}}
+					resp, err := c.Post("http://"+srv.addr+path, "application/octet-stream", bytes.NewReader(body))
+					if err != nil {
+						failed++
+						continue
+					}
+					_ = resp.Body.Close()
+					if resp.StatusCode != http.StatusRequestEntityTooLarge {
+						t.Fatalf("%s %s: status %d, want 413", srv.name, path, resp.StatusCode)
+					}
+				}
+				t.Logf("%d bytes, %s %s: %d of %d refusals lost", tt.size, srv.name, path, failed, tt.times)
+				if failed > 0 && srv.name == "fastserve" {
+					t.Errorf("%s %s: %d of %d refusals of a %d-byte body lost to a reset", srv.name, path, failed, tt.times, tt.size)
+				}
+			}
+		}
+	}
 }
