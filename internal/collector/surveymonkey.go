@@ -28,6 +28,8 @@ const maxProviderBody = 1 << 20
 // retries.
 func (s *Server) surveyMonkeyResponse(ctx context.Context, src *cxv1.FeedbackSource, payload any) (any, *feedbackError) {
 	p, _ := payload.(map[string]any)
+	// The payload is decoded for the mapping: these members are decoded
+	// because feedback.collectorReads names them.
 	res, _ := p["resources"].(map[string]any)
 	survey, _ := res["survey_id"].(string)
 	response, _ := p["object_id"].(string)

@@ -178,7 +178,7 @@ func (s *Server) handleEvent(ctx context.Context, src *cxv1.FeedbackSource, h ht
 	if err != nil {
 		return nil, 0, refuse(http.StatusServiceUnavailable, reasonMappingInvalid, "FeedbackSource %s cannot map events: %v; fix the FeedbackSource (the webhook is retried)", src.Name, err)
 	}
-	payload, err := feedback.DecodeJSON(body)
+	payload, err := m.Decode(body)
 	if err != nil {
 		return nil, 0, refuse(http.StatusBadRequest, reasonInvalidJSON, "%v; nothing was counted", err)
 	}

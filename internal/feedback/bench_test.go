@@ -9,7 +9,7 @@ import (
 
 // BenchmarkWebhook measures the per-request work of a webhook before the
 // commit: signature check, JSON decoding and the default mapping, on each
-// provider's fixture.
+// provider's fixture, as the collector does it.
 //
 //	go test ./internal/feedback/ -run '^$' -bench Webhook -benchmem
 func BenchmarkWebhook(b *testing.B) {
@@ -36,7 +36,7 @@ func BenchmarkWebhook(b *testing.B) {
 				if err := Verify(tt.provider, nil, tt.data, h, body); err != nil {
 					b.Fatal(err)
 				}
-				payload, err := DecodeJSON(body)
+				payload, err := m.Decode(body)
 				if err != nil {
 					b.Fatal(err)
 				}

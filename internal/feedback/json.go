@@ -28,9 +28,15 @@ const maxDepth = 64
 // encoding/json's (BenchmarkDecodeJSON). FuzzDecodeJSON holds it to
 // encoding/json's values and refusals.
 func DecodeJSON(body []byte) (any, error) {
+	return decodeReads(body, everything)
+}
+
+// decodeReads decodes what r reads of body; the rest is checked and left
+// out (see reads).
+func decodeReads(body []byte, r *reads) (any, error) {
 	p := parser{b: body}
 	p.space()
-	v, err := p.value(0)
+	v, err := p.value(0, r)
 	if err != nil {
 		return nil, fmt.Errorf("the body is not JSON: %v", err)
 	}
@@ -68,8 +74,9 @@ func (p *parser) unexpected(what string) error {
 	return fmt.Errorf("unexpected %q at byte %d %s", p.b[p.i], p.i, what)
 }
 
-// value reads a value that starts at i (no whitespace before it).
-func (p *parser) value(depth int) (any, error) {
+// value reads a value that starts at i (no whitespace before it), and of
+// an object only the members r reads.
+func (p *parser) value(depth int, r *reads) (any, error) {
 	if p.i >= len(p.b) {
 		return nil, p.unexpected("where a value was expected")
 	}
@@ -78,7 +85,7 @@ func (p *parser) value(depth int) (any, error) {
 		if depth >= maxDepth {
 			return nil, errNesting
 		}
-		return p.object(depth)
+		return p.object(depth, r)
 	case c == '[':
 		if depth >= maxDepth {
 			return nil, errNesting
@@ -106,7 +113,7 @@ func (p *parser) literal(word string) error {
 	return nil
 }
 
-func (p *parser) object(depth int) (any, error) {
+func (p *parser) object(depth int, r *reads) (any, error) {
 	p.i++ // {
 	m := map[string]any{}
 	p.space()
@@ -118,7 +125,7 @@ func (p *parser) object(depth int) (any, error) {
 		if p.i >= len(p.b) || p.b[p.i] != '"' {
 			return nil, p.unexpected("where an object's name was expected")
 		}
-		k, err := p.string()
+		k, err := p.name()
 		if err != nil {
 			return nil, err
 		}
@@ -128,11 +135,21 @@ func (p *parser) object(depth int) (any, error) {
 		}
 		p.i++
 		p.space()
-		v, err := p.value(depth + 1)
-		if err != nil {
+		if r.whole() {
+			v, err := p.value(depth+1, everything)
+			if err != nil {
+				return nil, err
+			}
+			m[string(k)] = v
+		} else if below, read := r.fields[string(k)]; read {
+			v, err := p.value(depth+1, below)
+			if err != nil {
+				return nil, err
+			}
+			m[string(k)] = v
+		} else if err := p.skip(depth + 1); err != nil {
 			return nil, err
 		}
-		m[k] = v
 		p.space()
 		if p.i < len(p.b) {
 			switch p.b[p.i] {
@@ -158,7 +175,8 @@ func (p *parser) array(depth int) (any, error) {
 		return a, nil
 	}
 	for {
-		v, err := p.value(depth + 1)
+		// A list is read whole: no expression selects fields of a list.
+		v, err := p.value(depth+1, everything)
 		if err != nil {
 			return nil, err
 		}
@@ -177,6 +195,121 @@ func (p *parser) array(depth int) (any, error) {
 		}
 		return nil, p.unexpected("after an array's element")
 	}
+}
+
+// name reads an object's name at i (its opening quote): the body's own
+// bytes when it has no escapes or bytes to replace, else a copy.
+func (p *parser) name() ([]byte, error) {
+	start := p.i + 1
+	for j := start; j < len(p.b); j++ {
+		switch c := p.b[j]; {
+		case c == '"':
+			p.i = j + 1
+			return p.b[start:j], nil
+		case c == '\\' || c >= utf8.RuneSelf || c < 0x20:
+			s, err := p.string()
+			return []byte(s), err
+		}
+	}
+	p.i = len(p.b)
+	return nil, p.unexpected("in a string")
+}
+
+// skip checks a value that starts at i as value would, without building it.
+func (p *parser) skip(depth int) error {
+	if p.i >= len(p.b) {
+		return p.unexpected("where a value was expected")
+	}
+	switch c := p.b[p.i]; c {
+	case '{', '[':
+		if depth >= maxDepth {
+			return errNesting
+		}
+		end := byte('}')
+		if c == '[' {
+			end = ']'
+		}
+		p.i++
+		p.space()
+		if p.i < len(p.b) && p.b[p.i] == end {
+			p.i++
+			return nil
+		}
+		for {
+			if end == '}' {
+				if p.i >= len(p.b) || p.b[p.i] != '"' {
+					return p.unexpected("where an object's name was expected")
+				}
+				if err := p.skipString(); err != nil {
+					return err
+				}
+				p.space()
+				if p.i >= len(p.b) || p.b[p.i] != ':' {
+					return p.unexpected("after an object's name")
+				}
+				p.i++
+				p.space()
+			}
+			if err := p.skip(depth + 1); err != nil {
+				return err
+			}
+			p.space()
+			if p.i < len(p.b) {
+				switch p.b[p.i] {
+				case ',':
+					p.i++
+					p.space()
+					continue
+				case end:
+					p.i++
+					return nil
+				}
+			}
+			if end == '}' {
+				return p.unexpected("after an object's value")
+			}
+			return p.unexpected("after an array's element")
+		}
+	case '"':
+		return p.skipString()
+	}
+	_, err := p.value(depth, everything) // numbers and literals: nothing to save
+	return err
+}
+
+// skipString checks a string at i (its opening quote) as string would,
+// without building it.
+func (p *parser) skipString() error {
+	for j := p.i + 1; j < len(p.b); j++ {
+		switch c := p.b[j]; {
+		case c == '"':
+			p.i = j + 1
+			return nil
+		case c < 0x20:
+			p.i = j
+			return p.unexpected("in a string (control characters must be escaped)")
+		case c == '\\':
+			if j+1 >= len(p.b) {
+				p.i = len(p.b)
+				return p.unexpected("in a string's escape")
+			}
+			switch p.b[j+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				j++
+			case 'u':
+				if _, ok := hex4(p.b[j+2:]); !ok {
+					p.i = j + 2
+					return p.unexpected("in a \\u escape (four hex digits expected)")
+				}
+				j += 5
+			default:
+				p.i = j + 1
+				return p.unexpected("after a backslash in a string")
+			}
+		}
+	}
+	p.i = len(p.b)
+	return p.unexpected("in a string")
 }
 
 // string reads a string at i (its opening quote). A string without escapes

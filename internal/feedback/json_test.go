@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
 )
 
 // referenceDecode is how payloads were decoded before DecodeJSON read
@@ -138,6 +140,17 @@ func BenchmarkDecodeJSON(b *testing.B) {
 	b.Run("bytes", func(b *testing.B) {
 		for b.Loop() {
 			if _, err := DecodeJSON(body); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("for-the-mapping", func(b *testing.B) {
+		m, err := Compile(cxv1.ProviderTypeform, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for b.Loop() {
+			if _, err := m.Decode(body); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/cel-go/cel"
+	celast "github.com/google/cel-go/common/ast"
 	"github.com/google/cel-go/common/types"
 	"github.com/google/cel-go/common/types/ref"
 	"github.com/google/cel-go/ext"
@@ -111,6 +112,13 @@ var Defaults = map[cxv1.FeedbackProvider]cxv1.FeedbackMapping{
 	},
 }
 
+// collectorReads are the members of a provider's payload that the
+// collector reads itself, whatever the mapping: SurveyMonkey's webhook
+// names the response to fetch (internal/collector/surveymonkey.go).
+var collectorReads = map[cxv1.FeedbackProvider][][]string{
+	cxv1.ProviderSurveyMonkey: {{"resources", "survey_id"}, {"object_id"}},
+}
+
 var (
 	envOnce sync.Once
 	env     *cel.Env
@@ -142,6 +150,15 @@ type expr struct {
 type Mapping struct {
 	provider cxv1.FeedbackProvider
 	fields   map[string]*expr
+	reads    *reads // what the expressions can read of body
+}
+
+// Decode decodes a payload for m's expressions as DecodeJSON does, leaving
+// out the members of objects that none of them can read (checked as JSON
+// all the same): the same bodies are refused, and the expressions see the
+// same values.
+func (m *Mapping) Decode(body []byte) (any, error) {
+	return decodeReads(body, m.reads)
 }
 
 // fieldsOf lists a mapping's fields in evaluation order.
@@ -168,7 +185,7 @@ func Compile(provider cxv1.FeedbackProvider, m *cxv1.FeedbackMapping) (*Mapping,
 	if m != nil {
 		over = *m
 	}
-	out := &Mapping{provider: provider, fields: map[string]*expr{}}
+	out := &Mapping{provider: provider, fields: map[string]*expr{}, reads: &reads{}}
 	defs := fieldsOf(def)
 	for i, f := range fieldsOf(over) {
 		src, fromDefault := f[1], false
@@ -194,6 +211,10 @@ func Compile(provider cxv1.FeedbackProvider, m *cxv1.FeedbackMapping) (*Mapping,
 			return nil, fmt.Errorf("spec.mapping.%s: %v", f[0], err)
 		}
 		out.fields[f[0]] = &expr{field: f[0], source: src, fromDefault: fromDefault, prg: prg}
+		out.reads.addExpr(celast.NavigateAST(ast.NativeRep()))
+	}
+	for _, path := range collectorReads[provider] {
+		out.reads.add(path)
 	}
 	for _, required := range []string{FieldAccept, FieldEventID, FieldScore} {
 		if out.fields[required] == nil {

@@ -1,0 +1,215 @@
+package feedback
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	celast "github.com/google/cel-go/common/ast"
+
+	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
+)
+
+// String renders what r reads: "*" for everything, else the sorted names,
+// each with what is read below it in braces unless that is everything.
+func (r *reads) String() string {
+	if r.whole() {
+		return "*"
+	}
+	var parts []string
+	for _, k := range slices.Sorted(func(yield func(string) bool) {
+		for k := range r.fields {
+			if !yield(k) {
+				return
+			}
+		}
+	}) {
+		if below := r.fields[k]; below.whole() {
+			parts = append(parts, k)
+		} else {
+			parts = append(parts, k+"{"+below.String()+"}")
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+func TestReadsOfExpressions(t *testing.T) {
+	e, err := celEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		exprs []string
+		want  string
+	}{
+		{[]string{`body.a.b`}, "a{b}"},
+		{[]string{`body.a.b`, `body.a.c == 'x'`}, "a{b c}"},
+		{[]string{`body.a.b`, `body.a`}, "a"},
+		{[]string{`body.?a.?b.orValue('')`}, "a{b}"},
+		{[]string{`body['a']['b c']`}, "a{b c}"},
+		{[]string{`body[?'a'].orValue(1)`}, "a"},
+		{[]string{`has(body.a.b)`}, "a{b}"},
+		{[]string{`body.a.list[0].x`}, "a{list}"},
+		{[]string{`body.a.list.filter(x, x.y == 1).size()`}, "a{list}"},
+		{[]string{`body.a[body.k]`}, "a k"},
+		{[]string{`body.a[body.k.j]`}, "a k{j}"},
+		{[]string{`size(body) > 0`}, "*"},
+		{[]string{`type(body.a) == map ? body.a.?b.orValue('') : ''`}, "a"},
+		{[]string{`[1, 2].exists(body, body == 1) || body.a == 1`}, "*"},
+		{[]string{`headers['x'] == 'y'`}, ""},
+		{[]string{`true`}, ""},
+		{[]string{`response.pages.size()`, `body.event_id`}, "event_id"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.exprs, "; "), func(t *testing.T) {
+			r := &reads{}
+			for _, src := range tt.exprs {
+				a, iss := e.Compile(src)
+				if iss.Err() != nil {
+					t.Fatal(iss.Err())
+				}
+				r.addExpr(celast.NavigateAST(a.NativeRep()))
+			}
+			if got := r.String(); got != tt.want {
+				t.Fatalf("reads %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestReadsOfTheDefaults shows what each provider's default mapping reads,
+// and that Decode leaves the rest out.
+func TestReadsOfTheDefaults(t *testing.T) {
+	want := map[cxv1.FeedbackProvider]string{
+		cxv1.ProviderTypeform:     "event_id event_type form_response{answers hidden{rapport} submitted_at token}",
+		cxv1.ProviderSurveyMonkey: "event_datetime event_id event_type object_id resources{respondent_id survey_id}",
+		cxv1.ProviderSurvicate:    "event messageId",
+		cxv1.ProviderDelighted:    "event_data{created_at person{id} person_properties score} event_id event_type",
+		cxv1.ProviderGeneric:      "assignment at experiment id respondent score segment variant",
+	}
+	for p, w := range want {
+		m, err := Compile(p, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := m.reads.String(); got != w {
+			t.Errorf("%s reads %q, want %q", p, got, w)
+		}
+	}
+	m, err := Compile(cxv1.ProviderTypeform, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := m.Decode(fixture(t, "typeform-form_response.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fr := v.(map[string]any)["form_response"].(map[string]any)
+	if _, ok := fr["definition"]; ok {
+		t.Error("the form's definition was decoded, though no expression reads it")
+	}
+	if got := fmt.Sprint(fr["hidden"]); got != "map[rapport:"+testAssignment+"]" {
+		t.Errorf("hidden = %s, want only rapport", got)
+	}
+}
+
+// mappingsUnderTest are the defaults and user mappings that read payloads
+// in every way the read analysis knows.
+func mappingsUnderTest(t testing.TB) []*Mapping {
+	var out []*Mapping
+	for _, p := range []cxv1.FeedbackProvider{cxv1.ProviderTypeform, cxv1.ProviderSurveyMonkey, cxv1.ProviderSurvicate, cxv1.ProviderDelighted, cxv1.ProviderGeneric} {
+		m, err := Compile(p, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, m)
+	}
+	for _, user := range []cxv1.FeedbackMapping{
+		{Accept: `has(body.a) && body.a.?b.orValue(0) != 7`, EventID: `body['id']`, Score: `int(body.a.scores[0])`, Respondent: `body.?who.?name.orValue('')`},
+		{EventID: `string(body.a.b)`, Score: `size(body.list.filter(x, has(x.s)))`, Assignment: `type(body.h) == map ? body.h.?rapport.orValue('') : ''`},
+	} {
+		m, err := Compile(cxv1.ProviderGeneric, &user)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// sameOutcome checks that a mapping sees the same thing in a payload
+// decoded whole and decoded for it: the same refusal, or the same Accept
+// and Map results, errors included.
+func sameOutcome(t *testing.T, m *Mapping, body []byte) {
+	t.Helper()
+	full, ferr := DecodeJSON(body)
+	part, perr := m.Decode(body)
+	if fmt.Sprint(ferr) != fmt.Sprint(perr) {
+		t.Fatalf("%s: DecodeJSON(%q) error %v, Decode error %v", m.provider, body, ferr, perr)
+	}
+	if ferr != nil {
+		return
+	}
+	fa, faErr := m.Accept(Input{Body: full})
+	pa, paErr := m.Accept(Input{Body: part})
+	fe, feErr := m.Map(Input{Body: full})
+	pe, peErr := m.Map(Input{Body: part})
+	if fa != pa || fmt.Sprint(faErr) != fmt.Sprint(paErr) || !reflect.DeepEqual(fe, pe) || fmt.Sprint(feErr) != fmt.Sprint(peErr) {
+		t.Fatalf("%s on %q: whole payload gives accept %v (%v), %+v (%v); decoded for the mapping %v (%v), %+v (%v)",
+			m.provider, body, fa, faErr, fe, feErr, pa, paErr, pe, peErr)
+	}
+}
+
+func TestDecodeForAMappingAsWhole(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join("testdata", "*.json"))
+	bodies := [][]byte{
+		[]byte(`{"id":"e","score":4,"a":{"b":1,"scores":[3.0]},"list":[{"s":1},{"t":2}],"h":{"rapport":"x","n":[1e2]},"who":{"name":"n","age":3}}`),
+		[]byte(`{"id":"e","score":4,"junk":{"deep":[{"x":"\ud83d\ude00\u00e9"}],"n":-0.5e-3}, "a":{"b":"two"}}`),
+		[]byte(`{"id":"e","junk":{"n":1e400}}`),
+		[]byte(`{"id":"e","junk":"\u12"}`),
+		[]byte(`{"id":"e","junk":"a` + "\t" + `b"}`),
+		[]byte(`{"id":"e","junk":` + strings.Repeat("[", maxDepth) + strings.Repeat("]", maxDepth) + `}`),
+		[]byte(`{"id":"e","junk":{"a" 1}}`),
+		[]byte(`{"id":"e","junk":[1,]}`),
+		[]byte(`{"id":"e","a":{"b":1},"a":{"c":2}}`),
+		[]byte(`{"\u0069d":"escaped name","score":5}`),
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bodies = append(bodies, []byte(strings.ReplaceAll(string(b), "{{ASSIGNMENT}}", testAssignment)))
+	}
+	for _, m := range mappingsUnderTest(t) {
+		for _, b := range bodies {
+			sameOutcome(t, m, b)
+		}
+	}
+}
+
+// FuzzDecodeForAMapping holds Decode to DecodeJSON on any input, for every
+// mapping of mappingsUnderTest.
+//
+//	go test ./internal/feedback/ -run '^$' -fuzz FuzzDecodeForAMapping -fuzztime 60s
+func FuzzDecodeForAMapping(f *testing.F) {
+	files, _ := filepath.Glob(filepath.Join("testdata", "*.json"))
+	for _, file := range files {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte(`{"id":"e","score":4,"a":{"b":1,"scores":[3]},"list":[{"s":1}],"h":{"rapport":"x"},"who":{"name":"n"}}`))
+	ms := mappingsUnderTest(f)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		for _, m := range ms {
+			sameOutcome(t, m, body)
+		}
+	})
+}
