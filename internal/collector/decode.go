@@ -446,8 +446,10 @@ func kindName(t reflect.Type) string {
 }
 
 // clip bounds client-supplied text echoed in messages and logs.
-func clip(s string) string {
-	const max = 64
+func clip(s string) string { return clipTo(s, 64) }
+
+// clipTo cuts s to at most max bytes at a rune boundary, marking the cut.
+func clipTo(s string, max int) string {
 	if len(s) <= max {
 		return s
 	}

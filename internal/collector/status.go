@@ -59,7 +59,9 @@ func (r *statusReporter) accepted(nn types.NamespacedName, at time.Time) {
 func (r *statusReporter) rejected(nn types.NamespacedName, reason string, code int, message string, at time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.update(nn).lastError = &cxv1.FeedbackSourceError{At: metav1.NewTime(at), Reason: reason, Code: int32(code), Message: message}
+	// A message can quote what the request sent: status keeps its first
+	// KiB (the whole is in the answer and the log).
+	r.update(nn).lastError = &cxv1.FeedbackSourceError{At: metav1.NewTime(at), Reason: reason, Code: int32(code), Message: clipTo(message, 1024)}
 }
 
 // run flushes every statusInterval until ctx is done, then once more.

@@ -233,28 +233,36 @@ func TestMapErrorsNameTheField(t *testing.T) {
 	}
 }
 
-// TestUserMappingsHaveACostLimit runs an expression of spec.mapping whose
-// cost grows with the square of a list: refused with the field named, not
-// evaluated for as long as it takes.
-func TestUserMappingsHaveACostLimit(t *testing.T) {
-	m, err := Compile(cxv1.ProviderGeneric, &cxv1.FeedbackMapping{Score: `body.items.map(a, body.items.filter(b, b == a).size()).size()`})
-	if err != nil {
-		t.Fatal(err)
-	}
-	items := make([]any, 600)
-	for i := range items {
-		items[i] = int64(i)
-	}
-	_, err = m.Map(Input{Body: map[string]any{"id": "e", "items": items}})
-	var me *MappingError
-	if !errors.As(err, &me) || me.Field != FieldScore || !strings.Contains(me.Message, "cost limit") {
-		t.Fatalf("Map = %v, want a MappingError on score about the cost limit", err)
-	}
-	// The same expression on a short list is fine: the limit is on cost,
-	// not on the expression.
-	ev, err := m.Map(Input{Body: map[string]any{"id": "e", "items": items[:5]}})
-	if err != nil || ev.Score != 5 {
-		t.Fatalf("Map on 5 items = %+v, %v; want score 5", ev, err)
+// TestSlowMappingsAreStopped runs expressions of spec.mapping written to
+// be slow on a payload: one whose cost stays far under CEL's cost limit
+// while its time grows with the square of a list (CEL's cost tracker is
+// what is slow), and one whose cost passes the limit. Both are stopped,
+// with the field named; on a short list both give a score.
+func TestSlowMappingsAreStopped(t *testing.T) {
+	for _, tt := range []struct {
+		score string
+		items int
+	}{
+		{`body.items.all(a, true) ? 1 : 2`, 40000},
+		{`body.items.map(a, body.items.filter(b, b == a).size()).size() > 0 ? 1 : 2`, 2000},
+	} {
+		m, err := Compile(cxv1.ProviderGeneric, &cxv1.FeedbackMapping{Score: tt.score})
+		if err != nil {
+			t.Fatal(err)
+		}
+		items := make([]any, tt.items)
+		for i := range items {
+			items[i] = int64(i)
+		}
+		_, err = m.Map(Input{Body: map[string]any{"id": "e", "items": items}})
+		var me *MappingError
+		if !errors.As(err, &me) || me.Field != FieldScore ||
+			!strings.Contains(me.Message, "took longer than 250ms") && !strings.Contains(me.Message, "cost limit") {
+			t.Fatalf("%s over %d items: Map = %v, want a MappingError on score saying it was stopped", tt.score, tt.items, err)
+		}
+		if ev, err := m.Map(Input{Body: map[string]any{"id": "e", "items": items[:10]}}); err != nil || ev.Score != 1 {
+			t.Fatalf("%s over 10 items: Map = %+v, %v; want score 1", tt.score, ev, err)
+		}
 	}
 }
 

@@ -71,6 +71,9 @@ func (p *parser) unexpected(what string) error {
 	if p.i >= len(p.b) {
 		return fmt.Errorf("the body ends %s", what)
 	}
+	if c := p.b[p.i]; c < 0x20 || c >= utf8.RuneSelf {
+		return fmt.Errorf("unexpected byte %#02x at byte %d %s", c, p.i, what)
+	}
 	return fmt.Errorf("unexpected %q at byte %d %s", p.b[p.i], p.i, what)
 }
 
@@ -477,7 +480,7 @@ func (p *parser) number() (any, error) {
 	}
 	f, err := strconv.ParseFloat(s, 64)
 	if err != nil || math.IsInf(f, 0) {
-		return nil, fmt.Errorf("number %s is out of range", s)
+		return nil, fmt.Errorf("the number at byte %d is out of range", start)
 	}
 	return f, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -197,4 +198,21 @@ func FuzzDecodeJSON(f *testing.F) {
 			t.Fatalf("DecodeJSON(%q) = %#v; encoding/json gives %#v", body, got, want)
 		}
 	})
+}
+
+// TestDecodeJSONDoesNotEchoTheBody: refusals reach the client, the log and
+// the FeedbackSource's status, so they quote positions, not the body.
+func TestDecodeJSONDoesNotEchoTheBody(t *testing.T) {
+	for name, body := range map[string]string{
+		"a huge number":        "[1" + strings.Repeat("0", 1<<20) + "]",
+		"a long bad string":    `["` + strings.Repeat("a", 1<<20) + "\x01\"]",
+		"a long word":          "[" + strings.Repeat("x", 1<<20) + "]",
+		"a byte past ASCII":    "[\xef\xbb\xbf1]",
+		"a long invalid value": `{"a": ` + strings.Repeat("-", 1<<20) + `}`,
+	} {
+		_, err := DecodeJSON([]byte(body))
+		if err == nil || len(err.Error()) > 200 {
+			t.Errorf("%s: error %.300q (%d bytes), want a refusal under 200 bytes", name, err, len(fmt.Sprint(err)))
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package feedback
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"strconv"
@@ -31,18 +32,59 @@ const (
 	FieldAt         = "at"
 )
 
-// costLimit bounds one evaluation of an expression of spec.mapping: those
-// are written by the namespace's users and run on payloads from the
-// internet.
+// deadline is the evalBudget of one call of Accept or Map, started when
+// its first expression of spec.mapping runs (the defaults run without it).
+type deadline struct {
+	ctx  context.Context
+	stop context.CancelFunc
+}
+
+func (d *deadline) context() context.Context {
+	if d.ctx == nil {
+		d.ctx, d.stop = context.WithTimeout(context.Background(), evalBudget)
+	}
+	return d.ctx
+}
+
+func (d *deadline) cancel() {
+	if d.stop != nil {
+		d.stop()
+	}
+}
+
+// evalBudget bounds the time of the expressions of spec.mapping in one call
+// of Accept, or of Map, on one payload. CEL's cost limit does not bound
+// time: its
+// tracker itself takes time that grows with the square of a list a
+// comprehension runs over (an `all` over 40,000 items took 2 s at a cost of
+// 120,003 of the 1,000,000 allowed), so a mapping written to be slow,
+// signed with its own namespace's secret, could hold a core for minutes.
+// The evaluation checks the deadline every interruptEvery iterations of a
+// comprehension. The providers' defaults run without the deadline, as
+// without the cost limit (see costLimit), and the deadline's timer and
+// checks would add about
+// 3 µs to every webhook (BenchmarkWebhook: Typeform 8.7 → 11.4–13.6 µs,
+// Delighted 5.1 → 8.1).
+const (
+	evalBudget     = 250 * time.Millisecond
+	interruptEvery = 100
+)
+
+// costLimit bounds the cost of one evaluation of an expression of
+// spec.mapping: those are written by the namespace's users and run on
+// payloads from the internet. Their time is bounded by evalBudget.
 //
 // The providers' defaults run without it. They are Rapport's own, each at
 // most one pass over the payload (one filter of Typeform's answers, one
 // flatten of SurveyMonkey's pages), evaluated only after the payload's
 // signature or token was checked, on a body of at most the collector's body
-// limit (TestDefaultMappingsOnTheLargestPayload: 18,720 answers in 30 ms).
-// CEL's cost tracking observes every step of an evaluation: it took a third
-// of a Typeform webhook's work before the commit (BenchmarkWebhook, 16 µs
-// against 11), and 0.55 s on that largest payload.
+// limit: 18,720 Typeform answers in 1 MiB map in about 30 ms
+// (TestDefaultMappingsOnTheLargestPayload), 49,925 minimal ones in 21–48 ms,
+// and SurveyMonkey's score over a response of 349,498 empty answers in about
+// 100 ms. CEL's cost tracking observes every step of an evaluation, with
+// a stack that makes a comprehension's time grow with the square of its
+// list: it took a third of a Typeform webhook's work before the commit
+// (BenchmarkWebhook, 16 µs against 11), and 0.55 s on that largest payload.
 const costLimit = 1_000_000
 
 // Defaults are the mappings of each provider, written for the payloads
@@ -204,7 +246,7 @@ func Compile(provider cxv1.FeedbackProvider, m *cxv1.FeedbackMapping) (*Mapping,
 		}
 		opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
 		if !fromDefault {
-			opts = append(opts, cel.CostLimit(costLimit))
+			opts = append(opts, cel.CostLimit(costLimit), cel.InterruptCheckFrequency(interruptEvery))
 		}
 		prg, err := e.Program(ast, opts...)
 		if err != nil {
@@ -327,9 +369,20 @@ func (in Input) vars() *vars {
 	return v
 }
 
-func (m *Mapping) eval(x *expr, in *vars) (ref.Val, error) {
-	v, _, err := x.prg.Eval(in)
+func (m *Mapping) eval(d *deadline, x *expr, in *vars) (ref.Val, error) {
+	var (
+		v   ref.Val
+		err error
+	)
+	if x.fromDefault {
+		v, _, err = x.prg.Eval(in)
+	} else {
+		v, _, err = x.prg.ContextEval(d.context(), in)
+	}
 	if err != nil {
+		if d.ctx != nil && d.ctx.Err() != nil {
+			return nil, m.fail(x, "the mapping took longer than %s on this payload, and was stopped", evalBudget)
+		}
 		return nil, m.fail(x, "%v", err)
 	}
 	if o, ok := v.(*types.Optional); ok {
@@ -344,8 +397,10 @@ func (m *Mapping) eval(x *expr, in *vars) (ref.Val, error) {
 // Accept evaluates accept: false means acknowledge the event without
 // counting it.
 func (m *Mapping) Accept(in Input) (bool, error) {
+	var d deadline
+	defer d.cancel()
 	x := m.fields[FieldAccept]
-	v, err := m.eval(x, in.vars())
+	v, err := m.eval(&d, x, in.vars())
 	if err != nil {
 		return false, err
 	}
@@ -359,6 +414,8 @@ func (m *Mapping) Accept(in Input) (bool, error) {
 // Map evaluates the other fields into an Event. experiment, variant and
 // segment are evaluated only when assignment is empty.
 func (m *Mapping) Map(input Input) (Event, error) {
+	var d deadline
+	defer d.cancel()
 	var ev Event
 	in := input.vars()
 	str := func(field string, dst *string) error {
@@ -366,7 +423,7 @@ func (m *Mapping) Map(input Input) (Event, error) {
 		if x == nil {
 			return nil
 		}
-		v, err := m.eval(x, in)
+		v, err := m.eval(&d, x, in)
 		if err != nil {
 			return err
 		}
@@ -397,7 +454,7 @@ func (m *Mapping) Map(input Input) (Event, error) {
 		}
 	}
 	x := m.fields[FieldScore]
-	v, err := m.eval(x, in)
+	v, err := m.eval(&d, x, in)
 	if err != nil {
 		return ev, err
 	}
@@ -410,7 +467,7 @@ func (m *Mapping) Map(input Input) (Event, error) {
 		return ev, err
 	}
 	if x := m.fields[FieldAt]; x != nil {
-		v, err := m.eval(x, in)
+		v, err := m.eval(&d, x, in)
 		if err != nil {
 			return ev, err
 		}
