@@ -54,11 +54,14 @@ func (s *Server) surveyMonkeyResponse(ctx context.Context, src *cxv1.FeedbackSou
 		return nil, refuse(http.StatusServiceUnavailable, reasonProviderAPI, "could not read response %s from the SurveyMonkey API: %v; the webhook is retried", response, err)
 	}
 	defer r.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxProviderBody))
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxProviderBody+1))
 	if err != nil {
 		return nil, refuse(http.StatusServiceUnavailable, reasonProviderAPI, "reading response %s from the SurveyMonkey API: %v", response, err)
 	}
 	switch {
+	case r.StatusCode == http.StatusOK && len(body) > maxProviderBody:
+		// Permanent: retrying would fetch the same response again.
+		return nil, refuse(http.StatusUnprocessableEntity, reasonProviderAPI, "the SurveyMonkey API's response %s is larger than %d bytes; nothing was counted", response, maxProviderBody)
 	case r.StatusCode == http.StatusNotFound:
 		return nil, refuse(http.StatusUnprocessableEntity, reasonProviderAPI, "the SurveyMonkey API has no response %s of survey %s (deleted?); nothing was counted", response, survey)
 	case r.StatusCode == http.StatusUnauthorized || r.StatusCode == http.StatusForbidden:

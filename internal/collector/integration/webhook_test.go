@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bytes"
 	"context"
 	"net/http"
 	"net/http/httptest"
@@ -183,9 +184,13 @@ var _ = Describe("Webhooks from survey tools", Ordered, func() {
 		noSecret.Name, noSecret.Namespace = "no-secret", s.ns
 		noSecret.Spec = cxv1.FeedbackSourceSpec{Provider: cxv1.ProviderTypeform, SecretRef: cxv1.LocalObjectRef{Name: "missing"}}
 		Expect(k8s.Create(ctx, noSecret)).To(Succeed())
-		for _, src := range []*cxv1.FeedbackSource{typeform, generic, noSecret} {
+		monkey := s.source(ctx, "surveymonkey", cxv1.ProviderSurveyMonkey, nil, nil, data)
+		for _, src := range []*cxv1.FeedbackSource{typeform, generic, noSecret, monkey} {
 			r.waitSource(ctx, src)
 		}
+		// A response its API serves over the collector's 1 MiB limit.
+		sm.set("too-large-1", []byte(`{"pages":[`+strings.Repeat(" ", 1<<20)+`]}`))
+		tooLarge := bytes.ReplaceAll(fixture("surveymonkey-response_completed.json", ""), []byte("118855447700"), []byte("too-large-1"))
 
 		good := signed(key, exp, "enterprise", "one-page")
 		tf := string(fixture("typeform-form_response.json", good))
@@ -219,6 +224,7 @@ var _ = Describe("Webhooks from survey tools", Ordered, func() {
 			{name: "a tampered assignment", src: typeform, body: fixture("typeform-form_response.json", tampered), code: 422, reason: "ForgedAssignment", msg: "signature does not match"},
 			{name: "an assignment of another run", src: typeform, body: fixture("typeform-form_response.json", otherRun), code: 409, reason: "ExpiredAssignment", msg: "spec.mapping.assignment has expired: it is from run 2 of experiment checkout, which is in run 1 now"},
 			{name: "an experiment that ended", src: typeform, body: fixture("typeform-form_response.json", signed(endedKey, ended, "enterprise", "control")), code: 409, reason: "ExperimentNotAccepting", msg: "experiment ended is RolledBack"},
+			{name: "a SurveyMonkey response over 1 MiB", src: monkey, body: tooLarge, code: 422, reason: "ProviderAPIFailed", msg: "larger than 1048576 bytes"},
 			{name: "a Secret that is missing", src: noSecret, body: []byte(tf), headers: map[string]string{}, code: 503, reason: "SecretUnavailable", msg: "Secret missing of the FeedbackSource's spec.secretRef does not exist"},
 		}
 		for _, tc := range cases {
