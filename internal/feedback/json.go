@@ -153,19 +153,12 @@ func (p *parser) object(depth int, r *reads) (any, error) {
 		} else if err := p.skip(depth + 1); err != nil {
 			return nil, err
 		}
-		p.space()
-		if p.i < len(p.b) {
-			switch p.b[p.i] {
-			case ',':
-				p.i++
-				p.space()
-				continue
-			case '}':
-				p.i++
-				return m, nil
+		if more, err := p.next('}', "after an object's value"); !more {
+			if err != nil {
+				return nil, err
 			}
+			return m, nil
 		}
-		return nil, p.unexpected("after an object's value")
 	}
 }
 
@@ -184,20 +177,32 @@ func (p *parser) array(depth int) (any, error) {
 			return nil, err
 		}
 		a = append(a, v)
-		p.space()
-		if p.i < len(p.b) {
-			switch p.b[p.i] {
-			case ',':
-				p.i++
-				p.space()
-				continue
-			case ']':
-				p.i++
-				return a, nil
+		if more, err := p.next(']', "after an array's element"); !more {
+			if err != nil {
+				return nil, err
 			}
+			return a, nil
 		}
-		return nil, p.unexpected("after an array's element")
 	}
+}
+
+// next reads what follows a member or an element: a comma (more follow,
+// whitespace skipped) or end (the container ends); anything else is an
+// error, described as what.
+func (p *parser) next(end byte, what string) (more bool, err error) {
+	p.space()
+	if p.i < len(p.b) {
+		switch p.b[p.i] {
+		case ',':
+			p.i++
+			p.space()
+			return true, nil
+		case end:
+			p.i++
+			return false, nil
+		}
+	}
+	return false, p.unexpected(what)
 }
 
 // name reads an object's name at i (its opening quote): the body's own
@@ -256,22 +261,13 @@ func (p *parser) skip(depth int) error {
 			if err := p.skip(depth + 1); err != nil {
 				return err
 			}
-			p.space()
-			if p.i < len(p.b) {
-				switch p.b[p.i] {
-				case ',':
-					p.i++
-					p.space()
-					continue
-				case end:
-					p.i++
-					return nil
-				}
-			}
+			what := "after an array's element"
 			if end == '}' {
-				return p.unexpected("after an object's value")
+				what = "after an object's value"
 			}
-			return p.unexpected("after an array's element")
+			if more, err := p.next(end, what); !more {
+				return err
+			}
 		}
 	case '"':
 		return p.skipString()

@@ -172,14 +172,7 @@ func BenchmarkDecodeJSON(b *testing.B) {
 //
 //	go test ./internal/feedback/ -run '^$' -fuzz FuzzDecodeJSON -fuzztime 60s
 func FuzzDecodeJSON(f *testing.F) {
-	files, _ := filepath.Glob(filepath.Join("testdata", "*.json"))
-	for _, file := range files {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
+	addFixtures(f)
 	for _, s := range []string{`{"a": 1, "a": 2}`, "\"\xff\"", `"\ud800"`, `[1e2, -0, 0.5]`, `{"a":`, `1 2`, ` null `, `{"a":{"b":[]}}`} {
 		f.Add([]byte(s))
 	}
@@ -214,5 +207,17 @@ func TestDecodeJSONDoesNotEchoTheBody(t *testing.T) {
 		if err == nil || len(err.Error()) > 200 {
 			t.Errorf("%s: error %.300q (%d bytes), want a refusal under 200 bytes", name, err, len(fmt.Sprint(err)))
 		}
+	}
+}
+
+// addFixtures seeds a fuzzer with the providers' fixtures.
+func addFixtures(f *testing.F) {
+	files, _ := filepath.Glob(filepath.Join("testdata", "*.json"))
+	for _, file := range files {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
 	}
 }

@@ -197,14 +197,7 @@ func TestDecodeForAMappingAsWhole(t *testing.T) {
 //
 //	go test ./internal/feedback/ -run '^$' -fuzz FuzzDecodeForAMapping -fuzztime 60s
 func FuzzDecodeForAMapping(f *testing.F) {
-	files, _ := filepath.Glob(filepath.Join("testdata", "*.json"))
-	for _, file := range files {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
+	addFixtures(f)
 	f.Add([]byte(`{"id":"e","score":4,"a":{"b":1,"scores":[3]},"list":[{"s":1}],"h":{"rapport":"x"},"who":{"name":"n"}}`))
 	ms := mappingsUnderTest(f)
 	f.Fuzz(func(t *testing.T, body []byte) {
