@@ -132,19 +132,10 @@ func (p *parser) object(depth int, r *reads) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		p.space()
-		if p.i >= len(p.b) || p.b[p.i] != ':' {
-			return nil, p.unexpected("after an object's name")
+		if err := p.colon(); err != nil {
+			return nil, err
 		}
-		p.i++
-		p.space()
-		if r.whole() {
-			v, err := p.value(depth+1, everything)
-			if err != nil {
-				return nil, err
-			}
-			m[string(k)] = v
-		} else if below, read := r.fields[string(k)]; read {
+		if below, read := r.member(k); read {
 			v, err := p.value(depth+1, below)
 			if err != nil {
 				return nil, err
@@ -205,22 +196,16 @@ func (p *parser) next(end byte, what string) (more bool, err error) {
 	return false, p.unexpected(what)
 }
 
-// name reads an object's name at i (its opening quote): the body's own
-// bytes when it has no escapes or bytes to replace, else a copy.
-func (p *parser) name() ([]byte, error) {
-	start := p.i + 1
-	for j := start; j < len(p.b); j++ {
-		switch c := p.b[j]; {
-		case c == '"':
-			p.i = j + 1
-			return p.b[start:j], nil
-		case c == '\\' || c >= utf8.RuneSelf || c < 0x20:
-			s, err := p.string()
-			return []byte(s), err
-		}
+// colon reads the colon after an object's name, and the whitespace around
+// it.
+func (p *parser) colon() error {
+	p.space()
+	if p.i >= len(p.b) || p.b[p.i] != ':' {
+		return p.unexpected("after an object's name")
 	}
-	p.i = len(p.b)
-	return nil, p.unexpected("in a string")
+	p.i++
+	p.space()
+	return nil
 }
 
 // skip checks a value that starts at i as value would, without building it.
@@ -251,12 +236,9 @@ func (p *parser) skip(depth int) error {
 				if err := p.skipString(); err != nil {
 					return err
 				}
-				p.space()
-				if p.i >= len(p.b) || p.b[p.i] != ':' {
-					return p.unexpected("after an object's name")
+				if err := p.colon(); err != nil {
+					return err
 				}
-				p.i++
-				p.space()
 			}
 			if err := p.skip(depth + 1); err != nil {
 				return err
@@ -311,29 +293,36 @@ func (p *parser) skipString() error {
 	return p.unexpected("in a string")
 }
 
-// string reads a string at i (its opening quote). A string without escapes
-// or bytes to replace is copied once.
+// string reads a string at i (its opening quote), copied once.
 func (p *parser) string() (string, error) {
+	b, err := p.name()
+	return string(b), err
+}
+
+// name reads a string at i (its opening quote) as bytes: the body's own
+// when it has no escapes or bytes to replace (an object's name then needs
+// no copy to look it up), else a new slice.
+func (p *parser) name() ([]byte, error) {
 	start := p.i + 1
 	for j := start; j < len(p.b); j++ {
 		switch c := p.b[j]; {
 		case c == '"':
 			p.i = j + 1
-			return string(p.b[start:j]), nil
+			return p.b[start:j], nil
 		case c == '\\' || c >= utf8.RuneSelf:
 			return p.slowString(start, j)
 		case c < 0x20:
 			p.i = j
-			return "", p.unexpected("in a string (control characters must be escaped)")
+			return nil, p.unexpected("in a string (control characters must be escaped)")
 		}
 	}
 	p.i = len(p.b)
-	return "", p.unexpected("in a string")
+	return nil, p.unexpected("in a string")
 }
 
 // slowString reads the rest of a string from j, where an escape or a byte
 // of a multi-byte sequence is, with the plain bytes from start to j first.
-func (p *parser) slowString(start, j int) (string, error) {
+func (p *parser) slowString(start, j int) ([]byte, error) {
 	out := make([]byte, 0, j-start+16)
 	out = append(out, p.b[start:j]...)
 	for j < len(p.b) {
@@ -341,10 +330,10 @@ func (p *parser) slowString(start, j int) (string, error) {
 		switch {
 		case c == '"':
 			p.i = j + 1
-			return string(out), nil
+			return out, nil
 		case c < 0x20:
 			p.i = j
-			return "", p.unexpected("in a string (control characters must be escaped)")
+			return nil, p.unexpected("in a string (control characters must be escaped)")
 		case c >= utf8.RuneSelf:
 			r, size := utf8.DecodeRune(p.b[j:])
 			if r == utf8.RuneError && size == 1 {
@@ -359,7 +348,7 @@ func (p *parser) slowString(start, j int) (string, error) {
 		default:
 			if j+1 >= len(p.b) {
 				p.i = len(p.b)
-				return "", p.unexpected("in a string's escape")
+				return nil, p.unexpected("in a string's escape")
 			}
 			e := p.b[j+1]
 			j += 2
@@ -380,7 +369,7 @@ func (p *parser) slowString(start, j int) (string, error) {
 				r, ok := hex4(p.b[j:])
 				if !ok {
 					p.i = j
-					return "", p.unexpected("in a \\u escape (four hex digits expected)")
+					return nil, p.unexpected("in a \\u escape (four hex digits expected)")
 				}
 				j += 4
 				if utf16.IsSurrogate(r) {
@@ -399,12 +388,12 @@ func (p *parser) slowString(start, j int) (string, error) {
 				out = utf8.AppendRune(out, r)
 			default:
 				p.i = j - 1
-				return "", p.unexpected("after a backslash in a string")
+				return nil, p.unexpected("after a backslash in a string")
 			}
 		}
 	}
 	p.i = len(p.b)
-	return "", p.unexpected("in a string")
+	return nil, p.unexpected("in a string")
 }
 
 // hex4 reads four hex digits.

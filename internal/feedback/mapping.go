@@ -54,17 +54,15 @@ func (d *deadline) cancel() {
 
 // evalBudget bounds the time of the expressions of spec.mapping in one call
 // of Accept, or of Map, on one payload. CEL's cost limit does not bound
-// time: its
-// tracker itself takes time that grows with the square of a list a
-// comprehension runs over (an `all` over 40,000 items took 2 s at a cost of
-// 120,003 of the 1,000,000 allowed), so a mapping written to be slow,
+// time: its tracker itself takes time that grows with the square of a list
+// a comprehension runs over (an `all` over 40,000 items took 2 s at a cost
+// of 120,003 of the 1,000,000 allowed), so a mapping written to be slow,
 // signed with its own namespace's secret, could hold a core for minutes.
 // The evaluation checks the deadline every interruptEvery iterations of a
 // comprehension. The providers' defaults run without the deadline, as
-// without the cost limit (see costLimit), and the deadline's timer and
-// checks would add about
-// 3 µs to every webhook (BenchmarkWebhook: Typeform 8.7 → 11.4–13.6 µs,
-// Delighted 5.1 → 8.1).
+// without the cost limit (see costLimit): the deadline's timer and checks
+// would add about 3 µs to every webhook (BenchmarkWebhook: Typeform 8.7 →
+// 11.4–13.6 µs, Delighted 5.1 → 8.1).
 const (
 	evalBudget     = 250 * time.Millisecond
 	interruptEvery = 100

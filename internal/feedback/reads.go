@@ -25,6 +25,16 @@ var everything = &reads{all: true}
 // whole reports whether r reads everything below it.
 func (r *reads) whole() bool { return r == nil || r.all }
 
+// member reports whether r reads an object's member of this name, and
+// what it reads below it.
+func (r *reads) member(name []byte) (*reads, bool) {
+	if r.whole() {
+		return everything, true
+	}
+	below, ok := r.fields[string(name)]
+	return below, ok
+}
+
 // add marks path, and everything below it, as read.
 func (r *reads) add(path []string) {
 	for _, f := range path {
