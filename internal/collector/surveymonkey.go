@@ -27,12 +27,7 @@ const maxProviderBody = 1 << 20
 // 422; anything else (token refused, API down) is 503, so that SurveyMonkey
 // retries.
 func (s *Server) surveyMonkeyResponse(ctx context.Context, src *cxv1.FeedbackSource, payload any) (any, *feedbackError) {
-	p, _ := payload.(map[string]any)
-	// The payload is decoded for the mapping: these members are decoded
-	// because feedback.collectorReads names them.
-	res, _ := p["resources"].(map[string]any)
-	survey, _ := res["survey_id"].(string)
-	response, _ := p["object_id"].(string)
+	survey, response := feedback.SurveyMonkeyResponse(payload)
 	if survey == "" || response == "" {
 		return nil, refuse(http.StatusUnprocessableEntity, reasonMappingFailed, "the SurveyMonkey webhook has no resources.survey_id or object_id; subscribe the webhook to response_completed with object_type survey or collector")
 	}

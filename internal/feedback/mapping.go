@@ -152,11 +152,34 @@ var Defaults = map[cxv1.FeedbackProvider]cxv1.FeedbackMapping{
 	},
 }
 
+// The members of a SurveyMonkey webhook that name the response whose
+// answers the collector fetches (SurveyMonkeyResponse).
+var (
+	surveyMonkeySurveyID   = []string{"resources", "survey_id"}
+	surveyMonkeyResponseID = []string{"object_id"}
+)
+
 // collectorReads are the members of a provider's payload that the
-// collector reads itself, whatever the mapping: SurveyMonkey's webhook
-// names the response to fetch (internal/collector/surveymonkey.go).
+// collector reads itself, whatever the mapping: a Mapping's Decode keeps
+// them.
 var collectorReads = map[cxv1.FeedbackProvider][][]string{
-	cxv1.ProviderSurveyMonkey: {{"resources", "survey_id"}, {"object_id"}},
+	cxv1.ProviderSurveyMonkey: {surveyMonkeySurveyID, surveyMonkeyResponseID},
+}
+
+// SurveyMonkeyResponse returns the survey and the response a SurveyMonkey
+// webhook's payload (as Decode gives it) names; "" for one it lacks.
+func SurveyMonkeyResponse(payload any) (survey, response string) {
+	return stringAt(payload, surveyMonkeySurveyID), stringAt(payload, surveyMonkeyResponseID)
+}
+
+// stringAt is the string at path in a decoded payload, or "".
+func stringAt(v any, path []string) string {
+	for _, f := range path {
+		m, _ := v.(map[string]any)
+		v = m[f]
+	}
+	s, _ := v.(string)
+	return s
 }
 
 var (

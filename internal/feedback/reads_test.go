@@ -117,6 +117,26 @@ func TestReadsOfTheDefaults(t *testing.T) {
 	}
 }
 
+// TestSurveyMonkeyResponseSurvivesDecode: the collector fetches the
+// response a SurveyMonkey webhook names from members no default expression
+// reads; Decode must keep them.
+func TestSurveyMonkeyResponseSurvivesDecode(t *testing.T) {
+	m, err := Compile(cxv1.ProviderSurveyMonkey, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := m.Decode(fixture(t, "surveymonkey-response_completed.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if survey, response := SurveyMonkeyResponse(v); survey != "405112233" || response != "118855447700" {
+		t.Fatalf("SurveyMonkeyResponse = %q, %q; want 405112233, 118855447700", survey, response)
+	}
+	if survey, response := SurveyMonkeyResponse(map[string]any{"resources": "x"}); survey != "" || response != "" {
+		t.Fatalf("SurveyMonkeyResponse of a payload without them = %q, %q; want empty", survey, response)
+	}
+}
+
 // mappingsUnderTest are the defaults and user mappings that read payloads
 // in every way the read analysis knows.
 func mappingsUnderTest(t testing.TB) []*Mapping {
