@@ -103,30 +103,41 @@ func Weights(ctx context.Context, c client.Client, exp *cxv1.CXExperiment) (map[
 	return r.Weights(ctx, exp)
 }
 
-// liveSplit reads the split Rapport applied and keeps the last one two
-// reads in a row returned (see Confirmer).
-type liveSplit struct {
+// LiveSplit reads the split Rapport applied to an experiment and keeps the
+// last one two reads in a row returned (see Confirmer). Refresh is called
+// from one goroutine; Last from any.
+type LiveSplit struct {
 	c       client.Client
 	key     types.NamespacedName
 	confirm Confirmer
 	last    atomic.Pointer[Split]
 }
 
-func (l *liveSplit) refresh(ctx context.Context) error {
+// NewLiveSplit reads the split of experiment key with c.
+func NewLiveSplit(c client.Client, key types.NamespacedName) *LiveSplit {
+	return &LiveSplit{c: c, key: key}
+}
+
+// Refresh reads the experiment and its route once and returns the weights
+// read; they become Last once the read before returned them too.
+func (l *LiveSplit) Refresh(ctx context.Context) (map[string]map[string]int32, error) {
 	at := time.Now()
 	exp := &cxv1.CXExperiment{}
 	if err := l.c.Get(ctx, l.key, exp); err != nil {
-		return err
+		return nil, err
 	}
 	w, err := Weights(ctx, l.c, exp)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if sp, ok := l.confirm.Observe(at, w); ok {
 		l.last.Store(&sp)
 	}
-	return nil
+	return w, nil
 }
+
+// Last is the last confirmed split, nil before the first.
+func (l *LiveSplit) Last() *Split { return l.last.Load() }
 
 // Run simulates customers until ctx ends, Duration passes, or the
 // experiment stops taking feedback.
@@ -162,9 +173,9 @@ func Run(ctx context.Context, o Options) (Stats, error) {
 	// carry that time as `at`, when their customers were served, so that the
 	// collector counts them in the allocation epoch of those weights even
 	// when they arrive after the next change.
-	live := &liveSplit{c: o.Client, key: types.NamespacedName{Namespace: o.Namespace, Name: o.Experiment}}
-	for live.last.Load() == nil {
-		if err := live.refresh(ctx); err != nil {
+	live := NewLiveSplit(o.Client, types.NamespacedName{Namespace: o.Namespace, Name: o.Experiment})
+	for live.Last() == nil {
+		if _, err := live.Refresh(ctx); err != nil {
 			return Stats{}, fmt.Errorf("read the live split: %w", err)
 		}
 	}
@@ -204,7 +215,7 @@ func Run(ctx context.Context, o Options) (Stats, error) {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				_ = live.refresh(ctx) // keep the last split on a transient error
+				_, _ = live.Refresh(ctx) // keep the last split on a transient error
 			}
 		}
 	}()
@@ -219,7 +230,7 @@ loop:
 		case <-pace.C:
 		}
 		batch := make([]Answer, o.Scenario.Batch)
-		sp := live.last.Load()
+		sp := live.Last()
 		for i := range batch {
 			batch[i] = drawer.Draw(sp.Weights)
 			batch[i].At = sp.At

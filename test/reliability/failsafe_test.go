@@ -25,8 +25,8 @@ var _ = Describe("Fail-safe stops", func() {
 		Expect(k8s.Create(ctx, exp)).To(Succeed())
 		Eventually(func() cxv1.ExperimentPhase { return getExp(ns).Status.Phase }).Should(Equal(cxv1.PhaseProgressing))
 		runCtx, stop := context.WithCancel(ctx)
-		mon := newMonitor()
-		go mon.run(runCtx, ns)
+		mon := newMonitor(ns)
+		go mon.run(runCtx)
 		f := newFeeder(ns, token, 5, func() []string { return []string{mgr.CollectorURL} })
 		go f.run(runCtx, mon.sample)
 		Eventually(func() [2]int32 {

@@ -260,32 +260,31 @@ type monitor struct {
 	mu      sync.Mutex
 	history []map[string]map[string]int32
 	slowest time.Duration // the longest read of the experiment and its route
-	last    atomic.Pointer[sim.Split]
+	live    *sim.LiveSplit
 	ready   chan struct{} // closed at the first confirmed split, or when run ends
 }
 
-func newMonitor() *monitor { return &monitor{ready: make(chan struct{})} }
+// newMonitor watches the split of namespace ns's experiment once run runs.
+func newMonitor(ns string) *monitor {
+	return &monitor{ready: make(chan struct{}),
+		live: sim.NewLiveSplit(k8s, types.NamespacedName{Namespace: ns, Name: "checkout-redesign"})}
+}
 
-func (m *monitor) run(ctx context.Context, ns string) {
-	var confirm sim.Confirmer
+func (m *monitor) run(ctx context.Context) {
 	var once sync.Once
 	defer once.Do(func() { close(m.ready) })
 	for ctx.Err() == nil {
 		at := time.Now()
-		exp := &cxv1.CXExperiment{}
-		if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "checkout-redesign"}, exp); err == nil {
-			if w, err := sim.Weights(ctx, k8s, exp); err == nil {
-				if sp, ok := confirm.Observe(at, w); ok {
-					m.last.Store(&sp)
-					once.Do(func() { close(m.ready) })
-				}
-				m.mu.Lock()
-				m.slowest = max(m.slowest, time.Since(at))
-				if len(m.history) == 0 || fmt.Sprint(m.history[len(m.history)-1]) != fmt.Sprint(w) {
-					m.history = append(m.history, w)
-				}
-				m.mu.Unlock()
+		if w, err := m.live.Refresh(ctx); err == nil {
+			if m.live.Last() != nil {
+				once.Do(func() { close(m.ready) })
 			}
+			m.mu.Lock()
+			m.slowest = max(m.slowest, time.Since(at))
+			if len(m.history) == 0 || fmt.Sprint(m.history[len(m.history)-1]) != fmt.Sprint(w) {
+				m.history = append(m.history, w)
+			}
+			m.mu.Unlock()
 		}
 		time.Sleep(20 * time.Millisecond) // sampling the route as a gateway would see it
 	}
@@ -293,10 +292,8 @@ func (m *monitor) run(ctx context.Context, ns string) {
 
 // weights returns the last confirmed split (empty before the first).
 func (m *monitor) weights() map[string]map[string]int32 {
-	if s := m.last.Load(); s != nil {
-		return s.Weights
-	}
-	return map[string]map[string]int32{}
+	w, _ := m.current()
+	return w
 }
 
 // sample returns the last confirmed split and a moment it was served. It
@@ -305,7 +302,11 @@ func (m *monitor) weights() map[string]map[string]int32 {
 // After run ended without one it returns an empty split.
 func (m *monitor) sample() (map[string]map[string]int32, time.Time) {
 	<-m.ready
-	if s := m.last.Load(); s != nil {
+	return m.current()
+}
+
+func (m *monitor) current() (map[string]map[string]int32, time.Time) {
+	if s := m.live.Last(); s != nil {
 		return s.Weights, s.At
 	}
 	return map[string]map[string]int32{}, time.Time{}

@@ -59,8 +59,8 @@ func rollout(seed uint64, kills int, minDuration time.Duration) (string, int) {
 
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	mon := newMonitor()
-	go mon.run(runCtx, ns)
+	mon := newMonitor(ns)
+	go mon.run(runCtx)
 	f := newFeeder(ns, token, seed, set.urls)
 	fed := make(chan struct{})
 	go func() { defer close(fed); f.run(runCtx, mon.sample) }()
