@@ -111,17 +111,10 @@ func serve(base context.Context, h http.Handler, log logr.Logger, bad func(*fast
 	}()
 	h.ServeHTTP(w, r)
 	w.finish()
-	if b, ok := r.Body.(*streamBody); ok && !b.eof {
-		// The handler left the body unread. As net/http does: after a
-		// handler that stopped reading (its limit answered), or when more
-		// than maxDrain is still declared, close the connection; else read
-		// up to maxDrain more to keep it, and close if that was not all.
-		// The close lingers (see linger).
-		if b.started || r.ContentLength-b.read > maxDrain {
-			lingerClose(ctx)
-		} else if n, err := io.CopyN(io.Discard, b, maxDrain+1); err != io.EOF || n > maxDrain {
-			lingerClose(ctx)
-		}
+	if b, ok := r.Body.(*streamBody); ok && !b.eof && !b.drain(r.ContentLength) {
+		// The handler left the body unread and it could not be drained:
+		// the close lingers (see linger).
+		lingerClose(ctx)
 	}
 }
 
@@ -192,6 +185,19 @@ func (b *streamBody) Read(p []byte) (int, error) {
 }
 
 func (b *streamBody) Close() error { return nil }
+
+// drain reads and drops the rest of a body its handler left unread, as
+// net/http does, and tells whether the connection can be kept. It cannot
+// after a handler that stopped reading (its limit answered), nor when more
+// than maxDrain is still declared (length of the whole body, or -1 when
+// unknown), nor when the rest turns out longer than maxDrain.
+func (b *streamBody) drain(declared int64) bool {
+	if b.started || declared-b.read > maxDrain {
+		return false
+	}
+	n, err := io.CopyN(io.Discard, b, maxDrain+1)
+	return err == io.EOF && n <= maxDrain
+}
 
 // request converts fasthttp's request into net/http's, as net/http's own
 // server would have parsed it.
