@@ -2,21 +2,38 @@ package v1alpha1
 
 import (
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// decimalPattern is the only decimal syntax the API accepts: an optional
-// minus sign, digits, and an optional fraction. No exponents, no hex, no
-// NaN or Inf, no leading '+'.
-var decimalPattern = regexp.MustCompile(`^-?[0-9]{1,12}(\.[0-9]{1,9})?$`)
+// isDecimal reports whether s has the only decimal syntax the API accepts,
+// `^-?[0-9]{1,12}(\.[0-9]{1,9})?$`: an optional minus sign, digits, and an
+// optional fraction. No exponents, no hex, no NaN or Inf, no leading '+'.
+// (Written out, not as a regular expression: the collector checks an
+// experiment's settings with every answer.)
+func isDecimal(s string) bool {
+	whole, fraction, dot := strings.Cut(strings.TrimPrefix(s, "-"), ".")
+	return digits(whole, 12) && (!dot || digits(fraction, 9))
+}
+
+// digits reports whether s is 1 to most ASCII digits.
+func digits(s string, most int) bool {
+	if len(s) == 0 || len(s) > most {
+		return false
+	}
+	for i := range len(s) {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
 
 // ParseDecimal parses a decimal string of the API ("2.5", "-10", "0.01").
 // It is the one place where points and percentages become numbers.
 func ParseDecimal(s string) (float64, error) {
-	if !decimalPattern.MatchString(s) {
+	if !isDecimal(s) {
 		return 0, fmt.Errorf("%q is not a decimal number such as \"2.5\"", s)
 	}
 	v, err := strconv.ParseFloat(s, 64)

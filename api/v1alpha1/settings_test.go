@@ -1,6 +1,7 @@
 package v1alpha1
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -104,4 +105,31 @@ func TestSatisfactionSettings(t *testing.T) {
 			}
 		})
 	}
+}
+
+// decimalPattern is the syntax the CRD's patterns give decimals; isDecimal
+// must accept exactly what it accepts.
+var decimalPattern = regexp.MustCompile(`^-?[0-9]{1,12}(\.[0-9]{1,9})?$`)
+
+var decimalSeeds = []string{"3", "2.5", "-10", "0.01", "000", "", "-", "--1", "+3", "1e3", "0x10", "NaN", "3.", ".5", "1.2.3",
+	"1,5", " 3", "3 ", "123456789012", "1234567890123", "1.123456789", "1.1234567890", "-0", "١", "1\n"}
+
+func TestIsDecimalMatchesThePattern(t *testing.T) {
+	for _, s := range decimalSeeds {
+		if got, want := isDecimal(s), decimalPattern.MatchString(s); got != want {
+			t.Errorf("isDecimal(%q) = %v, the pattern says %v", s, got, want)
+		}
+	}
+}
+
+// FuzzIsDecimal: go test ./api/v1alpha1/ -run '^$' -fuzz FuzzIsDecimal
+func FuzzIsDecimal(f *testing.F) {
+	for _, s := range decimalSeeds {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := isDecimal(s), decimalPattern.MatchString(s); got != want {
+			t.Fatalf("isDecimal(%q) = %v, the pattern says %v", s, got, want)
+		}
+	})
 }
