@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rapport-dev/rapport/internal/hmacpool"
 )
 
 // Version is the format version, the value's first field.
@@ -55,17 +57,23 @@ func (a Assignment) payload() string {
 		a.Segment, a.Variant, strconv.Itoa(int(a.Epoch))}, sep)
 }
 
-func tag(key []byte, payload string) []byte {
-	m := hmac.New(sha256.New, key)
+// macs keeps HMACs keyed with experiments' keys for reuse (see hmacpool),
+// for at most 4,096 experiments at a time.
+var macs = hmacpool.New(sha256.New, 4096)
+
+// tag appends payload's tag under key to dst.
+func tag(dst, key []byte, payload string) []byte {
+	m := macs.Get(key)
+	defer m.Put()
 	m.Write([]byte(domain))
 	m.Write([]byte(payload))
-	return m.Sum(nil)[:tagBytes]
+	return append(dst, m.Digest()[:tagBytes]...)
 }
 
 // Sign returns the signed value of a.
 func Sign(key []byte, a Assignment) string {
 	p := a.payload()
-	return p + sep + base64.RawURLEncoding.EncodeToString(tag(key, p))
+	return p + sep + base64.RawURLEncoding.EncodeToString(tag(nil, key, p))
 }
 
 // Parse reads a value without checking its tag, so that the caller can find
@@ -105,11 +113,13 @@ func Verify(key []byte, value string) (Assignment, error) {
 		return a, err
 	}
 	i := strings.LastIndex(value, sep)
-	got, err := base64.RawURLEncoding.DecodeString(value[i+1:])
-	if err != nil {
+	var got, want [tagBytes]byte
+	if encoded := value[i+1:]; base64.RawURLEncoding.DecodedLen(len(encoded)) != tagBytes {
+		return Assignment{}, ErrMalformed
+	} else if _, err := base64.RawURLEncoding.Decode(got[:], []byte(encoded)); err != nil {
 		return Assignment{}, ErrMalformed
 	}
-	if !hmac.Equal(got, tag(key, value[:i])) {
+	if !hmac.Equal(got[:], tag(want[:0], key, value[:i])) {
 		return Assignment{}, ErrForged
 	}
 	return a, nil

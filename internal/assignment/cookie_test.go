@@ -64,6 +64,7 @@ func TestVerifyRefuses(t *testing.T) {
 		{"empty", "", testKey, ErrMalformed},
 		{"no tag", good[:i], testKey, ErrMalformed},
 		{"short tag", good[:len(good)-1], testKey, ErrMalformed},
+		{"long tag", good + "AAAA", testKey, ErrMalformed},
 		{"unknown version", "2" + good[1:], testKey, ErrMalformed},
 		{"run zero", strings.Replace(good, "~checkout~1~", "~checkout~0~", 1), testKey, ErrMalformed},
 		{"run with a sign", strings.Replace(good, "~checkout~1~", "~checkout~+1~", 1), testKey, ErrMalformed},
@@ -119,5 +120,17 @@ func TestDocumentedVector(t *testing.T) {
 	}
 	if got := Sign(testKey, Assignment{Namespace: "shop", Experiment: "checkout", Run: 1, Segment: "enterprise", Variant: "one-page"}); !strings.HasSuffix(got, "~aXiJU0HF45TJQGFRsh5dmg") {
 		t.Fatalf("the documented tag is not what Sign computes: %s", got)
+	}
+}
+
+// BenchmarkVerify: the check of every browser answer's assignment.
+//
+//	go test ./internal/assignment/ -run '^$' -bench Verify -benchmem
+func BenchmarkVerify(b *testing.B) {
+	value := Sign(testKey, Assignment{Namespace: "shop", Experiment: "checkout", Run: 1, Segment: "enterprise", Variant: "control"})
+	for b.Loop() {
+		if _, err := Verify(testKey, value); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

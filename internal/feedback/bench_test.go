@@ -51,3 +51,30 @@ func BenchmarkWebhook(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkVerify measures the signature check alone, per provider.
+//
+//	go test ./internal/feedback/ -run '^$' -bench Verify -benchmem
+func BenchmarkVerify(b *testing.B) {
+	for _, tt := range []struct {
+		provider cxv1.FeedbackProvider
+		file     string
+		data     map[string][]byte
+	}{
+		{cxv1.ProviderTypeform, "typeform-form_response.json", secrets},
+		{cxv1.ProviderSurveyMonkey, "surveymonkey-response_completed.json", secrets},
+		{cxv1.ProviderSurvicate, "survicate-question_answered.json", secrets},
+	} {
+		b.Run(string(tt.provider), func(b *testing.B) {
+			body := fixture(&testing.T{}, tt.file)
+			name, value := Sign(tt.provider, nil, tt.data, body)
+			h := http.Header{name: {value}}
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				if err := Verify(tt.provider, nil, tt.data, h, body); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -1,7 +1,13 @@
 package feedback
 
 import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha1" //nolint:gosec // SurveyMonkey signs with HMAC-SHA1
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
+	"hash"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -141,6 +147,7 @@ func TestVerifyRefuses(t *testing.T) {
 		}(), body, ReasonInvalidSignature},
 		{"garbage", cxv1.ProviderTypeform, nil, HeaderTypeform, "sha256=!!!", body, ReasonInvalidSignature},
 		{"the Typeform signature in the wrong header", cxv1.ProviderSurvicate, nil, HeaderTypeform, good, body, ReasonMissingSignature},
+		{"a signature too long to be a digest", cxv1.ProviderGeneric, hmacSource, HeaderGenericHMAC, goodGeneric + strings.Repeat("0", maxSignature), body, ReasonInvalidSignature},
 		{"a truncated signature", cxv1.ProviderGeneric, hmacSource, HeaderGenericHMAC, goodGeneric[:len(goodGeneric)-2], body, ReasonInvalidSignature},
 		{"a wrong token", cxv1.ProviderGeneric, &cxv1.GenericWebhook{Auth: cxv1.GenericAuthToken}, "Authorization", "Bearer g-token2", body, ReasonInvalidSignature},
 		{"a token prefix", cxv1.ProviderGeneric, &cxv1.GenericWebhook{Auth: cxv1.GenericAuthToken}, "Authorization", "g-tok", body, ReasonInvalidSignature},
@@ -320,5 +327,41 @@ func TestRequiredKeys(t *testing.T) {
 	}
 	if got := RequiredKeys(cxv1.ProviderGeneric, &cxv1.GenericWebhook{Auth: cxv1.GenericAuthToken}); strings.Join(got, ",") != "token" {
 		t.Fatalf("RequiredKeys(Generic Token) = %v", got)
+	}
+}
+
+// TestMACs: the reused HMACs give crypto/hmac's sums for each hash, and
+// never write to the Secret's bytes.
+func TestMACs(t *testing.T) {
+	body := fixture(t, "typeform-form_response.json")
+	for range 2 { // the second time from the pool
+		for _, k := range []struct {
+			kind hashKind
+			new  func() hash.Hash
+		}{{hashSHA256, sha256.New}, {hashSHA1, sha1.New}} {
+			want := hmac.New(k.new, []byte("a key"))
+			want.Write(body)
+			if got := k.kind.mac([]byte("a key"), body); !bytes.Equal(got, want.Sum(nil)) {
+				t.Errorf("hash %d: mac %x, want %x", k.kind, got, want.Sum(nil))
+			}
+		}
+	}
+
+	// SurveyMonkey's key is the API key, '&' and the secret: made in its
+	// own buffer, not in the spare room of the Secret's value.
+	apiKey := make([]byte, 0, 64)
+	apiKey = append(apiKey, "sm-key\n"...)
+	data := map[string][]byte{KeySurveyMonkeyAPIKey: apiKey, KeySurveyMonkeyAPISecret: []byte("sm-secret")}
+	name, value := Sign(cxv1.ProviderSurveyMonkey, nil, data, body)
+	if err := Verify(cxv1.ProviderSurveyMonkey, nil, data, http.Header{name: {value}}, body); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(apiKey[:cap(apiKey)][:len("sm-key\n")+1]); got != "sm-key\n\x00" {
+		t.Fatalf("the Secret's bytes were written to: %q", got)
+	}
+	want := hmac.New(sha1.New, []byte("sm-key&sm-secret"))
+	want.Write(body)
+	if value != base64.StdEncoding.EncodeToString(want.Sum(nil)) {
+		t.Fatalf("SurveyMonkey's signature %s is not keyed with apiKey&apiSecret", value)
 	}
 }
