@@ -207,7 +207,7 @@ func request(ctx *fasthttp.RequestCtx) (*http.Request, error) {
 	if err != nil {
 		return nil, &BadRequestError{Reason: fmt.Sprintf("malformed request target: %v", err)}
 	}
-	proto := string(ctx.Request.Header.Protocol())
+	proto := intern(ctx.Request.Header.Protocol())
 	major, minor, ok := http.ParseHTTPVersion(proto)
 	if !ok {
 		return nil, &BadRequestError{Reason: fmt.Sprintf("malformed HTTP version %q", proto)}
@@ -225,20 +225,35 @@ func request(ctx *fasthttp.RequestCtx) (*http.Request, error) {
 		}
 	}
 	r := &http.Request{
-		Method:     string(ctx.Method()),
+		Method:     intern(ctx.Method()),
 		URL:        u,
 		Proto:      proto,
 		ProtoMajor: major,
 		ProtoMinor: minor,
-		Header:     make(http.Header, 8),
+		Header:     make(http.Header, ctx.Request.Header.Len()),
 		Host:       string(ctx.Host()),
 		RemoteAddr: ctx.RemoteAddr().String(),
 		RequestURI: uri,
 		Close:      ctx.Request.Header.ConnectionClose(),
 		TLS:        ctx.TLSConnectionState(),
 	}
+	// The values share one string and their slices one array (each of
+	// capacity 1, so a handler's append copies): a request's headers cost
+	// three allocations, not three each.
+	size, count := 0, 0
+	for _, v := range ctx.Request.Header.All() {
+		size, count = size+len(v), count+1
+	}
+	var all strings.Builder
+	all.Grow(size)
+	for _, v := range ctx.Request.Header.All() {
+		all.Write(v)
+	}
+	values, slab, at := all.String(), make([]string, count), 0
 	for k, v := range ctx.Request.Header.All() {
-		key := http.CanonicalHeaderKey(string(k))
+		value := values[at : at+len(v)]
+		at += len(v)
+		key := headerKey(k)
 		switch key {
 		case "Host":
 			continue // net/http keeps it in Host only
@@ -249,10 +264,15 @@ func request(ctx *fasthttp.RequestCtx) (*http.Request, error) {
 				continue
 			}
 		case "Transfer-Encoding":
-			r.TransferEncoding = append(r.TransferEncoding, strings.ToLower(string(v)))
+			r.TransferEncoding = append(r.TransferEncoding, strings.ToLower(value))
 			continue
 		}
-		r.Header[key] = append(r.Header[key], string(v))
+		if vs, ok := r.Header[key]; ok {
+			r.Header[key] = append(vs, value)
+			continue
+		}
+		slab[0] = value
+		r.Header[key], slab = slab[:1:1], slab[1:]
 	}
 	switch {
 	case ctx.Request.IsBodyStream():
@@ -274,6 +294,54 @@ func request(ctx *fasthttp.RequestCtx) (*http.Request, error) {
 		r.Body = http.NoBody
 	}
 	return r, nil
+}
+
+// knownHeaders are canonical names of headers that webhooks and browsers
+// send, keyed by themselves: fasthttp gives most names in this form, and
+// headerKey finds them without allocating.
+var knownHeaders = func() map[string]string {
+	m := map[string]string{}
+	for _, k := range []string{
+		"Accept", "Accept-Encoding", "Accept-Language", "Authorization", "Cache-Control",
+		"Connection", "Content-Length", "Content-Type", "Cookie", "Host", "Origin", "Pragma",
+		"Referer", "User-Agent", "Traceparent", "Tracestate", "Via", "Forwarded",
+		"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Port", "X-Forwarded-Proto",
+		"X-Real-Ip", "X-Request-Id", "X-Amzn-Trace-Id", "X-Envoy-External-Address",
+		"Sec-Fetch-Site", "Sec-Fetch-Mode", "Sec-Fetch-Dest", "Sec-Ch-Ua", "Sec-Ch-Ua-Mobile", "Sec-Ch-Ua-Platform",
+		"Typeform-Signature", "Sm-Signature", "Hmac", "X-Delighted-Webhook-Signature",
+		"X-Rapport-Signature", "Idempotency-Key",
+	} {
+		k = http.CanonicalHeaderKey(k)
+		m[k] = k
+	}
+	return m
+}()
+
+// intern gives the usual methods and protocols without allocating.
+func intern(b []byte) string {
+	switch string(b) {
+	case "HTTP/1.1":
+		return "HTTP/1.1"
+	case "HTTP/1.0":
+		return "HTTP/1.0"
+	case http.MethodPost:
+		return http.MethodPost
+	case http.MethodGet:
+		return http.MethodGet
+	case http.MethodHead:
+		return http.MethodHead
+	case http.MethodOptions:
+		return http.MethodOptions
+	}
+	return string(b)
+}
+
+// headerKey is a header name as net/http writes it.
+func headerKey(k []byte) string {
+	if s, ok := knownHeaders[string(k)]; ok {
+		return s
+	}
+	return http.CanonicalHeaderKey(string(k))
 }
 
 // hasHeader reports whether the raw header block has a field named name,
