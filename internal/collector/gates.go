@@ -3,14 +3,12 @@ package collector
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"math"
 	"net/http"
 	"strconv"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/validation"
 
 	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
 )
@@ -93,7 +91,7 @@ func (s *Server) flaggerHook(w http.ResponseWriter, r *http.Request) {
 		s.rejectGate(w, r, "MethodNotAllowed", tokenDigest{}, errorf(http.StatusMethodNotAllowed, "method %s is not allowed; Flagger POSTs its webhook payload", r.Method))
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxHookBody))
+	body, err := readBody(w, r, maxHookBody)
 	if err != nil {
 		s.rejectGate(w, r, "TooLarge", tokenDigest{}, errorf(http.StatusRequestEntityTooLarge, "the body is larger than %d bytes; Flagger's webhook payload is much smaller", maxHookBody))
 		return
@@ -139,7 +137,7 @@ func (s *Server) gateVerdict(ctx context.Context, ns, name, token string, f Verd
 			strconv.Itoa(int(math.Ceil(max(wait.Seconds(), 1)))) + "s"}
 	}
 	notFound := errorf(http.StatusNotFound, "experiment %s not found in namespace %s; check the name in the URL", clip(name), clip(ns))
-	if len(validation.IsDNS1123Label(ns)) > 0 || len(validation.IsDNS1123Subdomain(name)) > 0 {
+	if !mayExist(ns, name) {
 		return nil, digest, notFound
 	}
 	exp := &cxv1.CXExperiment{}

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"mime"
 	"net"
@@ -233,7 +232,7 @@ func (s *Server) publicAnswer(ctx context.Context, w http.ResponseWriter, r *htt
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != ContentTypeJSON {
 		return refuse(http.StatusUnsupportedMediaType, "UnsupportedMediaType", "Content-Type must be %s", ContentTypeJSON)
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxPublicBody))
+	body, err := readBody(w, r, maxPublicBody)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {

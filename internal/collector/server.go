@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -18,7 +19,6 @@ import (
 	"golang.org/x/time/rate"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -490,7 +490,7 @@ func (s *Server) lookupExperiment(ctx context.Context, ns, name string, check bo
 		return errorf(http.StatusNotFound, "experiment %s not found in namespace %s; check the name in the URL", clip(name), clip(ns))
 	}
 	// Names that cannot exist are answered without a lookup.
-	if len(validation.IsDNS1123Label(ns)) > 0 || len(validation.IsDNS1123Subdomain(name)) > 0 {
+	if !mayExist(ns, name) {
 		return nil, notFound()
 	}
 	nn := types.NamespacedName{Namespace: ns, Name: name}
@@ -549,13 +549,27 @@ func (s *Server) committedBeforeEnd(ctx context.Context, w http.ResponseWriter, 
 	return true
 }
 
+// readBody reads r's body as io.ReadAll(http.MaxBytesReader(w, r.Body,
+// limit)) does, into a buffer sized from Content-Length when that is
+// declared and within limit (io.ReadAll starts at 512 bytes and grows).
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	body := http.MaxBytesReader(w, r.Body, limit)
+	if r.ContentLength < 0 || r.ContentLength > limit {
+		return io.ReadAll(body)
+	}
+	var buf bytes.Buffer
+	buf.Grow(int(r.ContentLength) + bytes.MinRead) // ReadFrom reads into MinRead spare bytes, so it does not grow
+	_, err := buf.ReadFrom(body)
+	return buf.Bytes(), err
+}
+
 // readBatch reads the request's body (at most maxBody bytes) and decodes it
 // for exp. On failure it returns the rejection and its audit reason.
 func (s *Server) readBatch(w http.ResponseWriter, r *http.Request, exp *cxv1.CXExperiment) ([]Response, string, *Error) {
 	if r.ContentLength > s.maxBody {
 		return nil, "TooLarge", errorf(http.StatusRequestEntityTooLarge, "the body is %d bytes, at most %d are accepted; split the batch", r.ContentLength, s.maxBody)
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody))
+	body, err := readBody(w, r, s.maxBody)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -609,10 +623,28 @@ func checkKey(values []string) string {
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
+	h := w.Header()
+	h["Content-Type"], h["X-Content-Type-Options"] = jsonContentType, noSniff
 	w.WriteHeader(code)
+	if a, ok := v.(accepted); ok {
+		_, _ = w.Write(a.appendJSON(make([]byte, 0, 48)))
+		return
+	}
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// The values of writeJSON's headers, shared: a header's values are replaced
+// (Header.Set), never written to.
+var jsonContentType, noSniff = []string{"application/json"}, []string{"nosniff"}
+
+// appendJSON appends a as json.Encoder writes it, without reflection: the
+// answer of every accepted request.
+func (a accepted) appendJSON(b []byte) []byte {
+	b = append(b, `{"accepted":`...)
+	b = strconv.AppendInt(b, int64(a.Accepted), 10)
+	b = append(b, `,"duplicates":`...)
+	b = strconv.AppendInt(b, int64(a.Duplicates), 10)
+	return append(b, "}\n"...)
 }
 
 func writeError(w http.ResponseWriter, e *Error) {

@@ -1,10 +1,13 @@
 package collector
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -296,5 +299,64 @@ func TestCheckedExperimentReadsThroughALaggingCache(t *testing.T) {
 				t.Errorf("checked lookup: %v, want the API server's running experiment", e)
 			}
 		})
+	}
+}
+
+// TestReadBody: readBody reads what io.ReadAll(http.MaxBytesReader) reads,
+// whether the length is declared or not, and refuses a body past the limit.
+func TestReadBody(t *testing.T) {
+	const limit = 1024
+	tests := []struct {
+		name     string
+		size     int
+		declared bool
+		tooBig   bool
+	}{
+		{"empty, declared", 0, true, false},
+		{"declared", 700, true, false},
+		{"declared, at the limit", limit, true, false},
+		{"chunked", 700, false, false},
+		{"chunked, at the limit", limit, false, false},
+		{"chunked, past the limit", limit + 1, false, true},
+		{"chunked, far past the limit", 10 * limit, false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			want := strings.Repeat("abcdefghij", tt.size/10+1)[:tt.size]
+			r := httptest.NewRequest(http.MethodPost, "/", io.NopCloser(strings.NewReader(want)))
+			r.ContentLength = -1
+			if tt.declared {
+				r.ContentLength = int64(tt.size)
+			}
+			got, err := readBody(httptest.NewRecorder(), r, limit)
+			var tooBig *http.MaxBytesError
+			if tt.tooBig {
+				if !errors.As(err, &tooBig) {
+					t.Fatalf("err = %v, want a *http.MaxBytesError", err)
+				}
+				return
+			}
+			if err != nil || string(got) != want {
+				t.Fatalf("read %d bytes (%v), want the %d sent", len(got), err, tt.size)
+			}
+		})
+	}
+}
+
+// TestAcceptedJSON: the accepted answer is written as encoding/json would.
+func TestAcceptedJSON(t *testing.T) {
+	for _, a := range []accepted{{}, {Accepted: 1}, {Duplicates: 1}, {Accepted: 1000, Duplicates: 24}, {Accepted: -1}} {
+		var want bytes.Buffer
+		if err := json.NewEncoder(&want).Encode(a); err != nil {
+			t.Fatal(err)
+		}
+		if got := a.appendJSON(nil); string(got) != want.String() {
+			t.Errorf("%+v: %q, want %q", a, got, want.String())
+		}
+		rec := httptest.NewRecorder()
+		writeJSON(rec, http.StatusAccepted, a)
+		if rec.Body.String() != want.String() || rec.Header().Get("Content-Type") != "application/json" || rec.Header().Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("%+v: writeJSON wrote %q with %v", a, rec.Body.String(), rec.Header())
+		}
 	}
 }

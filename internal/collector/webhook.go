@@ -3,7 +3,6 @@ package collector
 import (
 	"context"
 	"errors"
-	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -12,7 +11,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
@@ -103,7 +101,7 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 		reject(refuse(http.StatusRequestEntityTooLarge, reasonTooLarge, "the body is %d bytes, at most %d are accepted", r.ContentLength, s.maxBody))
 		return
 	}
-	body, rerr := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody))
+	body, rerr := readBody(w, r, s.maxBody)
 	if rerr != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(rerr, &tooBig) {
@@ -135,7 +133,7 @@ func (s *Server) source(ctx context.Context, nn types.NamespacedName) (*cxv1.Fee
 	notFound := func() *feedbackError {
 		return refuse(http.StatusNotFound, reasonSourceNotFound, "FeedbackSource %s not found in namespace %s; create it, or fix the webhook URL /v1/namespaces/{namespace}/sources/{name}/webhook", clip(nn.Name), clip(nn.Namespace))
 	}
-	if len(validation.IsDNS1123Label(nn.Namespace)) > 0 || len(validation.IsDNS1123Subdomain(nn.Name)) > 0 {
+	if !mayExist(nn.Namespace, nn.Name) {
 		return nil, notFound()
 	}
 	src := &cxv1.FeedbackSource{}
@@ -182,7 +180,10 @@ func (s *Server) handleEvent(ctx context.Context, src *cxv1.FeedbackSource, h ht
 	if err != nil {
 		return nil, 0, refuse(http.StatusBadRequest, reasonInvalidJSON, "%v; nothing was counted", err)
 	}
-	in := feedback.Input{Body: payload, Headers: firstValues(h)}
+	in := feedback.Input{Body: payload}
+	if m.ReadsHeaders() {
+		in.Headers = firstValues(h)
+	}
 	ok, err := m.Accept(in)
 	if err != nil {
 		return nil, 0, refuse(http.StatusUnprocessableEntity, reasonMappingFailed, "%v; nothing was counted", err)

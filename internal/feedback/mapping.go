@@ -214,7 +214,12 @@ type Mapping struct {
 	provider cxv1.FeedbackProvider
 	fields   map[string]*expr
 	reads    *reads // what the expressions can read of body
+	headers  bool   // whether an expression names the variable headers
 }
+
+// ReadsHeaders reports whether an expression of m can read the request's
+// headers: when none can, the caller may leave Input.Headers nil.
+func (m *Mapping) ReadsHeaders() bool { return m.headers }
 
 // Decode decodes a payload for m's expressions as DecodeJSON does, leaving
 // out the members of objects that none of them can read (checked as JSON
@@ -274,7 +279,9 @@ func Compile(provider cxv1.FeedbackProvider, m *cxv1.FeedbackMapping) (*Mapping,
 			return nil, fmt.Errorf("spec.mapping.%s: %v", f[0], err)
 		}
 		out.fields[f[0]] = &expr{field: f[0], source: src, fromDefault: fromDefault, prg: prg}
-		out.reads.addExpr(celast.NavigateAST(ast.NativeRep()))
+		nav := celast.NavigateAST(ast.NativeRep())
+		out.reads.addExpr(nav)
+		out.headers = out.headers || namesIdent(nav, "headers")
 	}
 	for _, path := range collectorReads[provider] {
 		out.reads.add(path)
@@ -379,13 +386,17 @@ func (v *vars) ResolveName(name string) (any, bool) {
 
 func (v *vars) Parent() interpreter.Activation { return nil }
 
+// noHeaders is the headers of an Input without them (expressions cannot
+// change a map).
+var noHeaders = map[string]string{}
+
 func (in Input) vars() *vars {
 	v := &vars{body: in.Body, response: in.Response, headers: in.Headers}
 	if v.response == nil {
 		v.response = types.NullValue
 	}
 	if v.headers == nil {
-		v.headers = map[string]string{}
+		v.headers = noHeaders
 	}
 	return v
 }

@@ -107,3 +107,17 @@ func bodyChain(e celast.Expr) ([]string, bool) {
 	}
 	return nil, false
 }
+
+// namesIdent reports whether e names the identifier anywhere (also where a
+// comprehension's variable of that name hides it: a safe over-estimate).
+func namesIdent(e celast.NavigableExpr, name string) bool {
+	if e.Kind() == celast.IdentKind && e.AsIdent() == name {
+		return true
+	}
+	for _, child := range e.Children() {
+		if namesIdent(child, name) {
+			return true
+		}
+	}
+	return false
+}

@@ -226,3 +226,51 @@ func FuzzDecodeForAMapping(f *testing.F) {
 		}
 	})
 }
+
+// TestReadsHeaders: the collector builds the headers' map only for a
+// mapping whose expressions name it; a mapping that reads a header must
+// still see it.
+func TestReadsHeaders(t *testing.T) {
+	tests := []struct {
+		provider cxv1.FeedbackProvider
+		mapping  *cxv1.FeedbackMapping
+		want     bool
+	}{
+		{cxv1.ProviderTypeform, nil, false},
+		{cxv1.ProviderSurveyMonkey, nil, false},
+		{cxv1.ProviderSurvicate, nil, false},
+		{cxv1.ProviderDelighted, nil, false},
+		{cxv1.ProviderGeneric, nil, false},
+		{cxv1.ProviderGeneric, &cxv1.FeedbackMapping{Segment: `headers[?'x-segment'].orValue('all')`}, true},
+		{cxv1.ProviderGeneric, &cxv1.FeedbackMapping{Accept: `headers.exists(k, k == 'x-test') == false`}, true},
+		{cxv1.ProviderTypeform, &cxv1.FeedbackMapping{Accept: `has(headers.x) || true`}, true},
+		{cxv1.ProviderTypeform, &cxv1.FeedbackMapping{Accept: `[1].exists(headers, headers == 1)`}, true},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%s/%v", tt.provider, tt.mapping), func(t *testing.T) {
+			m, err := Compile(tt.provider, tt.mapping)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := m.ReadsHeaders(); got != tt.want {
+				t.Fatalf("ReadsHeaders() = %v, want %v", got, tt.want)
+			}
+		})
+	}
+	m, err := Compile(cxv1.ProviderGeneric, &cxv1.FeedbackMapping{Segment: `headers[?'x-segment'].orValue('all')`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := Input{Body: map[string]any{"id": "e1", "score": int64(4), "experiment": "x", "variant": "v"}, Headers: map[string]string{"x-segment": "mobile"}}
+	ev, err := m.Map(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.Segment != "mobile" {
+		t.Fatalf("segment %q, want mobile from the header", ev.Segment)
+	}
+	in.Headers = nil
+	if ev, err = m.Map(in); err != nil || ev.Segment != "all" {
+		t.Fatalf("without headers: segment %q (%v), want all", ev.Segment, err)
+	}
+}

@@ -128,10 +128,11 @@ var _ = Describe("Webhooks from survey tools", Ordered, func() {
 			file: "delighted-survey_response_created.json", variant: "control", score: 10}),
 		Entry("Generic with HMAC (Rapport's own shape)", providerCase{provider: cxv1.ProviderGeneric, generic: &cxv1.GenericWebhook{Auth: cxv1.GenericAuthHMACSHA256},
 			metric: cxv1.MetricCSAT, file: "generic.json", variant: "one-page", score: 3}),
-		Entry("Generic with a token (an export mapped with CEL)", providerCase{provider: cxv1.ProviderGeneric,
+		Entry("Generic with a token (an export mapped with CEL, reading a header)", providerCase{provider: cxv1.ProviderGeneric,
 			generic: &cxv1.GenericWebhook{Auth: cxv1.GenericAuthToken, Header: "X-Export-Token"},
-			mapping: &cxv1.FeedbackMapping{EventID: "body.responseId", Assignment: "body.embeddedData.rapport", Score: "body.values.QID1 + 1", At: "body.recordedDate"},
-			metric:  cxv1.MetricCSAT, file: "generic-export.json", variant: "control", score: 3}),
+			mapping: &cxv1.FeedbackMapping{Accept: "headers['content-type'].startsWith('application/json')",
+				EventID: "body.responseId", Assignment: "body.embeddedData.rapport", Score: "body.values.QID1 + 1", At: "body.recordedDate"},
+			metric: cxv1.MetricCSAT, file: "generic-export.json", variant: "control", score: 3}),
 	)
 
 	It("acknowledges partial responses and Delighted's later update without counting them", func() {
