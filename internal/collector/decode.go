@@ -77,8 +77,19 @@ type scale struct {
 	min, max int
 	variants []string
 	segments []string // empty: the experiment has no segments
-	// epochs is each segment's current epoch as the collector last saw it.
-	epochs map[string]int32
+	// status is each segment's status as the collector last saw it.
+	status []cxv1.SegmentStatus
+}
+
+// epoch is a segment's current epoch as the collector last saw it, 0 when
+// it has none.
+func (sc scale) epoch(segment string) int32 {
+	for _, s := range sc.status {
+		if s.Name == segment {
+			return s.Epoch
+		}
+	}
+	return 0
 }
 
 func scaleOf(exp *cxv1.CXExperiment) (scale, error) {
@@ -86,10 +97,8 @@ func scaleOf(exp *cxv1.CXExperiment) (scale, error) {
 	if err != nil {
 		return scale{}, err
 	}
-	sc := scale{metric: set.Metric, min: set.ScoreMin, max: set.ScoreMax, segments: exp.Spec.Segments, epochs: map[string]int32{}}
-	for _, seg := range exp.Status.Segments {
-		sc.epochs[seg.Name] = seg.Epoch
-	}
+	sc := scale{metric: set.Metric, min: set.ScoreMin, max: set.ScoreMax, segments: exp.Spec.Segments, status: exp.Status.Segments,
+		variants: make([]string, 0, len(exp.Spec.Variants))}
 	for _, v := range exp.Spec.Variants {
 		sc.variants = append(sc.variants, v.Name)
 	}
@@ -346,7 +355,7 @@ func validate(w *wireResponse, sc scale) (Response, string) {
 		}
 		r.At = t
 	}
-	epoch, msg := parseEpoch(w.Epoch, sc.epochs[seg])
+	epoch, msg := parseEpoch(w.Epoch, sc.epoch(seg))
 	if msg != "" {
 		return r, ".epoch" + msg
 	}
