@@ -100,14 +100,7 @@ func TestReadsOfTheDefaults(t *testing.T) {
 			t.Errorf("%s reads %q, want %q", p, got, w)
 		}
 	}
-	m, err := Compile(cxv1.ProviderTypeform, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := m.Decode(fixture(t, "typeform-form_response.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	v := decodedForDefaults(t, cxv1.ProviderTypeform, "typeform-form_response.json")
 	fr := v.(map[string]any)["form_response"].(map[string]any)
 	if _, ok := fr["definition"]; ok {
 		t.Error("the form's definition was decoded, though no expression reads it")
@@ -117,18 +110,25 @@ func TestReadsOfTheDefaults(t *testing.T) {
 	}
 }
 
+// decodedForDefaults is a fixture decoded for the provider's default mapping.
+func decodedForDefaults(t *testing.T, p cxv1.FeedbackProvider, file string) any {
+	t.Helper()
+	m, err := Compile(p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := m.Decode(fixture(t, file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
 // TestSurveyMonkeyResponseSurvivesDecode: the collector fetches the
 // response a SurveyMonkey webhook names from members no default expression
 // reads; Decode must keep them.
 func TestSurveyMonkeyResponseSurvivesDecode(t *testing.T) {
-	m, err := Compile(cxv1.ProviderSurveyMonkey, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := m.Decode(fixture(t, "surveymonkey-response_completed.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	v := decodedForDefaults(t, cxv1.ProviderSurveyMonkey, "surveymonkey-response_completed.json")
 	if survey, response := SurveyMonkeyResponse(v); survey != "405112233" || response != "118855447700" {
 		t.Fatalf("SurveyMonkeyResponse = %q, %q; want 405112233, 118855447700", survey, response)
 	}
