@@ -47,6 +47,16 @@ type feedbackResult struct {
 	// replica's and were retried (rapport_collector_commit_conflicts_total).
 	ConflictsPerSecond                 float64
 	ManagerCPUCoresUsed, ManagerRSSMiB float64
+	// Where the rest of the machine's two cores went during the run: the
+	// load generator (this test process), the API server, etcd, and all
+	// processes together (/proc/stat).
+	LoadGeneratorCoresUsed, APIServerCoresUsed, EtcdCoresUsed, MachineCoresBusy float64
+	// HostVerifyMicros is how long one feedback.Verify of the Typeform
+	// fixture took just before the run, alone on an idle manager: the
+	// host's speed at that moment (about 1.2 µs on a quiet machine). Runs
+	// on this shared virtual machine vary with it, so compare rates of runs
+	// with similar values.
+	HostVerifyMicros float64
 }
 
 // apiRequests sums rest_client_requests_total by method.
@@ -68,10 +78,64 @@ type sample struct {
 	api                map[string]float64
 	cpu                time.Duration
 	rss                int64
+	// CPU time of the load generator (this process), the API server and
+	// etcd; busy is the machine's busy time, all cores together.
+	load, apiserver, etcd, busy time.Duration
+}
+
+// machineBusy is the time all cores spent on anything but idling or
+// waiting for I/O since boot, from /proc/stat.
+func machineBusy(t *testing.T) time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	must(t, err)
+	d, err := busyTime(string(b))
+	must(t, err)
+	return d
+}
+
+// busyTime reads /proc/stat's first line ("cpu user nice system idle
+// iowait irq softirq steal ..." in USER_HZ ticks) and sums all but idle
+// and iowait.
+func busyTime(stat string) (time.Duration, error) {
+	line, _, _ := strings.Cut(stat, "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, fmt.Errorf("unexpected /proc/stat line %q", line)
+	}
+	var ticks int64
+	for i, v := range f[1:9] {
+		if i == 3 || i == 4 { // idle, iowait
+			continue
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/stat field %d: %w", i+1, err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / 100, nil
+}
+
+// hostVerifyMicros times feedback.Verify of a signed Typeform fixture,
+// single-threaded, for 200 ms: µs per call.
+func hostVerifyMicros(t *testing.T, data map[string][]byte, body []byte) float64 {
+	h, v := feedback.Sign(cxv1.ProviderTypeform, nil, data, body)
+	header := http.Header{h: {v}}
+	n, start := 0, time.Now()
+	for time.Since(start) < 200*time.Millisecond {
+		for range 100 {
+			if err := feedback.Verify(cxv1.ProviderTypeform, nil, data, header, body); err != nil {
+				t.Fatal(err)
+			}
+		}
+		n += 100
+	}
+	return math.Round(float64(time.Since(start).Nanoseconds())/float64(n)) / 1000
 }
 
 func sampleReplicas(t *testing.T, mgrs []*utils.Manager) sample {
-	s := sample{api: map[string]float64{}}
+	s := sample{api: map[string]float64{}, busy: machineBusy(t), load: cpuOf(t, os.Getpid()),
+		apiserver: cpuOf(t, controlPlanePid(t, "kube-apiserver")), etcd: cpuOf(t, controlPlanePid(t, "etcd"))}
 	for _, m := range mgrs {
 		fams, err := m.Metrics()
 		must(t, err)
@@ -164,18 +228,20 @@ func feedbackRun(t *testing.T, e *env, endpoint string, run int) feedbackResult 
 	}))
 	value := assignment.Sign(key, assignment.Assignment{Namespace: ns, Experiment: name, Run: exp.Status.Run, Segment: "enterprise", Variant: "control"})
 
+	raw, err := os.ReadFile(filepath.Join(utils.RepoRoot(), "internal", "feedback", "testdata", "typeform-form_response.json"))
+	must(t, err)
+	typeformEvent := strings.ReplaceAll(string(raw), "{{ASSIGNMENT}}", value)
+	data := map[string][]byte{feedback.KeyTypeformSecret: []byte("bench-secret")}
+
 	var next requestFunc
 	switch endpoint {
 	case "webhook":
-		data := map[string][]byte{feedback.KeyTypeformSecret: []byte("bench-secret")}
 		must(t, e.c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "typeform", Namespace: ns}, Data: data}))
 		must(t, e.c.Create(ctx, &cxv1.FeedbackSource{ObjectMeta: metav1.ObjectMeta{Name: "typeform", Namespace: ns},
 			Spec: cxv1.FeedbackSourceSpec{Provider: cxv1.ProviderTypeform, SecretRef: cxv1.LocalObjectRef{Name: "typeform"}}}))
-		raw, err := os.ReadFile(filepath.Join(utils.RepoRoot(), "internal", "feedback", "testdata", "typeform-form_response.json"))
-		must(t, err)
 		// Each event's id is bench-<run>-<seq>, written between the
 		// fixture's text before and after its own id.
-		before, after, ok := strings.Cut(strings.ReplaceAll(string(raw), "{{ASSIGNMENT}}", value), "01JDRAPPORT0TYPEFORM00001")
+		before, after, ok := strings.Cut(typeformEvent, "01JDRAPPORT0TYPEFORM00001")
 		if !ok {
 			t.Fatal("the Typeform fixture has no event id 01JDRAPPORT0TYPEFORM00001")
 		}
@@ -216,6 +282,7 @@ func feedbackRun(t *testing.T, e *env, endpoint string, run int) feedbackResult 
 		}))
 	}
 
+	speed := hostVerifyMicros(t, data, []byte(typeformEvent))
 	s0 := sampleReplicas(t, e.mgrs)
 	const duration = 20 * time.Second
 	inFlight := envInt("BENCH_IN_FLIGHT", 1024)
@@ -226,6 +293,7 @@ func feedbackRun(t *testing.T, e *env, endpoint string, run int) feedbackResult 
 	load := drive(bases, inFlight, duration, next)
 	s1 := sampleReplicas(t, e.mgrs)
 	lat := load.latencies
+	cores := func(d time.Duration) float64 { return math.Round(d.Seconds()/duration.Seconds()*1000) / 1000 }
 	apiRate := map[string]float64{}
 	for method, n := range s1.api {
 		apiRate[method] = math.Round((n-s0.api[method])/duration.Seconds()*10) / 10
@@ -237,17 +305,22 @@ func feedbackRun(t *testing.T, e *env, endpoint string, run int) feedbackResult 
 	}
 	return feedbackResult{
 		Endpoint: endpoint, Run: run, InFlight: inFlight, DurationS: duration.Seconds(),
-		AcceptedPerSecond:    float64(load.accepted) / duration.Seconds(),
-		AckP50Ms:             quantile(lat, 0.5),
-		AckP99Ms:             quantile(lat, 0.99),
-		Rejected:             load.rejected,
-		RejectedBy:           load.rejectedBy,
-		TallyMatchesAccepted: tally.Spec.Total == load.accepted+1,
-		CommitsPerSecond:     (s1.commits - s0.commits) / duration.Seconds(),
-		Replicas:             len(e.mgrs),
-		APIRequestsPerSecond: apiRate,
-		ConflictsPerSecond:   (s1.conflicts - s0.conflicts) / duration.Seconds(),
-		ManagerCPUCoresUsed:  (s1.cpu - s0.cpu).Seconds() / duration.Seconds(),
-		ManagerRSSMiB:        float64(s1.rss) / (1 << 20),
+		AcceptedPerSecond:      float64(load.accepted) / duration.Seconds(),
+		AckP50Ms:               quantile(lat, 0.5),
+		AckP99Ms:               quantile(lat, 0.99),
+		Rejected:               load.rejected,
+		RejectedBy:             load.rejectedBy,
+		TallyMatchesAccepted:   tally.Spec.Total == load.accepted+1,
+		CommitsPerSecond:       (s1.commits - s0.commits) / duration.Seconds(),
+		Replicas:               len(e.mgrs),
+		APIRequestsPerSecond:   apiRate,
+		ConflictsPerSecond:     (s1.conflicts - s0.conflicts) / duration.Seconds(),
+		ManagerCPUCoresUsed:    (s1.cpu - s0.cpu).Seconds() / duration.Seconds(),
+		ManagerRSSMiB:          float64(s1.rss) / (1 << 20),
+		LoadGeneratorCoresUsed: cores(s1.load - s0.load),
+		APIServerCoresUsed:     cores(s1.apiserver - s0.apiserver),
+		EtcdCoresUsed:          cores(s1.etcd - s0.etcd),
+		MachineCoresBusy:       cores(s1.busy - s0.busy),
+		HostVerifyMicros:       speed,
 	}
 }

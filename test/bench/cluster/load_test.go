@@ -357,3 +357,16 @@ func TestAppendAnswer(t *testing.T) {
 		}
 	}
 }
+
+func TestBusyTime(t *testing.T) {
+	// user 100, nice 2, system 30, idle 900, iowait 50, irq 1, softirq 4, steal 3; guest fields follow.
+	got, err := busyTime("cpu  100 2 30 900 50 1 4 3 7 0\ncpu0 50 1 15 450 25 0 2 1 0 0\n")
+	if err != nil || got != 1400*time.Millisecond {
+		t.Errorf("busyTime = %v, %v; want 1.4s (140 ticks)", got, err)
+	}
+	for _, bad := range []string{"", "intr 1 2 3", "cpu 1 2 3", "cpu 1 2 x 4 5 6 7 8"} {
+		if _, err := busyTime(bad); err == nil {
+			t.Errorf("busyTime(%q) gave no error", bad)
+		}
+	}
+}
