@@ -137,10 +137,10 @@ func hostVerifyMicros(t *testing.T, data map[string][]byte, body []byte) float64
 	return math.Round(float64(time.Since(start).Nanoseconds())/float64(n)) / 1000
 }
 
-func sampleReplicas(t *testing.T, mgrs []*utils.Manager) sample {
+func sampleReplicas(t *testing.T, e *env) sample {
 	s := sample{api: map[string]float64{}, busy: machineBusy(t), load: cpuOf(t, os.Getpid()),
-		apiserver: cpuOf(t, controlPlanePid(t, "kube-apiserver")), etcd: cpuOf(t, controlPlanePid(t, "etcd"))}
-	for _, m := range mgrs {
+		apiserver: cpuOf(t, e.apiserverPid), etcd: cpuOf(t, e.etcdPid)}
+	for _, m := range e.mgrs {
 		fams, err := m.Metrics()
 		must(t, err)
 		s.commits += float64(fams["rapport_collector_commit_duration_seconds"].GetMetric()[0].GetHistogram().GetSampleCount())
@@ -293,7 +293,7 @@ func feedbackRun(t *testing.T, e *env, endpoint string, run int) feedbackResult 
 	roundTrip, err := hostRoundTripMicros()
 	must(t, err)
 	speed := hostVerifyMicros(t, data, []byte(typeformEvent))
-	s0 := sampleReplicas(t, e.mgrs)
+	s0 := sampleReplicas(t, e)
 	const duration = 20 * time.Second
 	inFlight := envInt("BENCH_IN_FLIGHT", 1024)
 	var bases []string
@@ -301,7 +301,7 @@ func feedbackRun(t *testing.T, e *env, endpoint string, run int) feedbackResult 
 		bases = append(bases, m.CollectorURL)
 	}
 	load := drive(bases, inFlight, duration, next)
-	s1 := sampleReplicas(t, e.mgrs)
+	s1 := sampleReplicas(t, e)
 	roundTripAfter, err := hostRoundTripMicros()
 	must(t, err)
 	lat := load.latencies

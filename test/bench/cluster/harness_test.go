@@ -65,6 +65,8 @@ type env struct {
 	mgr *utils.Manager
 	// mgrs are all manager replicas; mgr is the first.
 	mgrs []*utils.Manager
+	// The control plane's processes, for their CPU time.
+	apiserverPid, etcdPid int
 }
 
 func newEnv(t *testing.T, managerArgs ...string) *env {
@@ -78,7 +80,7 @@ func newEnv(t *testing.T, managerArgs ...string) *env {
 func newEnvReplicas(t *testing.T, n int, managerArgs ...string) *env {
 	t.Helper()
 	cp, c := newControlPlane(t)
-	e := &env{cp: cp, c: c}
+	e := &env{cp: cp, c: c, apiserverPid: controlPlanePid(t, "kube-apiserver"), etcdPid: controlPlanePid(t, "etcd")}
 	if n > 1 {
 		managerArgs = append([]string{"--leader-election-namespace=default"}, managerArgs...)
 	}
