@@ -207,6 +207,8 @@ type expr struct {
 	field, source string
 	fromDefault   bool
 	prg           cel.Program
+	// native evaluates the expression without CEL where it can (natives).
+	native native
 }
 
 // Mapping is a source's compiled mapping.
@@ -241,6 +243,12 @@ func fieldsOf(m cxv1.FeedbackMapping) [][2]string {
 // Compile compiles the provider's default mapping overridden by m (which
 // may be nil). The error names the field of spec.mapping and the problem.
 func Compile(provider cxv1.FeedbackProvider, m *cxv1.FeedbackMapping) (*Mapping, error) {
+	return compile(provider, m, true)
+}
+
+// compile is Compile; withNatives false leaves every expression to CEL
+// (the tests compare the two).
+func compile(provider cxv1.FeedbackProvider, m *cxv1.FeedbackMapping, withNatives bool) (*Mapping, error) {
 	def, ok := Defaults[provider]
 	if !ok {
 		return nil, fmt.Errorf("spec.provider %q is not supported; use Typeform, SurveyMonkey, Survicate, Delighted or Generic", provider)
@@ -278,7 +286,11 @@ func Compile(provider cxv1.FeedbackProvider, m *cxv1.FeedbackMapping) (*Mapping,
 		if err != nil {
 			return nil, fmt.Errorf("spec.mapping.%s: %v", f[0], err)
 		}
-		out.fields[f[0]] = &expr{field: f[0], source: src, fromDefault: fromDefault, prg: prg}
+		x := &expr{field: f[0], source: src, fromDefault: fromDefault, prg: prg}
+		if withNatives {
+			x.native = natives[src]
+		}
+		out.fields[f[0]] = x
 		nav := celast.NavigateAST(ast.NativeRep())
 		out.reads.addExpr(nav)
 		out.headers = out.headers || namesIdent(nav, "headers")
@@ -406,6 +418,11 @@ func (m *Mapping) eval(d *deadline, x *expr, in *vars) (ref.Val, error) {
 		v   ref.Val
 		err error
 	)
+	if x.native != nil {
+		if v, ok := x.native(in); ok {
+			return v, nil
+		}
+	}
 	if x.fromDefault {
 		v, _, err = x.prg.Eval(in)
 	} else {
