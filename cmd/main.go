@@ -178,7 +178,7 @@ func main() {
 	var collectorSource measure.Source
 	if collectorAddr != "0" && collectorAddr != "" {
 		srv, err := collector.New(collector.Options{
-			Addr: collectorAddr, Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(),
+			Addr: collectorAddr, Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Informers: mgr.GetCache(),
 			MaxBatch: collectorMaxBatch, RateLimit: collectorRate, RateBurst: collectorBurst,
 			PublicRateLimit: collectorPublicRate, PublicRateBurst: collectorPublicBurst,
 			ClientIPHeader: collectorClientIPHeader, SurveyMonkeyAPI: surveyMonkey,

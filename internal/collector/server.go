@@ -82,6 +82,12 @@ type Options struct {
 	// experiment ended.
 	// Defaults to Client.
 	APIReader client.Reader
+	// Informers, when set, are the informers of Client's cache (a
+	// manager's GetCache()): the FeedbackSource and the experiment that
+	// every answer needs are then read from their indexers, without the
+	// cached client's per-call work. Without it they are read through
+	// Client.
+	Informers Informers
 	// MaxBatch is the most responses one request may carry.
 	MaxBatch int
 	// MaxBodyBytes is the largest request body.
@@ -149,6 +155,10 @@ type Server struct {
 	mappings   *mappingCache
 	statuses   *statusReporter
 	httpClient *http.Client
+
+	// Read for every answer.
+	sources     *indexed[cxv1.FeedbackSource, *cxv1.FeedbackSource]
+	experiments *indexed[cxv1.CXExperiment, *cxv1.CXExperiment]
 }
 
 // New checks opts, applies defaults and returns a Server.
@@ -230,6 +240,15 @@ func New(opts Options) (*Server, error) {
 		mappings:   &mappingCache{},
 		statuses:   &statusReporter{client: opts.Client, log: opts.Log},
 		httpClient: opts.HTTPClient,
+
+		sources: &indexed[cxv1.FeedbackSource, *cxv1.FeedbackSource]{
+			informers: opts.Informers, client: opts.Client,
+			resource: cxv1.GroupVersion.WithResource("feedbacksources").GroupResource(),
+		},
+		experiments: &indexed[cxv1.CXExperiment, *cxv1.CXExperiment]{
+			informers: opts.Informers, client: opts.Client,
+			resource: cxv1.GroupVersion.WithResource("cxexperiments").GroupResource(),
+		},
 	}
 	s.commit.keysInList = opts.KeysInList
 	if (opts.TLSCertFile == "") != (opts.TLSKeyFile == "") {
@@ -479,8 +498,8 @@ func (s *Server) checkedExperiment(ctx context.Context, ns, name string) (*cxv1.
 	return s.lookupExperiment(ctx, ns, name, true)
 }
 
-// lookupExperiment reads the experiment from the manager's cache without
-// copying it (a copy of a whole experiment was a tenth of a browser
+// lookupExperiment reads the experiment from the manager's cache (its
+// informer's indexer: indexed) without copying it (a copy of a whole experiment was a tenth of a browser
 // answer's CPU): the returned experiment shares its maps, slices and
 // pointers with the cache, and nothing in this package may change it. The
 // collector's integration suite checks that every cached object still
@@ -494,8 +513,7 @@ func (s *Server) lookupExperiment(ctx context.Context, ns, name string, check bo
 		return nil, notFound()
 	}
 	nn := types.NamespacedName{Namespace: ns, Name: name}
-	exp := &cxv1.CXExperiment{}
-	err := s.opts.Client.Get(ctx, nn, exp, client.UnsafeDisableDeepCopy)
+	exp, err := s.experiments.get(ctx, nn)
 	if check && (apierrors.IsNotFound(err) || (err == nil && (exp.Status.Phase == "" || exp.Status.Phase == cxv1.PhasePending))) {
 		// Only these refusals are checked: an ended experiment that the
 		// cache still shows running is refused by the commit, which reads

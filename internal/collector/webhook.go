@@ -136,8 +136,8 @@ func (s *Server) source(ctx context.Context, nn types.NamespacedName) (*cxv1.Fee
 	if !mayExist(nn.Namespace, nn.Name) {
 		return nil, notFound()
 	}
-	src := &cxv1.FeedbackSource{}
-	if err := s.opts.Client.Get(ctx, nn, src, client.UnsafeDisableDeepCopy); err != nil {
+	src, err := s.sources.get(ctx, nn)
+	if err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, notFound()
 		}

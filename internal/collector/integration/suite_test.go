@@ -166,6 +166,7 @@ func startReplica(ctx context.Context, opts collector.Options, options ...replic
 		opts.Client = rc.wrap(cached)
 	}
 	opts.APIReader = k8s
+	opts.Informers = c
 	if opts.Log.GetSink() == nil {
 		opts.Log = logr.Discard()
 	}
