@@ -1,7 +1,6 @@
 package collector
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -11,7 +10,6 @@ import (
 	"mime"
 	"net"
 	"net/http"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -64,10 +62,6 @@ const (
 	reasonBrowserNotEnabled = "BrowserNotEnabled"
 	reasonInvalidAnswer     = "InvalidAnswer"
 )
-
-// respondentPattern is what the survey intercept generates: an opaque
-// random id (the server never stores it, only its digest within the key).
-var respondentPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{8,64}$`)
 
 // publicAnswer is the body of a browser's answer.
 type publicAnswer struct {
@@ -240,16 +234,14 @@ func (s *Server) publicAnswer(ctx context.Context, w http.ResponseWriter, r *htt
 		}
 		return refuse(http.StatusBadRequest, reasonInvalidAnswer, "could not read the body: %v", err)
 	}
-	var a publicAnswer
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&a); err != nil || dec.More() {
-		return refuse(http.StatusBadRequest, reasonInvalidAnswer, `the body must be one object {"assignment": "...", "respondent": "...", "score": 4}: %s`, jsonMessage(orEOF(err), "; allowed fields are assignment, respondent, score"))
+	a, err := decodePublicAnswer(body)
+	if err != nil {
+		return refuse(http.StatusBadRequest, reasonInvalidAnswer, `the body must be one object {"assignment": "...", "respondent": "...", "score": 4}: %s`, jsonMessage(err, "; allowed fields are assignment, respondent, score"))
 	}
 	if a.Assignment == "" {
 		return refuse(http.StatusForbidden, reasonForgedAssignment, "assignment is missing: the page was not served through a route that sets the assignment cookie (spec.traffic.gatewayAPI.assignmentCookie); nothing was counted")
 	}
-	if !respondentPattern.MatchString(a.Respondent) {
+	if !isRespondent(a.Respondent) {
 		return refuse(http.StatusUnprocessableEntity, reasonInvalidAnswer, "respondent must be 8..64 characters of A-Z, a-z, 0-9, '-' and '_' (an opaque random id)")
 	}
 	sc, serr := scaleOf(exp)
