@@ -52,22 +52,22 @@ func quickPublicAnswer(b []byte) (a publicAnswer, ok bool) {
 			return a, false
 		}
 		i = spaceFrom(b, i+1)
-		switch name {
+		switch string(name) {
 		case "assignment", "respondent":
 			s, j, ok := plainString(b, i)
 			if !ok {
 				return a, false
 			}
-			if name == "assignment" {
+			if string(name) == "assignment" {
 				if seen[0] {
 					return a, false
 				}
-				seen[0], a.Assignment = true, s
+				seen[0], a.Assignment = true, string(s)
 			} else {
 				if seen[1] {
 					return a, false
 				}
-				seen[1], a.Respondent = true, s
+				seen[1], a.Respondent = true, string(s)
 			}
 			i = j
 		case "score":
@@ -105,20 +105,20 @@ func spaceFrom(b []byte, i int) int {
 }
 
 // plainString reads a JSON string at i made of printable ASCII without
-// escapes, and returns it and the index after its closing quote.
-func plainString(b []byte, i int) (string, int, bool) {
+// escapes, and returns its bytes and the index after its closing quote.
+func plainString(b []byte, i int) ([]byte, int, bool) {
 	if i >= len(b) || b[i] != '"' {
-		return "", i, false
+		return nil, i, false
 	}
 	for j := i + 1; j < len(b); j++ {
 		switch c := b[j]; {
 		case c == '"':
-			return string(b[i+1 : j]), j + 1, true
+			return b[i+1 : j], j + 1, true
 		case c == '\\' || c < 0x20 || c > 0x7e:
-			return "", i, false
+			return nil, i, false
 		}
 	}
-	return "", i, false
+	return nil, i, false
 }
 
 // wholeNumber returns the index after a JSON integer at i (-?(0|[1-9][0-9]*)

@@ -131,3 +131,23 @@ func FuzzIsRespondent(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkDecodePublicAnswer compares the hand-written reader with
+// encoding/json on the survey intercept's answer.
+//
+//	go test ./internal/collector/ -run '^$' -bench DecodePublicAnswer -benchmem
+func BenchmarkDecodePublicAnswer(b *testing.B) {
+	body := []byte(`{"assignment":"1~shop~checkout~1~enterprise~one-page~0~aXiJU0HF45TJQGFRsh5dmg","respondent":"r000000000000001","score":4}`)
+	for _, bb := range []struct {
+		name   string
+		decode func([]byte) (publicAnswer, error)
+	}{{"hand", decodePublicAnswer}, {"encoding-json", byEncodingJSON}} {
+		b.Run(bb.name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := bb.decode(body); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
