@@ -499,11 +499,12 @@ func (s *Server) checkedExperiment(ctx context.Context, ns, name string) (*cxv1.
 }
 
 // lookupExperiment reads the experiment from the manager's cache (its
-// informer's indexer: indexed) without copying it (a copy of a whole experiment was a tenth of a browser
-// answer's CPU): the returned experiment shares its maps, slices and
-// pointers with the cache, and nothing in this package may change it. The
-// collector's integration suite checks that every cached object still
-// equals the API server's version of it.
+// informer's indexer: indexed) without copying it (a copy of a whole
+// experiment was a tenth of a browser answer's CPU): the returned
+// experiment shares its maps, slices and pointers with the cache, and
+// nothing in this package may change it. The collector's integration
+// suite checks that every cached object still equals the API server's
+// version of it.
 func (s *Server) lookupExperiment(ctx context.Context, ns, name string, check bool) (*cxv1.CXExperiment, *Error) {
 	notFound := func() *Error {
 		return errorf(http.StatusNotFound, "experiment %s not found in namespace %s; check the name in the URL", clip(name), clip(ns))
