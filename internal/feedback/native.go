@@ -122,8 +122,9 @@ func equals(lit string, path ...string) native {
 	}
 }
 
-// optional is `body.p....?o1.?o2....orValue(”)`: the members of path must
-// exist; a missing optional member gives ”.
+// optional is body.p1.p2.?o1.?o2.orValue with the empty string: the
+// members of path must exist; a missing optional member gives the empty
+// string.
 func optional(path []string, opt ...string) native {
 	return func(v *vars) (ref.Val, bool) {
 		x, ok := walk(v.body, path)
@@ -143,7 +144,9 @@ func optional(path []string, opt ...string) native {
 	}
 }
 
-// mapMember is `type(body.p...) == map ? body.p....?key.orValue(”) : ”`.
+// mapMember is a conditional on type(body.p1.p2) == map: when it is a
+// map, body.p1.p2.?key.orValue with the empty string, else the empty
+// string.
 func mapMember(path []string, key string) native {
 	return func(v *vars) (ref.Val, bool) {
 		x, ok := walk(v.body, path)
