@@ -14,6 +14,13 @@ func decodePublicAnswer(body []byte) (publicAnswer, error) {
 	if a, ok := quickPublicAnswer(body); ok {
 		return a, nil
 	}
+	return decodeAnswerJSON(body)
+}
+
+// decodeAnswerJSON decodes a browser's answer with encoding/json: one
+// object of publicAnswer's fields and nothing after it. It is the
+// reference quickPublicAnswer is held to.
+func decodeAnswerJSON(body []byte) (publicAnswer, error) {
 	var a publicAnswer
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -33,13 +40,14 @@ func decodePublicAnswer(body []byte) (publicAnswer, error) {
 // false) everything else, which encoding/json then decodes:
 // FuzzDecodePublicAnswer holds the two to the same results.
 func quickPublicAnswer(b []byte) (a publicAnswer, ok bool) {
-	i := spaceFrom(b, 0)
+	i := skipSpace(b)
 	if i >= len(b) || b[i] != '{' {
 		return a, false
 	}
-	i = spaceFrom(b, i+1)
+	i++
+	i += skipSpace(b[i:])
 	if i < len(b) && b[i] == '}' {
-		return a, spaceFrom(b, i+1) == len(b)
+		return a, atEnd(b, i+1)
 	}
 	var seen [3]bool
 	for {
@@ -47,28 +55,23 @@ func quickPublicAnswer(b []byte) (a publicAnswer, ok bool) {
 		if !ok {
 			return a, false
 		}
-		i = spaceFrom(b, j)
+		i = j + skipSpace(b[j:])
 		if i >= len(b) || b[i] != ':' {
 			return a, false
 		}
-		i = spaceFrom(b, i+1)
+		i++
+		i += skipSpace(b[i:])
 		switch string(name) {
 		case "assignment", "respondent":
+			dst, k := &a.Assignment, 0
+			if string(name) == "respondent" {
+				dst, k = &a.Respondent, 1
+			}
 			s, j, ok := plainString(b, i)
-			if !ok {
+			if !ok || seen[k] {
 				return a, false
 			}
-			if string(name) == "assignment" {
-				if seen[0] {
-					return a, false
-				}
-				seen[0], a.Assignment = true, string(s)
-			} else {
-				if seen[1] {
-					return a, false
-				}
-				seen[1], a.Respondent = true, string(s)
-			}
+			seen[k], *dst = true, string(s)
 			i = j
 		case "score":
 			j := wholeNumber(b, i)
@@ -80,29 +83,24 @@ func quickPublicAnswer(b []byte) (a publicAnswer, ok bool) {
 		default:
 			return a, false
 		}
-		i = spaceFrom(b, i)
+		i += skipSpace(b[i:])
 		if i >= len(b) {
 			return a, false
 		}
 		switch b[i] {
 		case ',':
-			i = spaceFrom(b, i+1)
+			i++
+			i += skipSpace(b[i:])
 		case '}':
-			return a, spaceFrom(b, i+1) == len(b)
+			return a, atEnd(b, i+1)
 		default:
 			return a, false
 		}
 	}
 }
 
-// spaceFrom returns the index of the first byte at or after i that is not
-// JSON whitespace.
-func spaceFrom(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
+// atEnd reports whether b holds only JSON whitespace from i on.
+func atEnd(b []byte, i int) bool { return skipSpace(b[i:]) == len(b)-i }
 
 // plainString reads a JSON string at i made of printable ASCII without
 // escapes, and returns its bytes and the index after its closing quote.

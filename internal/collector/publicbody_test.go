@@ -2,32 +2,15 @@ package collector
 
 import (
 	"bytes"
-	"encoding/json"
 	"regexp"
 	"testing"
 )
-
-// byEncodingJSON is how the public endpoint decoded answers before
-// decodePublicAnswer: the reference it is held to.
-func byEncodingJSON(body []byte) (publicAnswer, error) {
-	var a publicAnswer
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(&a)
-	if err == nil && dec.More() {
-		err = orEOF(nil)
-	}
-	if err != nil {
-		return publicAnswer{}, err
-	}
-	return a, nil
-}
 
 // sameAnswer checks decodePublicAnswer against encoding/json on body and
 // reports whether the hand-written reader answered.
 func sameAnswer(t *testing.T, body []byte) bool {
 	t.Helper()
-	want, wantErr := byEncodingJSON(body)
+	want, wantErr := decodeAnswerJSON(body)
 	got, gotErr := decodePublicAnswer(body)
 	if (gotErr == nil) != (wantErr == nil) || gotErr != nil && jsonMessage(gotErr, "") != jsonMessage(wantErr, "") {
 		t.Fatalf("%q: error %v, encoding/json gives %v", body, gotErr, wantErr)
@@ -141,7 +124,7 @@ func BenchmarkDecodePublicAnswer(b *testing.B) {
 	for _, bb := range []struct {
 		name   string
 		decode func([]byte) (publicAnswer, error)
-	}{{"hand", decodePublicAnswer}, {"encoding-json", byEncodingJSON}} {
+	}{{"hand", decodePublicAnswer}, {"encoding-json", decodeAnswerJSON}} {
 		b.Run(bb.name, func(b *testing.B) {
 			for b.Loop() {
 				if _, err := bb.decode(body); err != nil {
