@@ -174,10 +174,7 @@ func SurveyMonkeyResponse(payload any) (survey, response string) {
 
 // stringAt is the string at path in a decoded payload, or "".
 func stringAt(v any, path []string) string {
-	for _, f := range path {
-		m, _ := v.(map[string]any)
-		v = m[f]
-	}
+	v, _ = walk(v, path)
 	s, _ := v.(string)
 	return s
 }

@@ -141,7 +141,7 @@ func TestSurveyMonkeyResponseSurvivesDecode(t *testing.T) {
 // in every way the read analysis knows.
 func mappingsUnderTest(t testing.TB) []*Mapping {
 	var out []*Mapping
-	for _, p := range []cxv1.FeedbackProvider{cxv1.ProviderTypeform, cxv1.ProviderSurveyMonkey, cxv1.ProviderSurvicate, cxv1.ProviderDelighted, cxv1.ProviderGeneric} {
+	for _, p := range providers {
 		m, err := Compile(p, nil)
 		if err != nil {
 			t.Fatal(err)
