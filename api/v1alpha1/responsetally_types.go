@@ -101,7 +101,10 @@ type ResponseTallySpec struct {
 
 // ResponseTally is written by Rapport's feedback collector: the durable counts
 // of accepted responses of one experiment, per segment, variant and score.
-// Users do not create it; it is owned by its CXExperiment.
+// Users do not create it; it is owned by its CXExperiment. The controller
+// keeps the annotation cx.rapport.dev/experiment-fence on it: the version of
+// the experiment the collector must have seen to count from its cache (see
+// docs/measurement.md, "Allocation epochs").
 type ResponseTally struct {
 	metav1.TypeMeta `json:",inline"`
 	// +optional
