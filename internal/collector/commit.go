@@ -207,48 +207,9 @@ func (c *committer) write(nn types.NamespacedName, q *queue, batches []*batch) e
 		return errorf(http.StatusServiceUnavailable, "the collector is busy committing other experiments; retry with the same Idempotency-Key")
 	}
 
-	// The experiment comes from the API server, not the cache: the epoch a
-	// response is counted in, and whether its run is still current, must
-	// follow the last status the controller wrote. A cache that lags (for
-	// up to a minute while an informer re-lists after an API-server outage)
-	// would count answers served at a new step's weights into the previous
-	// epoch, whose expected shares they do not have: a false sample-ratio
-	// mismatch that holds the segment for the rest of the run. The
-	// controller writes an epoch's start before it changes traffic, so this
-	// read sees it before any answer served under the new weights arrives.
-	exp := &cxv1.CXExperiment{}
-	if err := c.reader.Get(ctx, nn, exp); err != nil {
-		if apierrors.IsNotFound(err) {
-			return errorf(http.StatusNotFound, "experiment %s was deleted before the responses were committed", nn.Name)
-		}
-		return c.unavailable(nn, "reading the experiment", err)
-	}
-	set, err := exp.JudgedSettings()
-	if err != nil {
-		return errorf(http.StatusConflict, "experiment %s cannot take responses: %v", nn.Name, err)
-	}
-	t := target{experiment: nn.Name, run: exp.Status.Run, scoreMin: set.ScoreMin, scores: set.Scores(), keysInList: c.keysInList}
-	// A batch validated before a new run started, or before the scale
-	// changed, is refused rather than counted into the wrong run.
-	live := batches[:0:0]
-	for _, b := range batches {
-		if msg := stale(b, t, set.ScoreMax); msg != "" {
-			b.err = errorf(http.StatusConflict, "experiment %s %s while the batch was being committed; nothing was counted, check the experiment and resend", nn.Name, msg)
-			continue
-		}
-		live = append(live, b)
-	}
-	if len(live) == 0 {
-		return nil
-	}
-	if p := exp.Status.Phase; p != cxv1.PhaseProgressing && p != cxv1.PhasePaused {
-		// The request was let in by a cache that had not seen the run end
-		// (the status write reaches the informer tens of milliseconds
-		// later): nothing more is counted into an ended run.
-		return c.refuseEnded(ctx, nn, exp, live)
-	}
-	assignEpochs(live, exp, c.clock.Now())
-
+	// Responses that came without an epoch get theirs from the experiment
+	// each attempt reads (a retry may read a newer one).
+	unassigned := withoutEpoch(batches)
 	cur, fresh := c.base(ctx, nn, q), false
 	for attempt := range commitAttempts {
 		if cur == nil {
@@ -265,6 +226,42 @@ func (c *committer) write(nn types.NamespacedName, q *queue, batches []*batch) e
 				return c.unavailable(nn, "reading the tally", err)
 			}
 		}
+		exp, err := c.experiment(ctx, nn, cur)
+		if err != nil {
+			return err
+		}
+		set, err := exp.JudgedSettings()
+		if err != nil {
+			return errorf(http.StatusConflict, "experiment %s cannot take responses: %v", nn.Name, err)
+		}
+		t := target{experiment: nn.Name, run: exp.Status.Run, scoreMin: set.ScoreMin, scores: set.Scores(), keysInList: c.keysInList}
+		// A batch validated before a new run started, or before the scale
+		// changed, is refused rather than counted into the wrong run.
+		live := batches[:0:0]
+		for _, b := range batches {
+			if b.err != nil {
+				continue // refused by an earlier attempt
+			}
+			if msg := stale(b, t, set.ScoreMax); msg != "" {
+				b.err = errorf(http.StatusConflict, "experiment %s %s while the batch was being committed; nothing was counted, check the experiment and resend", nn.Name, msg)
+				continue
+			}
+			live = append(live, b)
+		}
+		if len(live) == 0 {
+			return nil
+		}
+		if p := exp.Status.Phase; p != cxv1.PhaseProgressing && p != cxv1.PhasePaused {
+			// The request was let in by a cache that had not seen the run end
+			// (the status write reaches the informer tens of milliseconds
+			// later): nothing more is counted into an ended run.
+			return c.refuseEnded(ctx, nn, exp, live)
+		}
+		for _, r := range unassigned {
+			r.Epoch = 0
+		}
+		assignEpochs(live, exp, c.clock.Now())
+
 		obj := c.prepare(cur, exp)
 		merge(&obj.Spec, t, live)
 		if cur == nil {
@@ -279,9 +276,9 @@ func (c *committer) write(nn types.NamespacedName, q *queue, batches []*batch) e
 		if !apierrors.IsConflict(err) && !apierrors.IsAlreadyExists(err) && !apierrors.IsNotFound(err) {
 			return c.unavailable(nn, "writing the tally", err)
 		}
-		// Another replica (or a stale cache) got there first: re-read and
-		// retry after a short jittered pause so two replicas do not collide
-		// in lockstep.
+		// Another replica (or a stale cache, or the controller raising the
+		// tally's fence) got there first: re-read and retry after a short
+		// jittered pause so two replicas do not collide in lockstep.
 		c.log.V(1).Info("tally write conflict, retrying", "namespace", nn.Namespace, "experiment", nn.Name, "attempt", attempt+1, "error", err.Error())
 		metrics.CollectorCommitConflicts.Inc()
 		cur, fresh, q.last, q.contended = nil, true, nil, true
@@ -292,6 +289,52 @@ func (c *committer) write(nn types.NamespacedName, q *queue, batches []*batch) e
 		}
 	}
 	return errorf(http.StatusServiceUnavailable, "experiment %s: the tally kept changing during %d attempts; retry with the same Idempotency-Key", nn.Name, commitAttempts)
+}
+
+// experiment is the experiment a write counts by: the epoch a response is
+// counted in, and whether its run is still current, must follow the last
+// status the controller wrote. A cache that lags (for up to a minute while
+// an informer re-lists after an API-server outage) would count answers
+// served at a new step's weights into the previous epoch, whose expected
+// shares they do not have: a false sample-ratio mismatch that holds the
+// segment for the rest of the run. So the cache's copy serves only when
+// base, the tally the write goes over, carries a fence that copy has
+// reached (cxv1.AnnotationExperimentFence: the controller raises it after
+// such a status and before it changes traffic, and the write fails if the
+// tally changed since base); otherwise the experiment is read from the API
+// server.
+func (c *committer) experiment(ctx context.Context, nn types.NamespacedName, base *cxv1.ResponseTally) (*cxv1.CXExperiment, error) {
+	if base != nil {
+		if _, fenced := base.Annotations[cxv1.AnnotationExperimentFence]; fenced {
+			cached := &cxv1.CXExperiment{}
+			if err := c.client.Get(ctx, nn, cached); err == nil && base.FenceReachedBy(cached) {
+				metrics.CollectorCommitExperimentReads.WithLabelValues(metrics.FromCache).Inc()
+				return cached, nil
+			}
+		}
+	}
+	exp := &cxv1.CXExperiment{}
+	if err := c.reader.Get(ctx, nn, exp); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, errorf(http.StatusNotFound, "experiment %s was deleted before the responses were committed", nn.Name)
+		}
+		return nil, c.unavailable(nn, "reading the experiment", err)
+	}
+	metrics.CollectorCommitExperimentReads.WithLabelValues(metrics.FromAPIServer).Inc()
+	return exp, nil
+}
+
+// withoutEpoch lists the responses of batches that carry no epoch.
+func withoutEpoch(batches []*batch) []*Response {
+	var out []*Response
+	for _, b := range batches {
+		for i := range b.responses {
+			if b.responses[i].Epoch == 0 {
+				out = append(out, &b.responses[i])
+			}
+		}
+	}
+	return out
 }
 
 // base is the tally the next write starts from: this replica's last

@@ -224,8 +224,11 @@ func TestCommitConflictRereadsUncached(t *testing.T) {
 	if uncachedReads.Load() != 2 {
 		t.Fatalf("%d uncached tally reads, want one per conflict (2)", uncachedReads.Load())
 	}
-	if experimentReads.Load() != 2 {
-		t.Fatalf("%d uncached experiment reads, want one per write (2)", experimentReads.Load())
+	// Without a fence on the tally, every attempt reads the experiment
+	// from the API server: a conflict may be the controller raising the
+	// fence after a new status.
+	if experimentReads.Load() != 4 {
+		t.Fatalf("%d uncached experiment reads, want one per attempt (4: the create, then two conflicts and a success)", experimentReads.Load())
 	}
 	tally := &cxv1.ResponseTally{}
 	if err := base.Get(context.Background(), nn, tally); err != nil {
@@ -474,4 +477,179 @@ func TestCommitRefusesAnEndedRun(t *testing.T) {
 			t.Errorf("tally in the %s changed after the run ended: total %d, key digests %x; want 1 and %x", name, got.Spec.Total, got.Spec.RecentKeyDigests, packed(committed))
 		}
 	}
+}
+
+// countingReader counts the reads of CXExperiments that go through it.
+func countingReader(r client.WithWatch, n *atomic.Int32) client.WithWatch {
+	return interceptor.NewClient(r, interceptor.Funcs{
+		Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+			if _, ok := obj.(*cxv1.CXExperiment); ok {
+				n.Add(1)
+			}
+			return c.Get(ctx, key, obj, opts...)
+		},
+	})
+}
+
+// epochsCounted returns the epochs each variant's responses were counted in.
+func epochsCounted(t *testing.T, r client.Reader, nn types.NamespacedName) map[string][]int32 {
+	t.Helper()
+	tally := &cxv1.ResponseTally{}
+	if err := r.Get(context.Background(), nn, tally); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]int32{}
+	for _, c := range tally.Spec.Counts {
+		for _, e := range c.Epochs {
+			out[c.Variant] = append(out[c.Variant], e.Epoch)
+		}
+	}
+	return out
+}
+
+// withEpochsAt is a running experiment of segment smb at resourceVersion
+// rv whose epochs started at starts after t0.
+func withEpochsAt(rv string, starts ...time.Duration) *cxv1.CXExperiment {
+	exp := runningExperiment()
+	exp.ResourceVersion = rv
+	exp.Spec.Segments = []string{"smb"}
+	exp.Status.Segments = []cxv1.SegmentStatus{{Name: "smb", Epoch: int32(len(starts)), Epochs: epochsFrom(starts...)}}
+	return exp
+}
+
+// fencedTally is an empty tally of exp, fenced at fence ("" for none).
+func fencedTally(exp *cxv1.CXExperiment, fence string) *cxv1.ResponseTally {
+	tally := &cxv1.ResponseTally{
+		ObjectMeta: metav1.ObjectMeta{Namespace: exp.Namespace, Name: exp.Name, ResourceVersion: "50",
+			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(exp, cxv1.GroupVersion.WithKind("CXExperiment"))}},
+		Spec: cxv1.ResponseTallySpec{Experiment: exp.Name, Run: 1},
+	}
+	if fence != "" {
+		tally.Annotations = map[string]string{cxv1.AnnotationExperimentFence: fence}
+	}
+	return tally
+}
+
+// The collector counts by its cache's copy of the experiment only behind a
+// fence that copy has reached; otherwise by the API server's.
+func TestCommitReadsTheCacheOnlyBehindAFence(t *testing.T) {
+	cases := []struct {
+		name     string
+		fence    string
+		cachedRV string
+		want     int32 // the epoch the answers count in
+		apiReads int32
+	}{
+		// The cache's copy is at the fence: it has every epoch whose
+		// weights can be serving; the API server is not asked. (Its copy
+		// is newer still, with an epoch the fence does not require: the
+		// answers count in the cache's.)
+		{name: "copy at the fence", fence: "120", cachedRV: "120", want: 2, apiReads: 0},
+		{name: "copy past the fence", fence: "110", cachedRV: "120", want: 2, apiReads: 0},
+		// The cache lags behind the fence: the API server's copy counts.
+		{name: "copy behind the fence", fence: "130", cachedRV: "120", want: 3, apiReads: 1},
+		// No fence (a tally the controller has not fenced yet, or one an
+		// older version wrote), or one that is not a version: the API
+		// server's copy counts, as before fences.
+		{name: "no fence", fence: "", cachedRV: "120", want: 3, apiReads: 1},
+		{name: "fence not a version", fence: "v130", cachedRV: "120", want: 3, apiReads: 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cached := withEpochsAt(tc.cachedRV, 0, time.Hour)      // step 2
+			live := withEpochsAt("130", 0, time.Hour, 2*time.Hour) // step 3
+			cache := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(cached, fencedTally(cached, tc.fence)).Build()
+			var apiReads atomic.Int32
+			api := countingReader(fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(live, fencedTally(live, tc.fence)).Build(), &apiReads)
+			cm := newCommitter(cache, api, clocktesting.NewFakePassiveClock(t0.Add(2*time.Hour+time.Minute)), logr.Discard(), 10000)
+
+			nn := client.ObjectKeyFromObject(live)
+			if err := cm.submit(nn, &batch{run: 1, responses: []Response{resp("smb", "control", 5), resp("smb", "one-page", 4)}}); err != nil {
+				t.Fatal(err)
+			}
+			want := map[string][]int32{"control": {tc.want}, "one-page": {tc.want}}
+			if got := epochsCounted(t, cache, nn); !reflect.DeepEqual(got, want) {
+				t.Errorf("counted in epochs %v, want %v", got, want)
+			}
+			if got := apiReads.Load(); got != tc.apiReads {
+				t.Errorf("%d reads of the experiment from the API server, want %d", got, tc.apiReads)
+			}
+		})
+	}
+}
+
+// The controller raises the fence after it starts an epoch, and before the
+// weights change; meanwhile the collector's cache still holds the previous
+// copy of the experiment. The collector's next write starts from its own
+// last tally, which is older than the raise: it conflicts, reads the tally
+// again, finds the fence past its cached copy and counts by the API
+// server's, in the new epoch.
+func TestCommitReadsAgainAfterTheFenceRises(t *testing.T) {
+	before := withEpochsAt("120", 0, time.Hour)             // step 2, as the cache keeps it
+	after := withEpochsAt("130", 0, time.Hour, 2*time.Hour) // step 3, as the controller wrote it
+	store := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(after, fencedTally(before, "120")).Build()
+	// The cache serves the tally as stored (the fake has no lag) and the
+	// experiment as it was before step 3.
+	cache := interceptor.NewClient(store, interceptor.Funcs{
+		Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+			if exp, ok := obj.(*cxv1.CXExperiment); ok {
+				before.DeepCopyInto(exp)
+				return nil
+			}
+			return c.Get(ctx, key, obj, opts...)
+		},
+	})
+	var apiReads atomic.Int32
+	api := countingReader(store, &apiReads)
+	cm := newCommitter(cache, api, clocktesting.NewFakePassiveClock(t0.Add(2*time.Hour+time.Minute)), logr.Discard(), 10000)
+	nn := client.ObjectKeyFromObject(after)
+	ctx := context.Background()
+
+	// A write in step 2, behind a fence the cache has reached.
+	q := &queue{} // its last tally carries over to the second write
+	if err := writeOne(cm, nn, q, resp("smb", "control", 5)); err != nil {
+		t.Fatal(err)
+	}
+	if apiReads.Load() != 0 || q.last == nil {
+		t.Fatalf("first write: %d API reads, last tally kept %v; want 0 and kept", apiReads.Load(), q.last != nil)
+	}
+
+	// The controller starts epoch 3 and raises the fence (a merge patch of
+	// the annotation: it changes the tally's resourceVersion).
+	tally := &cxv1.ResponseTally{}
+	if err := store.Get(ctx, nn, tally); err != nil {
+		t.Fatal(err)
+	}
+	raised := tally.DeepCopy()
+	raised.Annotations[cxv1.AnnotationExperimentFence] = "130"
+	if err := store.Patch(ctx, raised, client.MergeFrom(tally)); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := writeOne(cm, nn, q, resp("smb", "one-page", 4)); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]int32{"control": {2}, "one-page": {3}}
+	if got := epochsCounted(t, store, nn); !reflect.DeepEqual(got, want) {
+		t.Errorf("counted in epochs %v, want %v (the second answer in the epoch the fence requires)", got, want)
+	}
+	if apiReads.Load() != 1 {
+		t.Errorf("%d reads of the experiment from the API server, want 1 (after the conflict)", apiReads.Load())
+	}
+	got := &cxv1.ResponseTally{}
+	if err := store.Get(ctx, nn, got); err != nil {
+		t.Fatal(err)
+	}
+	if f := got.Annotations[cxv1.AnnotationExperimentFence]; f != "130" {
+		t.Errorf("fence after the collector's write = %q, want 130 (kept: only the controller writes it)", f)
+	}
+}
+
+// writeOne writes one response through q, as a group's leader does.
+func writeOne(cm *committer, nn types.NamespacedName, q *queue, r Response) error {
+	b := &batch{run: 1, responses: []Response{r}}
+	if err := cm.write(nn, q, []*batch{b}); err != nil {
+		return err
+	}
+	return b.err
 }

@@ -40,10 +40,24 @@ var (
 		Name: "rapport_collector_commit_conflicts_total",
 		Help: "Tally writes of the feedback collector that lost to another writer and were retried.",
 	})
+
+	// CollectorCommitExperimentReads counts where tally writes read their
+	// experiment: from the manager's cache when the tally's fence allows
+	// it, else from the API server (one GET per write).
+	CollectorCommitExperimentReads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "rapport_collector_commit_experiment_reads_total",
+		Help: "Experiment reads of the feedback collector's tally writes, by where they read it (cache: the tally's fence allowed the cached copy; api-server: it did not).",
+	}, []string{"from"})
+)
+
+// Values of CollectorCommitExperimentReads' label "from".
+const (
+	FromCache     = "cache"
+	FromAPIServer = "api-server"
 )
 
 func init() {
-	ctrlmetrics.Registry.MustRegister(FeedbackResponses, CollectorRequests, CollectorCommitDuration, CollectorCommitBatches, CollectorCommitConflicts)
+	ctrlmetrics.Registry.MustRegister(FeedbackResponses, CollectorRequests, CollectorCommitDuration, CollectorCommitBatches, CollectorCommitConflicts, CollectorCommitExperimentReads)
 }
 
 // ForgetExperiment removes the series of a deleted experiment.
