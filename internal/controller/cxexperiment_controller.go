@@ -62,6 +62,10 @@ type CXExperimentReconciler struct {
 	// the API server (a status write from it conflicted): they are read from
 	// the API server until the cache has caught up (see readExperiment).
 	behind sync.Map // types.NamespacedName -> struct{}
+	// fenced holds the experiments whose tally's fence this manager has
+	// raised (or found no tally to raise) with no raise failing since
+	// (see cxexperiment_fence.go).
+	fenced sync.Map // types.NamespacedName -> struct{}
 }
 
 // maxRetryDelay caps the work queue's backoff after failed reconciles
@@ -94,7 +98,7 @@ func (r *CXExperimentReconciler) readExperiment(ctx context.Context, nn types.Na
 // +kubebuilder:rbac:groups=cx.rapport.dev,resources=cxexperiments,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=cx.rapport.dev,resources=cxexperiments/status,verbs=get;patch
 // +kubebuilder:rbac:groups=cx.rapport.dev,resources=cxexperiments/finalizers,verbs=update
-// +kubebuilder:rbac:groups=cx.rapport.dev,resources=responsetallies,verbs=get;list;watch;create;update;delete
+// +kubebuilder:rbac:groups=cx.rapport.dev,resources=responsetallies,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
@@ -111,6 +115,7 @@ func (r *CXExperimentReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	if err := r.readExperiment(ctx, req.NamespacedName, exp); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.behind.Delete(req.NamespacedName)
+			r.fenced.Delete(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -149,7 +154,7 @@ func (r *CXExperimentReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		r.fail(sc, cxv1.ReasonInvalidSpec, err.Error())
 		return ctrl.Result{}, reconcile.TerminalError(err)
 	}
-	return r.runPhases(ctx, sc, []phase{r.resolve, r.checkConflicts, r.measure, r.decide, r.route})
+	return r.runPhases(ctx, sc, []phase{r.resolve, r.checkConflicts, r.measure, r.decide, r.route, r.fence})
 }
 
 // phase is one stage of a reconcile. A phase that returns stop=true ends

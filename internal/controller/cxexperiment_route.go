@@ -154,6 +154,11 @@ func (r *CXExperimentReconciler) applyAhead(ctx context.Context, sc *scope, chan
 		}
 		return true, fmt.Errorf("record the decision before changing traffic: %w", err)
 	}
+	// The collector must count the answers served under the new weights
+	// by the status just written: the tally's fence goes up to it first.
+	if err := r.raiseFence(ctx, sc.exp); err != nil {
+		return true, fmt.Errorf("fence the tally before changing traffic: %w", err)
+	}
 	return false, traffic.Apply(ctx, changes)
 }
 

@@ -279,7 +279,16 @@ func rollbackSummary(st *cxv1.CXExperimentStatus) string {
 // write of a reconcile, in its defer.
 func (r *CXExperimentReconciler) patchStatus(ctx context.Context, sc *scope, reconcileErr error) error {
 	setStatus(sc, reconcileErr, finished(reconcileErr))
-	return r.writeStatus(ctx, sc, true)
+	changed := collectorViewChanged(&sc.orig.Status, &sc.exp.Status)
+	if err := r.writeStatus(ctx, sc, true); err != nil {
+		return err
+	}
+	// A written status becomes orig; one not written (the experiment is
+	// gone) leaves orig as it was, and nothing to fence.
+	if written := !collectorViewChanged(&sc.orig.Status, &sc.exp.Status); changed && written {
+		return r.raiseFenceAfterWrite(ctx, sc.exp)
+	}
+	return nil
 }
 
 // writeStatus patches the status; a missing experiment is an error unless

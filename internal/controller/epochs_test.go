@@ -5,7 +5,9 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
 )
@@ -42,6 +44,26 @@ func appliedEpoch(exp *cxv1.CXExperiment, segment string) int32 {
 		}
 	}
 	return 0
+}
+
+// experimentAtFence returns the experiment as it was at its tally's fence
+// (cxv1.AnnotationExperimentFence): the oldest copy by which the collector
+// may count from its cache. It is read from etcd at exactly that version.
+func experimentAtFence(g Gomega, ns, name string) *cxv1.CXExperiment {
+	tally := &cxv1.ResponseTally{}
+	g.Expect(k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, tally)).To(Succeed())
+	fence := tally.Annotations[cxv1.AnnotationExperimentFence]
+	g.Expect(fence).NotTo(BeEmpty(), "the tally has no fence")
+	list := &cxv1.CXExperimentList{}
+	g.Expect(k8s.List(ctx, list, client.InNamespace(ns), &client.ListOptions{Raw: &metav1.ListOptions{
+		ResourceVersion: fence, ResourceVersionMatch: metav1.ResourceVersionMatchExact}})).To(Succeed())
+	for i := range list.Items {
+		if list.Items[i].Name == name {
+			return &list.Items[i]
+		}
+	}
+	g.Expect(list.Items).To(ContainElement(HaveField("ObjectMeta.Name", name)), "the experiment at the fence's version")
+	return nil
 }
 
 var _ = Describe("CXExperiment allocation epochs", func() {
@@ -90,6 +112,13 @@ var _ = Describe("CXExperiment allocation epochs", func() {
 			}))
 		}).Should(Succeed())
 		Eventually(func() int64 { return s.get("checkout-redesign").Status.Segments[0].Variants[1].Responses }).Should(Equal(int64(1530)))
+
+		// The tally's fence is at a version with epoch 2 applied: a
+		// collector whose cache has reached it counts by epoch 2.
+		Eventually(func(g Gomega) {
+			at := experimentAtFence(g, s.ns, "checkout-redesign")
+			g.Expect(appliedEpoch(at, "enterprise")).To(Equal(int32(2)))
+		}).Should(Succeed())
 	})
 
 	It("counts answers served while a weight change has not reached the route in epoch 0, not in the new epoch", func() {
@@ -109,6 +138,11 @@ var _ = Describe("CXExperiment allocation epochs", func() {
 		Eventually(func() map[int32]map[string]int32 { return epochWeights(s.get("checkout-redesign"), "enterprise") }).
 			Should(HaveKey(int32(2)))
 		Expect(appliedEpoch(s.get("checkout-redesign"), "enterprise")).To(Equal(int32(1)), "the route does not carry step 2")
+		// The fence went up to the status written ahead before the route
+		// write was tried: the copy at the fence already has epoch 2.
+		Eventually(func(g Gomega) {
+			g.Expect(epochWeights(experimentAtFence(g, s.ns, "checkout-redesign"), "enterprise")).To(HaveKey(int32(2)))
+		}).Should(Succeed())
 
 		// 2,000 answers at step 1's split (90/10) would be far off step 2's
 		// 70/30 if they were counted in epoch 2.
