@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -52,14 +53,24 @@ func collectorViewChanged(a, b *cxv1.CXExperimentStatus) bool {
 // it): every earlier fence is then at most that version, so the fence never
 // goes down, and the patch needs no read of the tally first. A tally not
 // created yet needs none: the collector reads the API server for the write
-// that creates it.
+// that creates it, and for every write over a tally without a fence.
 func (r *CXExperimentReconciler) raiseFence(ctx context.Context, exp *cxv1.CXExperiment) error {
 	nn := client.ObjectKeyFromObject(exp)
 	tally := &cxv1.ResponseTally{}
-	if err := r.Get(ctx, nn, tally); err == nil && tally.FencedAt(exp) {
+	switch err := r.Get(ctx, nn, tally); {
+	case apierrors.IsNotFound(err):
+		// None cached: none exists, or the collector created it a moment
+		// ago, without a fence (it reads the API server for such a tally;
+		// the fence phase fences it once it is cached).
+		return nil
+	case err == nil && tally.FencedAt(exp):
 		return nil // the cache is never ahead of the API server, and fences only rise
 	}
-	raise := []byte(fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, cxv1.AnnotationExperimentFence, exp.ResourceVersion))
+	raise, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{
+		cxv1.AnnotationExperimentFence: exp.ResourceVersion}}})
+	if err != nil {
+		return err
+	}
 	tally = &cxv1.ResponseTally{ObjectMeta: metav1.ObjectMeta{Namespace: nn.Namespace, Name: nn.Name}}
 	if err := r.Patch(ctx, tally, client.RawPatch(types.MergePatchType, raise)); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("raise the fence of ResponseTally %s: %w", nn.Name, err)
