@@ -146,6 +146,9 @@ func (r *CXExperimentReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		r.announce(sc)
 		metrics.ObserveExperiment(sc.exp)
 		r.recordHistory(ctx, sc)
+		if sc.fenceErr != nil {
+			retErr = kerrors.NewAggregate([]error{retErr, sc.fenceErr})
+		}
 	}()
 
 	rollout.Initialize(&exp.Status)

@@ -79,6 +79,10 @@ type scope struct {
 	keepTraffic bool
 	// routeErr is returned once events are recorded, so the reconcile is retried.
 	routeErr error
+	// fenceErr is a raise of the tally's fence that failed after the
+	// reconcile's status write: the reconcile is retried for it, after the
+	// transition is announced (see cxexperiment_fence.go).
+	fenceErr error
 	// skipStatus is set when the write-ahead of a traffic change failed:
 	// the reconcile ends without another status write or announcement.
 	skipStatus bool

@@ -286,7 +286,7 @@ func (r *CXExperimentReconciler) patchStatus(ctx context.Context, sc *scope, rec
 	// A written status becomes orig; one not written (the experiment is
 	// gone) leaves orig as it was, and nothing to fence.
 	if written := !collectorViewChanged(&sc.orig.Status, &sc.exp.Status); changed && written {
-		return r.raiseFenceAfterWrite(ctx, sc.exp)
+		sc.fenceErr = r.raiseFenceAfterWrite(ctx, sc.exp)
 	}
 	return nil
 }

@@ -164,6 +164,37 @@ var _ = Describe("CXExperiment allocation epochs", func() {
 		Eventually(func() int32 { return appliedEpoch(s.get("checkout-redesign"), "enterprise") }).Should(Equal(int32(2)))
 	})
 
+	It("changes no traffic until the tally's fence is raised to the epoch written ahead", func() {
+		s := newShop()
+		exp := s.experiment("checkout-redesign", "enterprise")
+		exp.Spec.Steps[1].MinDuration.Duration = time.Hour
+		s.start(exp)
+		Eventually(func() int32 { return appliedEpoch(s.get("checkout-redesign"), "enterprise") }).Should(Equal(int32(1)))
+
+		// The tally's patches fail (the API server refuses them): step 2 is
+		// decided and written ahead, but without the fence raised to it a
+		// collector with a lagging cache could count step 2's answers in
+		// epoch 1, so the route keeps step 1's weights.
+		fenceFaults.set(s.ns, true)
+		defer fenceFaults.set(s.ns, false)
+		refused := fenceFaults.refused.Load()
+		s.post("checkout-redesign", scores("control", "enterprise", firstStepControl(1500), 86))
+		s.post("checkout-redesign", scores("one-page", "enterprise", 1500, 87))
+		Eventually(func() map[int32]map[string]int32 { return epochWeights(s.get("checkout-redesign"), "enterprise") }).
+			Should(HaveKey(int32(2)))
+		Eventually(fenceFaults.refused.Load).Should(BeNumerically(">", refused))
+		Consistently(func() int32 { return appliedEpoch(s.get("checkout-redesign"), "enterprise") }, 2*time.Second).
+			Should(Equal(int32(1)), "the route took step 2 before the fence was raised")
+
+		// The API server takes the patches again: the fence goes up, then
+		// the route takes step 2.
+		fenceFaults.set(s.ns, false)
+		Eventually(func() int32 { return appliedEpoch(s.get("checkout-redesign"), "enterprise") }).Should(Equal(int32(2)))
+		Eventually(func(g Gomega) {
+			g.Expect(appliedEpoch(experimentAtFence(g, s.ns, "checkout-redesign"), "enterprise")).To(Equal(int32(2)))
+		}).Should(Succeed())
+	})
+
 	It("holds a segment whose answers do not match its weights, says why, and still rolls back", func() {
 		s := newShop()
 		s.start(s.experiment("checkout-redesign", "enterprise"))

@@ -45,6 +45,10 @@ func (f *faults) failing(ns string) bool {
 // them would.
 var routeFaults = &faults{namespaces: map[string]bool{}}
 
+// fenceFaults makes the reconciler's ResponseTally patches (the raises of
+// the tally's fence) fail in chosen namespaces.
+var fenceFaults = &faults{namespaces: map[string]bool{}}
+
 // cacheLag makes the reconciler's cached reads of chosen experiments return
 // the copy they had when the lag began, as an informer re-listing after an
 // API-server outage does (for up to a minute). Reads through the APIReader
@@ -87,8 +91,9 @@ func (f *faults) refuse() error {
 	return errors.New("injected fault: the API server is unavailable")
 }
 
-// faultyClient wraps c so that CXExperiment status patches (statusFaults)
-// and HTTPRoute writes (routeFaults) fail where set, and cached reads of
+// faultyClient wraps c so that CXExperiment status patches (statusFaults),
+// HTTPRoute writes (routeFaults) and ResponseTally patches (fenceFaults)
+// fail where set, and cached reads of
 // CXExperiments lag where set (cacheLag).
 func faultyClient(c client.Client) client.Client {
 	isRoute := func(obj any) (string, bool) {
@@ -119,6 +124,9 @@ func faultyClient(c client.Client) client.Client {
 		Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
 			if ns, ok := isRoute(obj); ok && routeFaults.failing(ns) {
 				return routeFaults.refuse()
+			}
+			if _, ok := obj.(*cxv1.ResponseTally); ok && fenceFaults.failing(obj.GetNamespace()) {
+				return fenceFaults.refuse()
 			}
 			return c.Patch(ctx, obj, patch, opts...)
 		},
