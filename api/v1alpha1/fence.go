@@ -1,6 +1,9 @@
 package v1alpha1
 
-import "strconv"
+import (
+	"cmp"
+	"strconv"
+)
 
 // AnnotationExperimentFence is set on a ResponseTally by the controller: a
 // resourceVersion of its CXExperiment that includes every status the
@@ -34,13 +37,23 @@ func (t *ResponseTally) FencedAt(exp *CXExperiment) bool {
 	return ok && versionAtLeast(fence, exp.ResourceVersion)
 }
 
-// versionAtLeast compares resourceVersions as the numbers etcd makes them
-// (Kubernetes calls them opaque; the fence is only ever compared with
-// versions of the same API server). A version that is not a number is
-// never at least another, so a comparison that cannot be made reads the
+// versionAtLeast reports whether resourceVersion a is b or later; one that
+// cannot be compared is not, so a fence that cannot be checked reads the
 // API server.
 func versionAtLeast(a, b string) bool {
+	c, ok := CompareResourceVersions(a, b)
+	return ok && c >= 0
+}
+
+// CompareResourceVersions compares two resourceVersions of objects of one
+// API server as the numbers etcd makes them (Kubernetes calls them opaque):
+// -1, 0 or +1 as a is older than, the same as or newer than b. ok is false
+// when either is not a number.
+func CompareResourceVersions(a, b string) (c int, ok bool) {
 	va, errA := strconv.ParseUint(a, 10, 64)
 	vb, errB := strconv.ParseUint(b, 10, 64)
-	return errA == nil && errB == nil && va >= vb
+	if errA != nil || errB != nil {
+		return 0, false
+	}
+	return cmp.Compare(va, vb), true
 }

@@ -367,14 +367,13 @@ func (c *committer) awaitOtherWrite(ctx context.Context, nn types.NamespacedName
 	}
 }
 
-// newerThan reports whether a is a later version of the tally than b.
-// Resource versions are compared as the numbers etcd makes them; one that
-// is not a number counts as not newer. A wrong answer costs a conflict and
-// a retry, never a count: the write carries its base's resource version.
+// newerThan reports whether a is a later version of the tally than b
+// (cxv1.CompareResourceVersions); one that is not a number counts as not
+// newer. A wrong answer costs a conflict and a retry, never a count: the
+// write carries its base's resource version.
 func newerThan(a, b *cxv1.ResponseTally) bool {
-	va, errA := strconv.ParseUint(a.ResourceVersion, 10, 64)
-	vb, errB := strconv.ParseUint(b.ResourceVersion, 10, 64)
-	return errA == nil && errB == nil && va > vb
+	c, ok := cxv1.CompareResourceVersions(a.ResourceVersion, b.ResourceVersion)
+	return ok && c > 0
 }
 
 // refuseEnded answers the batches of an experiment that is no longer
