@@ -279,13 +279,14 @@ func rollbackSummary(st *cxv1.CXExperimentStatus) string {
 // write of a reconcile, in its defer.
 func (r *CXExperimentReconciler) patchStatus(ctx context.Context, sc *scope, reconcileErr error) error {
 	setStatus(sc, reconcileErr, finished(reconcileErr))
-	changed := collectorViewChanged(&sc.orig.Status, &sc.exp.Status)
+	before := sc.orig
+	changed := collectorViewChanged(&before.Status, &sc.exp.Status)
 	if err := r.writeStatus(ctx, sc, true); err != nil {
 		return err
 	}
-	// A written status becomes orig; one not written (the experiment is
-	// gone) leaves orig as it was, and nothing to fence.
-	if written := !collectorViewChanged(&sc.orig.Status, &sc.exp.Status); changed && written {
+	// writeStatus replaces orig with what it wrote; an experiment that is
+	// gone was not written, and there is nothing to fence.
+	if written := sc.orig != before; changed && written {
 		sc.fenceErr = r.raiseFenceAfterWrite(ctx, sc.exp)
 	}
 	return nil
