@@ -66,6 +66,25 @@ func experimentAtFence(g Gomega, ns, name string) *cxv1.CXExperiment {
 	return nil
 }
 
+// decideStepTwoUnder starts an experiment whose step 2 lasts an hour, turns
+// f on in its namespace once the route carries step 1, posts the answers
+// that decide step 2, and returns once step 2 is written ahead. The caller
+// turns f off.
+func decideStepTwoUnder(f *faults) *shop {
+	s := newShop()
+	exp := s.experiment("checkout-redesign", "enterprise")
+	exp.Spec.Steps[1].MinDuration.Duration = time.Hour
+	s.start(exp)
+	Eventually(func() int32 { return appliedEpoch(s.get("checkout-redesign"), "enterprise") }).Should(Equal(int32(1)))
+
+	f.set(s.ns, true)
+	s.post("checkout-redesign", scores("control", "enterprise", firstStepControl(1500), 86))
+	s.post("checkout-redesign", scores("one-page", "enterprise", 1500, 87))
+	Eventually(func() map[int32]map[string]int32 { return epochWeights(s.get("checkout-redesign"), "enterprise") }).
+		Should(HaveKey(int32(2)))
+	return s
+}
+
 var _ = Describe("CXExperiment allocation epochs", func() {
 	It("starts an epoch whenever a segment's weights change, and counts answers in the epoch they arrive in", func() {
 		s := newShop()
@@ -122,21 +141,11 @@ var _ = Describe("CXExperiment allocation epochs", func() {
 	})
 
 	It("counts answers served while a weight change has not reached the route in epoch 0, not in the new epoch", func() {
-		s := newShop()
-		exp := s.experiment("checkout-redesign", "enterprise")
-		exp.Spec.Steps[1].MinDuration.Duration = time.Hour
-		s.start(exp)
-		Eventually(func() int32 { return appliedEpoch(s.get("checkout-redesign"), "enterprise") }).Should(Equal(int32(1)))
-
 		// Step 2 is decided and written ahead, but the route refuses it (the
 		// controller could as well have stopped between the two writes):
 		// customers are still served at step 1's weights.
-		routeFaults.set(s.ns, true)
+		s := decideStepTwoUnder(routeFaults)
 		defer routeFaults.set(s.ns, false)
-		s.post("checkout-redesign", scores("control", "enterprise", firstStepControl(1500), 86))
-		s.post("checkout-redesign", scores("one-page", "enterprise", 1500, 87))
-		Eventually(func() map[int32]map[string]int32 { return epochWeights(s.get("checkout-redesign"), "enterprise") }).
-			Should(HaveKey(int32(2)))
 		Expect(appliedEpoch(s.get("checkout-redesign"), "enterprise")).To(Equal(int32(1)), "the route does not carry step 2")
 		// The fence went up to the status written ahead before the route
 		// write was tried: the copy at the fence already has epoch 2.
@@ -165,23 +174,13 @@ var _ = Describe("CXExperiment allocation epochs", func() {
 	})
 
 	It("changes no traffic until the tally's fence is raised to the epoch written ahead", func() {
-		s := newShop()
-		exp := s.experiment("checkout-redesign", "enterprise")
-		exp.Spec.Steps[1].MinDuration.Duration = time.Hour
-		s.start(exp)
-		Eventually(func() int32 { return appliedEpoch(s.get("checkout-redesign"), "enterprise") }).Should(Equal(int32(1)))
-
 		// The tally's patches fail (the API server refuses them): step 2 is
 		// decided and written ahead, but without the fence raised to it a
 		// collector with a lagging cache could count step 2's answers in
 		// epoch 1, so the route keeps step 1's weights.
-		fenceFaults.set(s.ns, true)
-		defer fenceFaults.set(s.ns, false)
 		refused := fenceFaults.refused.Load()
-		s.post("checkout-redesign", scores("control", "enterprise", firstStepControl(1500), 86))
-		s.post("checkout-redesign", scores("one-page", "enterprise", 1500, 87))
-		Eventually(func() map[int32]map[string]int32 { return epochWeights(s.get("checkout-redesign"), "enterprise") }).
-			Should(HaveKey(int32(2)))
+		s := decideStepTwoUnder(fenceFaults)
+		defer fenceFaults.set(s.ns, false)
 		Eventually(fenceFaults.refused.Load).Should(BeNumerically(">", refused))
 		Consistently(func() int32 { return appliedEpoch(s.get("checkout-redesign"), "enterprise") }, 2*time.Second).
 			Should(Equal(int32(1)), "the route took step 2 before the fence was raised")
