@@ -145,6 +145,24 @@ func TestClusterDashboardInBrowser(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// click clicks the element css finds with the mouse, as a customer
+	// would. A live update replaces the page's content with a copy of it,
+	// so the node found may be gone before the click lands: then it looks
+	// for the element again, until the deadline.
+	click := func(css string) {
+		t.Helper()
+		c, cancel := context.WithTimeout(tab, 30*time.Second)
+		defer cancel()
+		for {
+			err := chromedp.Do(c, chromedp.Click(chromedp.CSS(css)))
+			if err == nil {
+				return
+			}
+			if !strings.Contains(err.Error(), "Could not find node with given id") || c.Err() != nil {
+				t.Fatalf("click %s: %v", css, err)
+			}
+		}
+	}
 	until := func(js string) {
 		t.Helper()
 		c, cancel := context.WithTimeout(tab, 30*time.Second)
@@ -182,7 +200,7 @@ func TestClusterDashboardInBrowser(t *testing.T) {
 	until(`!!` + row)
 	g.Expect(eval(row + `.cells[2].textContent.trim()`)).To(HavePrefix("Progressing"))
 	g.Expect(eval(row + `.querySelector('[data-segment="new-customers"]').textContent`)).To(Equal("new-customersone-page Inconclusiveexpress RolledBack"))
-	until(`document.getElementById('live-state').textContent === 'live'`)
+	until(`document.getElementById('live-state').textContent === 'live' && +document.getElementById('live').dataset.updates > 0`)
 	// The list is live too: an experiment created now appears without a reload.
 	createExperiment(t, ns, "onboarding-tour", cxv1.CXExperimentStatus{})
 	until(`!!document.querySelector('tr[data-experiment="` + ns + `/onboarding-tour"]')`)
@@ -193,7 +211,7 @@ func TestClusterDashboardInBrowser(t *testing.T) {
 	g.Expect(link).To(Equal(base + "experiments/" + ns + "/checkout-redesign"))
 	do(chromedp.Navigate(link))
 	until(`!!document.getElementById('phase')`)
-	until(`document.getElementById('live-state').textContent === 'live'`)
+	until(`document.getElementById('live-state').textContent === 'live' && +document.getElementById('live').dataset.updates > 0`)
 
 	// One table row per variant, one chart series per non-control variant, in each segment.
 	for _, seg := range []string{"enterprise", "new-customers"} {
@@ -208,16 +226,16 @@ func TestClusterDashboardInBrowser(t *testing.T) {
 	eval(`window.__noReload = 'still here'`)
 
 	// Pause: the button asks first; Cancel does nothing.
-	do(chromedp.Click(chromedp.CSS(`button[data-action="pause"]`)))
+	click(`button[data-action="pause"]`)
 	until(`document.getElementById('confirm').open`)
 	g.Expect(eval(`document.getElementById('confirm-text').textContent`)).To(HavePrefix("Pause " + ns + "/checkout-redesign?"))
-	do(chromedp.Click(chromedp.ID("confirm-cancel")))
+	click("#confirm-cancel")
 	until(`!document.getElementById('confirm').open`)
 	g.Consistently(func() bool { return getExp(t, ns).Spec.Paused }, 300*time.Millisecond).Should(BeFalse(), "cancel paused the experiment")
 
-	do(chromedp.Click(chromedp.CSS(`button[data-action="pause"]`)))
+	click(`button[data-action="pause"]`)
 	until(`document.getElementById('confirm').open`)
-	do(chromedp.Click(chromedp.ID("confirm-ok")))
+	click("#confirm-ok")
 	until(`document.getElementById('answer').className === 'ok'`)
 	g.Expect(eval(`document.getElementById('answer').textContent`)).To(HavePrefix("paused " + ns + "/checkout-redesign (spec.paused: true)"))
 	g.Expect(getExp(t, ns).Spec.Paused).To(BeTrue(), "spec.paused read back from the API server")
@@ -247,10 +265,10 @@ func TestClusterDashboardInBrowser(t *testing.T) {
 	// A user without patch: the button's answer is the API server's 403, and nothing changes.
 	viewer := startDashboard(t, viewerKubeconfig(t, ns), ns)
 	do(chromedp.Navigate(viewer + "experiments/" + ns + "/onboarding-tour"))
-	until(`document.getElementById('live-state').textContent === 'live'`)
-	do(chromedp.Click(chromedp.CSS(`button[data-action="pause"]`)))
+	until(`document.getElementById('live-state').textContent === 'live' && +document.getElementById('live').dataset.updates > 0`)
+	click(`button[data-action="pause"]`)
 	until(`document.getElementById('confirm').open`)
-	do(chromedp.Click(chromedp.ID("confirm-ok")))
+	click("#confirm-ok")
 	until(`document.getElementById('answer').className === 'bad'`)
 	g.Expect(eval(`document.getElementById('answer').textContent`)).To(And(ContainSubstring("forbidden"), ContainSubstring(`cannot patch resource "cxexperiments"`)))
 	g.Expect(getExpNamed(t, ns, "onboarding-tour").Spec.Paused).To(BeFalse())
