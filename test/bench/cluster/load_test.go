@@ -3,7 +3,6 @@
 package cluster
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -13,9 +12,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -100,22 +101,38 @@ type loadResult struct {
 	latencies []float64
 }
 
-// drive is the load generator: inFlight workers, each keeping one
-// connection and one request on it at a time, as a provider's or a
-// browser's HTTP/1.1 connection would, send next's requests until
-// duration has passed; worker i connects to baseURLs[i % len(baseURLs)]'s
-// host (as a Service spreads connections over replicas). Like wrk, it
-// writes each request's bytes with one write and reads the response's
-// status line and headers itself: the load generator shares the machine's
-// two cores with the collector, so what it spends per request is taken
-// from what is measured. (Go's http.Client costs about as much CPU per
-// request as the server it measures; building each request as an
-// http.Request, writing it with Request.Write and reading the response
-// with http.ReadResponse cost 31 µs per held request here, this 22 µs;
-// see docs/benchmarks.md.) A 202 counts as accepted (also one that closes
-// the connection), anything else as rejected, by status; a broken or
-// closed connection is re-dialled, and a worker whose dial fails stops.
+// drive is the load generator: inFlight connections, each with one request
+// on it at a time, as a provider's or a browser's HTTP/1.1 connection
+// would, send next's requests until duration has passed; connection i goes
+// to baseURLs[i % len(baseURLs)]'s host (as a Service spreads connections
+// over replicas). A 202 counts as accepted (also one that closes the
+// connection), anything else as rejected, by status; a broken or closed
+// connection is re-dialled, and a connection whose dial fails stops.
+//
+// The load generator shares the machine's two cores with what it
+// measures, so what it spends per request is taken from the result. Like
+// wrk, it writes each request's bytes with one write and parses the
+// responses itself, and it serves all connections from one thread over
+// epoll (driveEpoll): one read and one write per request, nothing else.
+// BENCH_LOAD=goroutines drives the load as it did before 2026-12-01, 18:30
+// instead: a goroutine per connection, on Go's network poller, which also
+// tries a read that finds nothing after each request, parks the goroutine
+// and wakes it (see docs/benchmarks.md).
 func drive(baseURLs []string, inFlight int, duration time.Duration, next requestFunc) loadResult {
+	if os.Getenv("BENCH_LOAD") == "goroutines" {
+		return driveGoroutines(baseURLs, inFlight, duration, next)
+	}
+	res, err := driveEpoll(baseURLs, inFlight, duration, next)
+	if err != nil {
+		res.rejectedBy["setup: "+err.Error()]++
+		res.rejected++
+	}
+	return res
+}
+
+// driveGoroutines is drive with a goroutine per connection, each writing
+// its request and reading the response through Go's net.Conn.
+func driveGoroutines(baseURLs []string, inFlight int, duration time.Duration, next requestFunc) loadResult {
 	var seq atomic.Int64
 	var mu sync.Mutex
 	res := loadResult{rejectedBy: map[string]int64{}}
@@ -224,10 +241,11 @@ func hostRoundTripMicros() (float64, error) {
 	return math.Round(float64(elapsed.Nanoseconds())/float64(n)/10) / 100, nil
 }
 
-// loadConn is one keep-alive HTTP/1.1 connection of the load generator.
+// loadConn is one keep-alive HTTP/1.1 connection, for the requests a run
+// sends before its load (and the load generator's tests).
 type loadConn struct {
-	c  net.Conn
-	br *bufio.Reader
+	c   net.Conn
+	buf []byte // what was read and not parsed yet
 }
 
 func dialLoad(baseURL string) (*loadConn, error) {
@@ -239,7 +257,7 @@ func dialLoad(baseURL string) (*loadConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &loadConn{c: c, br: bufio.NewReaderSize(c, 4<<10)}, nil
+	return &loadConn{c: c, buf: make([]byte, 0, 4<<10)}, nil
 }
 
 // do writes the raw request req, reads its response (within 30 s) and
@@ -251,82 +269,94 @@ func (l *loadConn) do(req []byte) (int, error) {
 	if _, err := l.c.Write(req); err != nil {
 		return 0, err
 	}
-	return readResponse(l.br)
+	for {
+		status, n, closing, err := parseResponse(l.buf)
+		switch {
+		case err != nil:
+			return status, err
+		case n > 0:
+			l.buf = l.buf[:copy(l.buf, l.buf[n:])]
+			if closing {
+				return status, errConnClose
+			}
+			return status, nil
+		}
+		l.buf = slices.Grow(l.buf, 4<<10)
+		m, err := l.c.Read(l.buf[len(l.buf):cap(l.buf)])
+		l.buf = l.buf[:len(l.buf)+m]
+		if err != nil && m == 0 {
+			return 0, err
+		}
+	}
 }
 
 func (l *loadConn) close() { _ = l.c.Close() }
 
 var errConnClose = errors.New("the server closes the connection")
 
-// readResponse reads one HTTP/1.1 response from br: its status, its
-// headers (only Content-Length, Connection and Transfer-Encoding matter
-// here) and its body, which is discarded. It returns the status, and an
-// error when the response is malformed, has no length (the collector
-// always sends Content-Length for its small bodies) or closes the
-// connection.
-func readResponse(br *bufio.Reader) (int, error) {
-	line, err := br.ReadSlice('\n')
-	if err != nil {
-		return 0, err
+// parseResponse parses one HTTP/1.1 response at the start of b: its
+// status, its headers (only Content-Length, Connection and
+// Transfer-Encoding matter here) and its body, which is skipped. It returns
+// the status and the bytes the response took (0 when b does not hold all of
+// it yet), closing when the server closes the connection after it, and an
+// error when the response is malformed, interim (1xx: the load sends no
+// Expect header, so none should come, and reading on would pair every
+// later request with the previous one's response) or has no length (the
+// collector always sends Content-Length for its small bodies).
+func parseResponse(b []byte) (status, n int, closing bool, err error) {
+	end := bytes.Index(b, []byte("\r\n\r\n"))
+	if end < 0 {
+		if len(b) > 64<<10 {
+			return 0, 0, false, errors.New("a response header larger than 64 KiB")
+		}
+		return 0, 0, false, nil
 	}
-	// "HTTP/1.1 202 Accepted\r\n"
-	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.1 ")) {
-		return 0, fmt.Errorf("malformed status line %q", line)
+	head := b[:end+2]
+	line, rest, _ := bytes.Cut(head, []byte("\r\n"))
+	// "HTTP/1.1 202 Accepted"
+	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.1 ")) || (len(line) > 12 && line[12] != ' ') {
+		return 0, 0, false, fmt.Errorf("malformed status line %q", line)
 	}
-	status := 0
 	for _, c := range line[9:12] {
 		if c < '0' || c > '9' {
-			return 0, fmt.Errorf("malformed status line %q", line)
+			return 0, 0, false, fmt.Errorf("malformed status line %q", line)
 		}
 		status = status*10 + int(c-'0')
 	}
 	if status < 200 {
-		// An interim response (the load sends no Expect header, so none
-		// should come): reading on would pair every later request with the
-		// previous one's response.
-		return status, fmt.Errorf("interim response %q", line)
+		return status, 0, false, fmt.Errorf("interim response %q", line)
 	}
-	length, closing := -1, false
+	length := -1
 	if status == http.StatusNoContent || status == http.StatusNotModified {
 		length = 0
 	}
-	for {
-		line, err = br.ReadSlice('\n')
-		if err != nil {
-			return status, err
-		}
-		line = bytes.TrimRight(line, "\r\n")
-		if len(line) == 0 {
-			break
-		}
+	for len(rest) > 0 {
+		line, rest, _ = bytes.Cut(rest, []byte("\r\n"))
 		name, value, ok := bytes.Cut(line, []byte(":"))
 		if !ok {
-			return status, fmt.Errorf("malformed header line %q", line)
+			return status, 0, false, fmt.Errorf("malformed header line %q", line)
 		}
 		value = bytes.TrimSpace(value)
 		switch {
 		case bytes.EqualFold(name, []byte("Content-Length")):
-			n, err := strconv.Atoi(string(value))
-			if err != nil || n < 0 {
-				return status, fmt.Errorf("malformed Content-Length %q", value)
+			l, err := strconv.Atoi(string(value))
+			if err != nil || l < 0 {
+				return status, 0, false, fmt.Errorf("malformed Content-Length %q", value)
 			}
-			length = n
+			length = l
 		case bytes.EqualFold(name, []byte("Connection")):
 			closing = bytes.EqualFold(value, []byte("close"))
 		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
-			return status, fmt.Errorf("transfer encoding %q: the load generator reads only responses with a Content-Length", value)
+			return status, 0, false, fmt.Errorf("transfer encoding %q: the load generator reads only responses with a Content-Length", value)
 		}
 	}
 	if length < 0 {
-		return status, errors.New("a response without Content-Length")
+		return status, 0, false, errors.New("a response without Content-Length")
 	}
-	if _, err := br.Discard(length); err != nil {
-		return status, err
+	if total := end + 4 + length; len(b) >= total {
+		return status, total, closing, nil
 	}
-	if closing {
-		return status, errConnClose
-	}
-	return status, nil
+	return status, 0, false, nil
 }
 
 // TestLoadGeneratorSpeaksHTTP checks the load generator against Go's HTTP
@@ -385,12 +415,100 @@ func TestLoadGeneratorSpeaksHTTP(t *testing.T) {
 		t.Errorf("a 103 before the 202 was read as status %d without an error", status)
 	}
 
-	// drive counts a 202 that closes its connection as accepted, and dials again.
-	load := drive([]string{srv.URL}, 2, 200*time.Millisecond, func(_ int64, buf []byte) []byte {
-		return tmpl.append(buf, "X-Signature", "sig-close", []byte("close"))
-	})
-	if load.rejected != 0 || load.accepted == 0 {
-		t.Errorf("drive against a server that closes after each 202: %d accepted, rejected %v", load.accepted, load.rejectedBy)
+	// Both load generators, on many connections at once: every request
+	// arrives whole and once, each status is counted as what it was, a
+	// request larger than the socket's buffer goes out in parts, a 202
+	// that closes its connection counts and the connection is dialled
+	// again, a connection the server drops counts as rejected.
+	for _, name := range []string{"epoll", "goroutines"} {
+		t.Run(name, func(t *testing.T) {
+			driveWith := func(base string, inFlight int, next requestFunc) loadResult {
+				if name == "goroutines" {
+					return driveGoroutines([]string{base}, inFlight, 300*time.Millisecond, next)
+				}
+				res, err := driveEpoll([]string{base}, inFlight, 300*time.Millisecond, next)
+				must(t, err)
+				return res
+			}
+			var mu sync.Mutex
+			seen := map[string]int{}
+			count := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				body, err := io.ReadAll(r.Body)
+				if err != nil || r.Header.Get("X-Signature") != "sig-"+strconv.Itoa(len(body)) {
+					w.WriteHeader(http.StatusBadRequest)
+					return
+				}
+				mu.Lock()
+				seen[string(body)]++
+				mu.Unlock()
+				switch {
+				case bytes.HasPrefix(body, []byte("forged")):
+					w.WriteHeader(http.StatusForbidden)
+				case bytes.HasPrefix(body, []byte("drop")):
+					c, _, err := w.(http.Hijacker).Hijack()
+					if err == nil {
+						c.Close()
+					}
+				case bytes.HasPrefix(body, []byte("close")):
+					w.Header().Set("Connection", "close")
+					w.WriteHeader(http.StatusAccepted)
+				default:
+					w.WriteHeader(http.StatusAccepted)
+					_, _ = io.WriteString(w, `{"accepted":1}`+"\n")
+				}
+			}))
+			defer count.Close()
+			tmpl, err := newRequestTemplate(count.URL+"/v1/answers", nil)
+			must(t, err)
+			big := bytes.Repeat([]byte("b"), 4<<20) // more than a socket buffer: written in parts
+			load := driveWith(count.URL, 16, func(seq int64, buf []byte) []byte {
+				body := []byte("n" + strconv.FormatInt(seq, 10))
+				switch seq % 10 {
+				case 3:
+					body = []byte("forged" + strconv.FormatInt(seq, 10))
+				case 4:
+					body = []byte("close" + strconv.FormatInt(seq, 10))
+				case 5:
+					body = []byte("drop" + strconv.FormatInt(seq, 10))
+				}
+				if seq == 6 {
+					body = append([]byte("big"), big...)
+				}
+				return tmpl.append(buf, "X-Signature", "sig-"+strconv.Itoa(len(body)), body)
+			})
+			mu.Lock()
+			defer mu.Unlock()
+			var accepted, forged, dropped int64
+			for body, n := range seen {
+				if n != 1 {
+					t.Errorf("request %.20s arrived %d times", body, n)
+				}
+				switch {
+				case strings.HasPrefix(body, "forged"):
+					forged++
+				case strings.HasPrefix(body, "drop"):
+					dropped++
+				default:
+					accepted++
+				}
+			}
+			t.Logf("%d requests: %d accepted, rejected %v", len(seen), load.accepted, load.rejectedBy)
+			if accepted < 10 || load.accepted != accepted || load.rejectedBy["403"] != forged || load.rejectedBy["connection"] != dropped ||
+				load.rejected != forged+dropped || int64(len(load.latencies)) != load.accepted {
+				t.Errorf("drive counted %d accepted, rejected %v (%d); the server answered %d with 202, %d with 403, dropped %d",
+					load.accepted, load.rejectedBy, load.rejected, accepted, forged, dropped)
+			}
+
+			// Nobody listens: each connection's dial fails once, and it stops.
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			must(t, err)
+			gone := "http://" + ln.Addr().String()
+			ln.Close()
+			load = driveWith(gone, 4, func(_ int64, buf []byte) []byte { return tmpl.append(buf, "", "", []byte("x")) })
+			if load.accepted != 0 || load.rejectedBy["dial"] != 4 || load.rejected != 4 {
+				t.Errorf("drive against a closed port: %d accepted, rejected %v; want 4 failed dials", load.accepted, load.rejectedBy)
+			}
+		})
 	}
 }
 
