@@ -424,9 +424,9 @@ func TestLoadGeneratorSpeaksHTTP(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			driveWith := func(base string, inFlight int, next requestFunc) loadResult {
 				if name == "goroutines" {
-					return driveGoroutines([]string{base}, inFlight, 300*time.Millisecond, next)
+					return driveGoroutines([]string{base}, inFlight, time.Second, next)
 				}
-				res, err := driveEpoll([]string{base}, inFlight, 300*time.Millisecond, next)
+				res, err := driveEpoll([]string{base}, inFlight, time.Second, next)
 				must(t, err)
 				return res
 			}
@@ -461,6 +461,8 @@ func TestLoadGeneratorSpeaksHTTP(t *testing.T) {
 			tmpl, err := newRequestTemplate(count.URL+"/v1/answers", nil)
 			must(t, err)
 			big := bytes.Repeat([]byte("b"), 4<<20) // more than a socket buffer: written in parts
+			// Requests 3 to 6 are among the 16 connections' first: every
+			// run has each kind, however slow the machine.
 			load := driveWith(count.URL, 16, func(seq int64, buf []byte) []byte {
 				body := []byte("n" + strconv.FormatInt(seq, 10))
 				switch seq % 10 {
@@ -493,7 +495,7 @@ func TestLoadGeneratorSpeaksHTTP(t *testing.T) {
 				}
 			}
 			t.Logf("%d requests: %d accepted, rejected %v", len(seen), load.accepted, load.rejectedBy)
-			if accepted < 10 || load.accepted != accepted || load.rejectedBy["403"] != forged || load.rejectedBy["connection"] != dropped ||
+			if accepted == 0 || forged == 0 || dropped == 0 || load.accepted != accepted || load.rejectedBy["403"] != forged || load.rejectedBy["connection"] != dropped ||
 				load.rejected != forged+dropped || int64(len(load.latencies)) != load.accepted {
 				t.Errorf("drive counted %d accepted, rejected %v (%d); the server answered %d with 202, %d with 403, dropped %d",
 					load.accepted, load.rejectedBy, load.rejected, accepted, forged, dropped)
