@@ -179,6 +179,9 @@ const benchOrigin = "https://shop.example.com"
 // results count the writes that lost a conflict to the other replica's.
 // Their file is feedback-throughput-2-replicas.json.
 //
+// BENCH_ENDPOINTS=public,webhook measures those endpoints, in that order
+// (default webhook,public).
+//
 // BENCH_PPROF=127.0.0.1:6060 serves the manager's profiling endpoints during
 // the runs (go tool pprof http://127.0.0.1:6060/debug/pprof/profile?seconds=15).
 func TestFeedbackThroughput(t *testing.T) {
@@ -193,7 +196,16 @@ func TestFeedbackThroughput(t *testing.T) {
 	e := newEnvReplicas(t, replicas, args...)
 	runs := envInt("BENCH_RUNS", 3)
 	var results []feedbackResult
-	for _, endpoint := range []string{"webhook", "public"} {
+	endpoints := []string{"webhook", "public"}
+	if e := os.Getenv("BENCH_ENDPOINTS"); e != "" {
+		endpoints = strings.Split(e, ",")
+		for _, ep := range endpoints {
+			if ep != "webhook" && ep != "public" {
+				t.Fatalf("BENCH_ENDPOINTS=%s: each endpoint is webhook or public", e)
+			}
+		}
+	}
+	for _, endpoint := range endpoints {
 		var accepted, p99 []float64
 		for run := range runs {
 			r := feedbackRun(t, e, endpoint, run+1)
