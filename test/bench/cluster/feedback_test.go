@@ -184,9 +184,9 @@ const benchOrigin = "https://shop.example.com"
 //
 // BENCH_WARMUP_S=3 drives 3 s of the same load before each measured run,
 // not measured: the first run after the manager starts is slower than the
-// next (its heap, goroutine stacks and pools grow, its pages are touched
-// for the first time), and without a warm-up the default order measures
-// the webhook first.
+// next (most likely its heap, goroutine stacks and pools growing and its
+// pages touched for the first time), and without a warm-up the default
+// order measures the webhook first.
 //
 // BENCH_PPROF=127.0.0.1:6060 serves the manager's profiling endpoints during
 // the runs (go tool pprof http://127.0.0.1:6060/debug/pprof/profile?seconds=15).
