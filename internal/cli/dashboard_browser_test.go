@@ -145,6 +145,9 @@ func TestClusterDashboardInBrowser(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// liveAndUpdated: the page's stream is open and has replaced the
+	// server-rendered content at least once.
+	const liveAndUpdated = `document.getElementById('live-state').textContent === 'live' && +document.getElementById('live').dataset.updates > 0`
 	// click clicks the element css finds with the mouse, as a customer
 	// would. A live update replaces the page's content with a copy of it,
 	// so the node found may be gone before the click lands: then it looks
@@ -200,7 +203,7 @@ func TestClusterDashboardInBrowser(t *testing.T) {
 	until(`!!` + row)
 	g.Expect(eval(row + `.cells[2].textContent.trim()`)).To(HavePrefix("Progressing"))
 	g.Expect(eval(row + `.querySelector('[data-segment="new-customers"]').textContent`)).To(Equal("new-customersone-page Inconclusiveexpress RolledBack"))
-	until(`document.getElementById('live-state').textContent === 'live' && +document.getElementById('live').dataset.updates > 0`)
+	until(liveAndUpdated)
 	// The list is live too: an experiment created now appears without a reload.
 	createExperiment(t, ns, "onboarding-tour", cxv1.CXExperimentStatus{})
 	until(`!!document.querySelector('tr[data-experiment="` + ns + `/onboarding-tour"]')`)
@@ -211,7 +214,7 @@ func TestClusterDashboardInBrowser(t *testing.T) {
 	g.Expect(link).To(Equal(base + "experiments/" + ns + "/checkout-redesign"))
 	do(chromedp.Navigate(link))
 	until(`!!document.getElementById('phase')`)
-	until(`document.getElementById('live-state').textContent === 'live' && +document.getElementById('live').dataset.updates > 0`)
+	until(liveAndUpdated)
 
 	// One table row per variant, one chart series per non-control variant, in each segment.
 	for _, seg := range []string{"enterprise", "new-customers"} {
@@ -265,7 +268,7 @@ func TestClusterDashboardInBrowser(t *testing.T) {
 	// A user without patch: the button's answer is the API server's 403, and nothing changes.
 	viewer := startDashboard(t, viewerKubeconfig(t, ns), ns)
 	do(chromedp.Navigate(viewer + "experiments/" + ns + "/onboarding-tour"))
-	until(`document.getElementById('live-state').textContent === 'live' && +document.getElementById('live').dataset.updates > 0`)
+	until(liveAndUpdated)
 	click(`button[data-action="pause"]`)
 	until(`document.getElementById('confirm').open`)
 	click("#confirm-ok")
