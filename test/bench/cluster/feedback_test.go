@@ -203,11 +203,11 @@ func TestFeedbackThroughput(t *testing.T) {
 	runs := envInt("BENCH_RUNS", 3)
 	var results []feedbackResult
 	endpoints := []string{"webhook", "public"}
-	if e := os.Getenv("BENCH_ENDPOINTS"); e != "" {
-		endpoints = strings.Split(e, ",")
+	if list := os.Getenv("BENCH_ENDPOINTS"); list != "" {
+		endpoints = strings.Split(list, ",")
 		for _, ep := range endpoints {
 			if ep != "webhook" && ep != "public" {
-				t.Fatalf("BENCH_ENDPOINTS=%s: each endpoint is webhook or public", e)
+				t.Fatalf("BENCH_ENDPOINTS=%s: each endpoint is webhook or public", list)
 			}
 		}
 	}
