@@ -61,6 +61,12 @@ type feedbackResult struct {
 	// and just after the run: one loopback round trip
 	// (hostRoundTripMicros; 18.5–26 µs on 2026-12-01, 10:26–10:32).
 	HostRoundTripMicros [2]float64
+	// WebhookSignedDuringRun counts the webhook events the load generator
+	// signed while the run was measured: those past the ones it signed
+	// before (presignRate per second of the run), or all of them with
+	// BENCH_SIGN=during. Recordings before 2026-12-01, 21:00 signed every
+	// event during the run and have no such field.
+	WebhookSignedDuringRun int64 `json:",omitempty"`
 }
 
 // apiRequests sums rest_client_requests_total by method.
@@ -259,7 +265,9 @@ func feedbackRun(t *testing.T, e *env, endpoint string, run int) feedbackResult 
 	typeformEvent := strings.ReplaceAll(string(raw), "{{ASSIGNMENT}}", value)
 	data := map[string][]byte{feedback.KeyTypeformSecret: []byte("bench-secret")}
 
+	const duration = 20 * time.Second
 	var next requestFunc
+	var sigs *signatures // the webhook's
 	switch endpoint {
 	case "webhook":
 		must(t, e.c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "typeform", Namespace: ns}, Data: data}))
@@ -275,14 +283,30 @@ func feedbackRun(t *testing.T, e *env, endpoint string, run int) feedbackResult 
 			http.Header{"Content-Type": {"application/json"}})
 		must(t, err)
 		id := fmt.Sprintf("bench-%d-", run)
-		next = func(seq int64, buf []byte) []byte {
+		event := func(seq int64) []byte {
 			body := make([]byte, 0, len(before)+len(after)+32)
 			body = append(body, before...)
 			body = append(body, id...)
 			body = strconv.AppendInt(body, seq, 10)
-			body = append(body, after...)
-			h, v := feedback.Sign(cxv1.ProviderTypeform, nil, data, body)
-			return tmpl.append(buf, h, v, body)
+			return append(body, after...)
+		}
+		header, _ := feedback.Sign(cxv1.ProviderTypeform, nil, data, nil)
+		sign := func(seq int64) string {
+			_, v := feedback.Sign(cxv1.ProviderTypeform, nil, data, event(seq))
+			return v
+		}
+		// The provider signs its events on its own servers: sign the
+		// run's before it (BENCH_SIGN=during signs each as it is sent).
+		n := presignRate * int(duration/time.Second)
+		if os.Getenv("BENCH_SIGN") == "during" {
+			n = 0
+		}
+		start := time.Now()
+		sigs, err = presign(n, sign)
+		must(t, err)
+		t.Logf("webhook, run %d: %d events signed before the run in %v", run, n, time.Since(start).Round(time.Millisecond))
+		next = func(seq int64, buf []byte) []byte {
+			return tmpl.append(buf, header, sigs.value(seq), event(seq))
 		}
 	default:
 		tmpl, err := newRequestTemplate(fmt.Sprintf("%s/v1/public/namespaces/%s/experiments/%s/responses", e.mgr.CollectorURL, ns, name),
@@ -308,7 +332,6 @@ func feedbackRun(t *testing.T, e *env, endpoint string, run int) feedbackResult 
 		}))
 	}
 
-	const duration = 20 * time.Second
 	inFlight := envInt("BENCH_IN_FLIGHT", 1024)
 	var bases []string
 	for _, m := range e.mgrs {
@@ -329,6 +352,10 @@ func feedbackRun(t *testing.T, e *env, endpoint string, run int) feedbackResult 
 	speed := hostVerifyMicros(t, data, []byte(typeformEvent))
 	s0 := sampleReplicas(t, e)
 	load := drive(bases, inFlight, duration, next)
+	var signedDuring int64
+	if sigs != nil { // only measured events (seq ≥ 0) count as late
+		signedDuring = sigs.late.Load()
+	}
 	for k, n := range warm.rejectedBy { // never hidden
 		load.rejectedBy["warm-up: "+k] += n
 		load.rejected += n
@@ -367,5 +394,6 @@ func feedbackRun(t *testing.T, e *env, endpoint string, run int) feedbackResult 
 		MachineCoresBusy:       cores(s1.busy - s0.busy),
 		HostVerifyMicros:       speed,
 		HostRoundTripMicros:    [2]float64{roundTrip, roundTripAfter},
+		WebhookSignedDuringRun: signedDuring,
 	}
 }
