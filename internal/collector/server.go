@@ -156,6 +156,9 @@ type Server struct {
 	statuses   *statusReporter
 	httpClient *http.Client
 
+	// native serves webhooks without the net/http bridge (fastWebhook).
+	native fastserve.Native
+
 	// Read for every answer.
 	sources     *indexed[cxv1.FeedbackSource, *cxv1.FeedbackSource]
 	experiments *indexed[cxv1.CXExperiment, *cxv1.CXExperiment]
@@ -251,6 +254,7 @@ func New(opts Options) (*Server, error) {
 		},
 	}
 	s.commit.keysInList = opts.KeysInList
+	s.native = s.fastWebhook
 	if (opts.TLSCertFile == "") != (opts.TLSKeyFile == "") {
 		return nil, errors.New("collector: set both TLSCertFile and TLSKeyFile, or neither")
 	}
@@ -301,7 +305,8 @@ func (s *Server) Start(ctx context.Context) error {
 //
 // The HTTP/1.1 server is fasthttp's, through internal/fastserve: an answer
 // held for its commit costs it a fraction of what it costs net/http's
-// (docs/benchmarks.md). The handlers are net/http handlers.
+// (docs/benchmarks.md). The handlers are net/http handlers; webhooks are
+// served with fasthttp's types directly (fastWebhook), by the same code.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.certs != nil {
 		go func() {
@@ -312,7 +317,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ln = tls.NewListener(ln, &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: s.certs.GetCertificate})
 	}
 	srv := &fasthttp.Server{
-		Handler: fastserve.Handler(context.Background(), s.handler, s.log, serverError),
+		Handler: fastserve.Handler(context.Background(), s.handler, s.log, serverError, s.native),
 		// From a request's first byte to the end of its headers, against
 		// slow clients; then bodyTimeout for the body.
 		ReadTimeout: s.opts.HeaderTimeout,

@@ -66,64 +66,110 @@ type ignored struct {
 	Ignored string `json:"ignored"`
 }
 
+// webhookRequest is a webhook request as serveWebhook reads it, whichever
+// HTTP server took it: net/http's handler (webhook) or the fasthttp one
+// (fastWebhook).
+type webhookRequest struct {
+	method string
+	nn     types.NamespacedName
+	// contentLength is the declared length of the body (-1: unknown).
+	contentLength int64
+	header        feedback.Header
+	// headers gives every header as net/http's Request.Header, for a
+	// mapping that reads them.
+	headers func() http.Header
+	// body reads the body, at most limit bytes (more: *http.MaxBytesError).
+	body   func(limit int64) ([]byte, error)
+	remote func() string
+}
+
+// webhookReply is what serveWebhook answers: err (a rejection, sent as
+// {"error": ...}), or body as JSON (nil: no body), with code.
+type webhookReply struct {
+	code              int
+	body              any
+	err               *Error
+	allow, retryAfter string
+}
+
 func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
-	ns, name := r.PathValue("namespace"), r.PathValue("name")
-	nn := types.NamespacedName{Namespace: ns, Name: name}
+	rep := s.serveWebhook(r.Context(), webhookRequest{
+		method:        r.Method,
+		nn:            types.NamespacedName{Namespace: r.PathValue("namespace"), Name: r.PathValue("name")},
+		contentLength: r.ContentLength,
+		header:        r.Header,
+		headers:       func() http.Header { return r.Header },
+		body:          func(limit int64) ([]byte, error) { return readBody(w, r, limit) },
+		remote:        func() string { return r.RemoteAddr },
+	})
+	if rep.allow != "" {
+		w.Header().Set("Allow", rep.allow)
+	}
+	if rep.retryAfter != "" {
+		w.Header().Set("Retry-After", rep.retryAfter)
+	}
+	switch {
+	case rep.err != nil:
+		writeError(w, rep.err)
+	case rep.body == nil:
+		w.WriteHeader(rep.code)
+	default:
+		writeJSON(w, rep.code, rep.body)
+	}
+}
+
+// serveWebhook serves one webhook request.
+func (s *Server) serveWebhook(ctx context.Context, r webhookRequest) webhookReply {
+	ns, name := r.nn.Namespace, r.nn.Name
+	nn := r.nn
 	source := ""
-	reject := func(e *feedbackError) {
-		if e.Code == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
-			w.Header().Set("Retry-After", "5")
+	var rep webhookReply
+	reject := func(e *feedbackError) webhookReply {
+		if e.Code == http.StatusServiceUnavailable {
+			rep.retryAfter = "5"
 		}
 		countRejection(ns, source, e.reason)
 		if source != "" {
 			s.statuses.rejected(nn, e.reason, e.Code, e.Message, s.clock.Now())
 		}
-		s.log.Info("webhook rejected", "namespace", clip(ns), "source", clip(name), "code", e.Code, "reason", e.reason, "message", e.Message, "remote", r.RemoteAddr)
-		writeError(w, e.Error)
+		s.log.Info("webhook rejected", "namespace", clip(ns), "source", clip(name), "code", e.Code, "reason", e.reason, "message", e.Message, "remote", r.remote())
+		rep.code, rep.err = e.Code, e.Error
+		return rep
 	}
-	if r.Method != http.MethodPost && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "POST, HEAD")
-		reject(refuse(http.StatusMethodNotAllowed, "MethodNotAllowed", "method %s is not allowed; the survey tool POSTs its webhooks", r.Method))
-		return
+	if r.method != http.MethodPost && r.method != http.MethodHead {
+		rep.allow = "POST, HEAD"
+		return reject(refuse(http.StatusMethodNotAllowed, "MethodNotAllowed", "method %s is not allowed; the survey tool POSTs its webhooks", r.method))
 	}
-	ctx := r.Context()
 	src, err := s.source(ctx, nn)
 	if err != nil {
-		reject(err)
-		return
+		return reject(err)
 	}
 	source = "feedbacksource/" + name
-	if r.Method == http.MethodHead {
-		w.WriteHeader(http.StatusOK)
-		return
+	if r.method == http.MethodHead {
+		return webhookReply{code: http.StatusOK}
 	}
-	if r.ContentLength > s.maxBody {
-		reject(refuse(http.StatusRequestEntityTooLarge, reasonTooLarge, "the body is %d bytes, at most %d are accepted", r.ContentLength, s.maxBody))
-		return
+	if r.contentLength > s.maxBody {
+		return reject(refuse(http.StatusRequestEntityTooLarge, reasonTooLarge, "the body is %d bytes, at most %d are accepted", r.contentLength, s.maxBody))
 	}
-	body, rerr := readBody(w, r, s.maxBody)
+	body, rerr := r.body(s.maxBody)
 	if rerr != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(rerr, &tooBig) {
-			reject(refuse(http.StatusRequestEntityTooLarge, reasonTooLarge, "the body is larger than %d bytes", s.maxBody))
-			return
+			return reject(refuse(http.StatusRequestEntityTooLarge, reasonTooLarge, "the body is larger than %d bytes", s.maxBody))
 		}
-		reject(refuse(http.StatusBadRequest, reasonInvalidJSON, "could not read the body: %v", rerr))
-		return
+		return reject(refuse(http.StatusBadRequest, reasonInvalidJSON, "could not read the body: %v", rerr))
 	}
-	if e := s.checkSignature(ctx, src, r.Header, body); e != nil {
-		reject(e)
-		return
+	if e := s.checkSignature(ctx, src, r.header, body); e != nil {
+		return reject(e)
 	}
-	out, code, e := s.handleEvent(ctx, src, r.Header, body)
+	out, code, e := s.handleEvent(ctx, src, r.headers, body)
 	if e != nil {
-		reject(e)
-		return
+		return reject(e)
 	}
 	if code == http.StatusAccepted {
 		s.statuses.accepted(nn, s.clock.Now())
 	}
-	writeJSON(w, code, out)
+	return webhookReply{code: code, body: out}
 }
 
 // source reads the FeedbackSource named in the URL.
@@ -149,7 +195,7 @@ func (s *Server) source(ctx context.Context, nn types.NamespacedName) (*cxv1.Fee
 
 // checkSignature verifies the raw body with the source's Secret. A failure
 // re-reads the Secret once (it may have been rotated) before refusing.
-func (s *Server) checkSignature(ctx context.Context, src *cxv1.FeedbackSource, h http.Header, body []byte) *feedbackError {
+func (s *Server) checkSignature(ctx context.Context, src *cxv1.FeedbackSource, h feedback.Header, body []byte) *feedbackError {
 	data, e := s.secrets.get(ctx, src.Namespace, src.Spec.SecretRef.Name, 0)
 	if e != nil {
 		return e
@@ -171,7 +217,7 @@ func (s *Server) checkSignature(ctx context.Context, src *cxv1.FeedbackSource, h
 }
 
 // handleEvent maps a verified payload to a response and commits it.
-func (s *Server) handleEvent(ctx context.Context, src *cxv1.FeedbackSource, h http.Header, body []byte) (any, int, *feedbackError) {
+func (s *Server) handleEvent(ctx context.Context, src *cxv1.FeedbackSource, headers func() http.Header, body []byte) (any, int, *feedbackError) {
 	m, err := s.mappings.get(src)
 	if err != nil {
 		return nil, 0, refuse(http.StatusServiceUnavailable, reasonMappingInvalid, "FeedbackSource %s cannot map events: %v; fix the FeedbackSource (the webhook is retried)", src.Name, err)
@@ -182,7 +228,7 @@ func (s *Server) handleEvent(ctx context.Context, src *cxv1.FeedbackSource, h ht
 	}
 	in := feedback.Input{Body: payload}
 	if m.ReadsHeaders() {
-		in.Headers = firstValues(h)
+		in.Headers = firstValues(headers())
 	}
 	ok, err := m.Accept(in)
 	if err != nil {

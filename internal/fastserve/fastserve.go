@@ -66,11 +66,21 @@ type BadRequestError struct{ Reason string }
 
 func (e *BadRequestError) Error() string { return e.Reason }
 
+// Native serves a request with fasthttp's types directly, in place of the
+// net/http handler, and reports whether it did (false: the handler serves
+// it, and nothing may have been written). It runs after the checks
+// net/http makes before any handler (the HTTP version, request smuggling),
+// with a context canceled when it returns; its panics are answered as a
+// handler's. It exists for the few requests whose cost is mostly the
+// bridge's (the collector's webhooks), and must answer them as the handler
+// would.
+type Native func(ctx context.Context, req *fasthttp.RequestCtx) bool
+
 // Handler returns a fasthttp handler that serves h. base is the parent of
 // every request's context; log receives handlers' panics; bad answers a
 // *BadRequestError (nil: a plain-text 400), after which the connection is
-// closed.
-func Handler(base context.Context, h http.Handler, log logr.Logger, bad func(*fasthttp.RequestCtx, error)) fasthttp.RequestHandler {
+// closed; native, when not nil, is offered every request first.
+func Handler(base context.Context, h http.Handler, log logr.Logger, bad func(*fasthttp.RequestCtx, error), native Native) fasthttp.RequestHandler {
 	if bad == nil {
 		bad = func(ctx *fasthttp.RequestCtx, err error) {
 			ctx.Response.Header.SetContentType("text/plain; charset=utf-8")
@@ -78,21 +88,18 @@ func Handler(base context.Context, h http.Handler, log logr.Logger, bad func(*fa
 		}
 	}
 	return func(ctx *fasthttp.RequestCtx) {
-		serve(base, h, log, bad, ctx)
+		serve(base, h, log, bad, native, ctx)
 	}
 }
 
-func serve(base context.Context, h http.Handler, log logr.Logger, bad func(*fasthttp.RequestCtx, error), ctx *fasthttp.RequestCtx) {
-	r, err := request(ctx)
-	if err != nil {
+func serve(base context.Context, h http.Handler, log logr.Logger, bad func(*fasthttp.RequestCtx, error), native Native, ctx *fasthttp.RequestCtx) {
+	if err := check(ctx); err != nil {
 		bad(ctx, err)
 		ctx.SetConnectionClose()
 		return
 	}
 	rctx, cancel := context.WithCancel(base)
 	defer cancel()
-	r = r.WithContext(rctx)
-	w := &responseWriter{ctx: ctx, header: make(http.Header, 4)}
 	defer func() {
 		p := recover()
 		if p == nil {
@@ -102,13 +109,24 @@ func serve(base context.Context, h http.Handler, log logr.Logger, bad func(*fast
 			buf := make([]byte, 64<<10)
 			buf = buf[:runtime.Stack(buf, false)]
 			log.Error(fmt.Errorf("%v", p), "panic serving a request; answered 500 and closed the connection",
-				"method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "stack", string(buf))
+				"method", string(ctx.Method()), "path", string(ctx.Path()), "remote", ctx.RemoteAddr().String(), "stack", string(buf))
 		}
 		ctx.Response.Reset()
 		ctx.Response.Header.SetContentType("text/plain; charset=utf-8")
 		ctx.Error("500 Internal Server Error", http.StatusInternalServerError)
 		ctx.SetConnectionClose()
 	}()
+	if native != nil && native(rctx, ctx) {
+		return
+	}
+	r, err := request(ctx)
+	if err != nil {
+		bad(ctx, err)
+		ctx.SetConnectionClose()
+		return
+	}
+	r = r.WithContext(rctx)
+	w := &responseWriter{ctx: ctx, header: make(http.Header, 4)}
 	h.ServeHTTP(w, r)
 	w.finish()
 	if b, ok := r.Body.(*streamBody); ok && !b.eof && !b.drain(r.ContentLength) {
@@ -199,18 +217,12 @@ func (b *streamBody) drain(declared int64) bool {
 	return err == io.EOF && n <= maxDrain
 }
 
-// request converts fasthttp's request into net/http's, as net/http's own
-// server would have parsed it.
-func request(ctx *fasthttp.RequestCtx) (*http.Request, error) {
-	uri := string(ctx.RequestURI())
-	u, err := url.ParseRequestURI(uri)
-	if err != nil {
-		return nil, &BadRequestError{Reason: fmt.Sprintf("malformed request target: %v", err)}
-	}
-	proto := intern(ctx.Request.Header.Protocol())
-	major, minor, ok := http.ParseHTTPVersion(proto)
-	if !ok {
-		return nil, &BadRequestError{Reason: fmt.Sprintf("malformed HTTP version %q", proto)}
+// check refuses what net/http refuses before any handler: an HTTP version
+// it cannot read, and the signs of request smuggling.
+func check(ctx *fasthttp.RequestCtx) error {
+	proto := ctx.Request.Header.Protocol()
+	if _, _, ok := http.ParseHTTPVersion(intern(proto)); !ok {
+		return &BadRequestError{Reason: fmt.Sprintf("malformed HTTP version %q", proto)}
 	}
 	raw := ctx.Request.Header.RawHeaders()
 	if cl := ctx.Request.Header.ContentLength(); cl == -1 || hasHeader(raw, "transfer-encoding") {
@@ -218,28 +230,76 @@ func request(ctx *fasthttp.RequestCtx) (*http.Request, error) {
 		// Content-Length as no body (-2); both headers, or a coding other
 		// than chunked, are signs of request smuggling (RFC 9112 §6.3).
 		if hasHeader(raw, "content-length") {
-			return nil, &BadRequestError{Reason: "both Content-Length and Transfer-Encoding given"}
+			return &BadRequestError{Reason: "both Content-Length and Transfer-Encoding given"}
 		}
 		if cl != -1 {
-			return nil, &BadRequestError{Reason: "Transfer-Encoding other than chunked"}
+			return &BadRequestError{Reason: "Transfer-Encoding other than chunked"}
 		}
 	}
+	return nil
+}
+
+// request converts fasthttp's request, which check passed, into net/http's,
+// as net/http's own server would have parsed it.
+func request(ctx *fasthttp.RequestCtx) (*http.Request, error) {
+	uri := string(ctx.RequestURI())
+	u, err := url.ParseRequestURI(uri)
+	if err != nil {
+		return nil, &BadRequestError{Reason: fmt.Sprintf("malformed request target: %v", err)}
+	}
+	proto := intern(ctx.Request.Header.Protocol())
+	major, minor, _ := http.ParseHTTPVersion(proto)
 	r := &http.Request{
 		Method:     intern(ctx.Method()),
 		URL:        u,
 		Proto:      proto,
 		ProtoMajor: major,
 		ProtoMinor: minor,
-		Header:     make(http.Header, ctx.Request.Header.Len()),
 		Host:       string(ctx.Host()),
 		RemoteAddr: ctx.RemoteAddr().String(),
 		RequestURI: uri,
 		Close:      ctx.Request.Header.ConnectionClose(),
 		TLS:        ctx.TLSConnectionState(),
 	}
+	r.Header, r.TransferEncoding = header(ctx)
+	switch {
+	case ctx.Request.IsBodyStream():
+		// StreamRequestBody: the handler reads it, and its own limit
+		// answers.
+		r.Body = &streamBody{r: ctx.RequestBodyStream()}
+		r.ContentLength = int64(ctx.Request.Header.ContentLength())
+		if r.ContentLength < 0 {
+			r.ContentLength = -1
+		}
+	case len(ctx.PostBody()) > 0: // read whole before the handler
+		body := ctx.PostBody()
+		r.Body = &streamBody{r: bytes.NewReader(body)}
+		r.ContentLength = int64(len(body))
+		if len(r.TransferEncoding) > 0 {
+			r.ContentLength = -1 // chunked: unknown until read, as in net/http
+		}
+	default:
+		r.Body = http.NoBody
+	}
+	return r, nil
+}
+
+// Header is the request's header as a net/http handler would see it in
+// Request.Header: canonical names, without Host (net/http keeps it in
+// Request.Host) and Transfer-Encoding (in Request.TransferEncoding).
+func Header(ctx *fasthttp.RequestCtx) http.Header {
+	h, _ := header(ctx)
+	return h
+}
+
+// header gives Request.Header and Request.TransferEncoding.
+func header(ctx *fasthttp.RequestCtx) (http.Header, []string) {
 	// The values share one string and their slices one array (each of
 	// capacity 1, so a handler's append copies): a request's headers cost
 	// three allocations, not three each.
+	h := make(http.Header, ctx.Request.Header.Len())
+	var te []string
+	raw := ctx.Request.Header.RawHeaders()
 	size, count := 0, 0
 	for _, v := range ctx.Request.Header.All() {
 		size, count = size+len(v), count+1
@@ -264,36 +324,17 @@ func request(ctx *fasthttp.RequestCtx) (*http.Request, error) {
 				continue
 			}
 		case "Transfer-Encoding":
-			r.TransferEncoding = append(r.TransferEncoding, strings.ToLower(value))
+			te = append(te, strings.ToLower(value))
 			continue
 		}
-		if vs, ok := r.Header[key]; ok {
-			r.Header[key] = append(vs, value)
+		if vs, ok := h[key]; ok {
+			h[key] = append(vs, value)
 			continue
 		}
 		slab[0] = value
-		r.Header[key], slab = slab[:1:1], slab[1:]
+		h[key], slab = slab[:1:1], slab[1:]
 	}
-	switch {
-	case ctx.Request.IsBodyStream():
-		// StreamRequestBody: the handler reads it, and its own limit
-		// answers.
-		r.Body = &streamBody{r: ctx.RequestBodyStream()}
-		r.ContentLength = int64(ctx.Request.Header.ContentLength())
-		if r.ContentLength < 0 {
-			r.ContentLength = -1
-		}
-	case len(ctx.PostBody()) > 0: // read whole before the handler
-		body := ctx.PostBody()
-		r.Body = &streamBody{r: bytes.NewReader(body)}
-		r.ContentLength = int64(len(body))
-		if len(r.TransferEncoding) > 0 {
-			r.ContentLength = -1 // chunked: unknown until read, as in net/http
-		}
-	default:
-		r.Body = http.NoBody
-	}
-	return r, nil
+	return h, te
 }
 
 // knownHeaders are canonical names of headers that webhooks and browsers

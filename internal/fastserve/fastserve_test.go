@@ -128,14 +128,14 @@ func serveAll(t *testing.T, h http.Handler, log logr.Logger) (std, fast, buffere
 	}
 	hs := &http.Server{Handler: h, ErrorLog: nil}
 	fs := &fasthttp.Server{
-		Handler: Handler(context.Background(), h, log, nil), NoDefaultContentType: true, NoDefaultServerHeader: true,
+		Handler: Handler(context.Background(), h, log, nil, nil), NoDefaultContentType: true, NoDefaultServerHeader: true,
 		MaxRequestBodySize: 32, StreamRequestBody: true,
 	}
 	ln3, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	bs := &fasthttp.Server{Handler: Handler(context.Background(), h, log, nil), NoDefaultContentType: true, NoDefaultServerHeader: true}
+	bs := &fasthttp.Server{Handler: Handler(context.Background(), h, log, nil, nil), NoDefaultContentType: true, NoDefaultServerHeader: true}
 	go func() { _ = hs.Serve(ln1) }()
 	go func() { _ = fs.Serve(ln2) }()
 	go func() { _ = bs.Serve(ln3) }()
@@ -358,5 +358,95 @@ func BenchmarkRequest(b *testing.B) {
 		if err != nil || r.Header.Get("Typeform-Signature") == "" || r.ContentLength != 1000 {
 			b.Fatal(r, err)
 		}
+	}
+}
+
+// TestNative: a Native handler serves what it takes, after the checks and
+// with the panic handling every request gets; what it declines reaches the
+// net/http handler untouched, and Header gives what that handler sees.
+func TestNative(t *testing.T) {
+	lines := make(chan string, 8)
+	log := funcr.New(func(_, args string) { lines <- args }, funcr.Options{})
+	offered := make(chan string, 16)
+	headers := make(chan http.Header, 16)
+	done := make(chan context.Context, 16)
+	native := func(rctx context.Context, ctx *fasthttp.RequestCtx) bool {
+		path := string(ctx.Path())
+		offered <- path
+		switch path {
+		case "/native":
+			done <- rctx
+			ctx.SetStatusCode(http.StatusCreated)
+			ctx.SetBodyString("native")
+			return true
+		case "/native-panic":
+			panic("native boom")
+		}
+		headers <- Header(ctx)
+		return false
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := &fasthttp.Server{Handler: Handler(context.Background(), mux(t), log, nil, native),
+		NoDefaultContentType: true, NoDefaultServerHeader: true, MaxRequestBodySize: 32, StreamRequestBody: true}
+	go func() { _ = fs.Serve(ln) }()
+	t.Cleanup(func() { _ = fs.Shutdown() })
+	addr := ln.Addr().String()
+
+	r, body := exchange(t, addr, "POST /native HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi")
+	if r.StatusCode != http.StatusCreated || body != "native" || <-offered != "/native" {
+		t.Errorf("a request Native takes: %d %q, want 201 \"native\"", r.StatusCode, body)
+	}
+	select {
+	case rctx := <-done:
+		select {
+		case <-rctx.Done():
+		case <-time.After(10 * time.Second):
+			t.Error("Native's context was not canceled after it returned")
+		}
+	default:
+		t.Error("Native did not serve /native")
+	}
+
+	raw := "POST /echo/declined HTTP/1.1\r\nHost: h\r\nX-One: 1\r\nX-Many: a\r\nX-Many: b\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+	r, body = exchange(t, addr, raw)
+	var s seen
+	if err := json.Unmarshal([]byte(body), &s); err != nil || r.StatusCode != http.StatusAccepted || s.PathValue != "declined" || s.Body != "{}" {
+		t.Fatalf("a request Native declines: %d %q (%v), want the echo handler's 202 with the body", r.StatusCode, body, err)
+	}
+	<-offered
+	h := <-headers
+	for k, v := range s.Header {
+		if !slices.Equal(h[k], v) {
+			t.Errorf("Header(%s) = %q, the handler saw %q", k, h[k], v)
+		}
+	}
+	if _, ok := h["Host"]; ok {
+		t.Errorf("Header holds Host %q; net/http keeps it in Request.Host only", h["Host"])
+	}
+
+	r, _ = exchange(t, addr, "POST /native HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+	if r.StatusCode != http.StatusBadRequest || !r.Close {
+		t.Errorf("a smuggling request: %d close=%v, want 400 and the connection closed", r.StatusCode, r.Close)
+	}
+	select {
+	case p := <-offered:
+		t.Errorf("Native was offered %s, which the checks refuse", p)
+	default:
+	}
+
+	r, body = exchange(t, addr, "GET /native-panic HTTP/1.1\r\nHost: h\r\n\r\n")
+	if r.StatusCode != http.StatusInternalServerError || !r.Close {
+		t.Errorf("a panic in Native: %d close=%v %q, want 500 and the connection closed", r.StatusCode, r.Close, body)
+	}
+	select {
+	case line := <-lines:
+		if !strings.Contains(line, "native boom") || !strings.Contains(line, "/native-panic") {
+			t.Errorf("logged %q, want the panic and the path", line)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("Native's panic was not logged")
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
-	"net/http"
 	"strings"
 
 	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
@@ -191,10 +190,14 @@ func scheme(provider cxv1.FeedbackProvider) string {
 	return fmt.Sprintf("<hex or base64 HMAC-SHA256 of the body keyed with the Secret's key %q>", KeyGenericHMAC)
 }
 
+// Header is a request's header as Verify reads it: http.Header, or a
+// server's own type (Get: the first value of a name, in any case).
+type Header interface{ Get(name string) string }
+
 // Verify checks that body was sent by the source's provider: its signature
 // header against the HMAC of the raw body, or the shared token, compared in
 // constant time. data is the Secret's data. The error is an *AuthError.
-func Verify(provider cxv1.FeedbackProvider, generic *cxv1.GenericWebhook, data map[string][]byte, h http.Header, body []byte) error {
+func Verify(provider cxv1.FeedbackProvider, generic *cxv1.GenericWebhook, data map[string][]byte, h Header, body []byte) error {
 	if provider == cxv1.ProviderGeneric && generic != nil && generic.Auth == cxv1.GenericAuthToken {
 		return verifyToken(generic, data, h)
 	}
@@ -212,7 +215,7 @@ func Verify(provider cxv1.FeedbackProvider, generic *cxv1.GenericWebhook, data m
 	return nil
 }
 
-func verifyToken(generic *cxv1.GenericWebhook, data map[string][]byte, h http.Header) error {
+func verifyToken(generic *cxv1.GenericWebhook, data map[string][]byte, h Header) error {
 	header := generic.Header
 	if header == "" {
 		header = HeaderGenericToken

@@ -163,7 +163,7 @@ func serveCeiling(handler string) {
 		err = http.Serve(ln, h)
 	case "held-fastserve":
 		err = (&fasthttp.Server{NoDefaultServerHeader: true, NoDefaultContentType: true,
-			Handler: fastserve.Handler(context.Background(), h, logr.Discard(), nil)}).Serve(ln)
+			Handler: fastserve.Handler(context.Background(), h, logr.Discard(), nil, nil)}).Serve(ln)
 	case "held-fasthttp":
 		err = (&fasthttp.Server{NoDefaultServerHeader: true, NoDefaultContentType: true,
 			Handler: func(ctx *fasthttp.RequestCtx) {

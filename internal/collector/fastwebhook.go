@@ -1,0 +1,154 @@
+package collector
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/valyala/fasthttp"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/rapport-dev/rapport/internal/fastserve"
+	"github.com/rapport-dev/rapport/internal/metrics"
+)
+
+// fastBodyBytes is the largest webhook body fastWebhook takes: fasthttp
+// has read a body this small before the handler runs (see Serve), so
+// reading it never waits.
+const fastBodyBytes = 8 << 10
+
+// fastWebhook serves a webhook POST with fasthttp's types, as
+// fastserve.Native: for an answer held until its commit, turning the
+// request into net/http's and back cost about a tenth of the manager's CPU
+// (docs/benchmarks.md). serveWebhook decides, as for the net/http handler
+// (webhook), and the reply is written as writeJSON and countRequests
+// would. It takes only plain requests: a POST to exactly
+// /v1/namespaces/{namespace}/sources/{name}/webhook (names of lowercase
+// letters, digits, '-' and '.', no escapes or dot segments; a query is
+// ignored, as the mux ignores it) whose Content-Length is at most
+// fastBodyBytes and MaxBodyBytes. Every other request goes to the mux.
+func (s *Server) fastWebhook(ctx context.Context, req *fasthttp.RequestCtx) bool {
+	if !req.IsPost() {
+		return false
+	}
+	nn, ok := webhookPath(req.RequestURI())
+	if !ok {
+		return false
+	}
+	n := req.Request.Header.ContentLength()
+	if n < 0 || n > fastBodyBytes || int64(n) > s.maxBody {
+		return false
+	}
+	// Read whatever the answer, as the bridge drains an unread body: the
+	// connection stays usable.
+	body := make([]byte, n)
+	var readErr error
+	if req.Request.IsBodyStream() {
+		_, readErr = io.ReadFull(req.RequestBodyStream(), body)
+	} else {
+		copy(body, req.PostBody())
+	}
+	rep := s.serveWebhook(ctx, webhookRequest{
+		method:        http.MethodPost,
+		nn:            nn,
+		contentLength: int64(n),
+		header:        fastHeader{&req.Request.Header},
+		headers:       func() http.Header { return fastserve.Header(req) },
+		body:          func(int64) ([]byte, error) { return body, readErr },
+		remote:        func() string { return req.RemoteAddr().String() },
+	})
+	h := &req.Response.Header
+	if rep.allow != "" {
+		h.Set("Allow", rep.allow)
+	}
+	if rep.retryAfter != "" {
+		h.Set("Retry-After", rep.retryAfter)
+	}
+	req.SetStatusCode(rep.code)
+	var out []byte
+	switch v := rep.body.(type) {
+	case nil:
+		if rep.err != nil {
+			out, _ = json.Marshal(map[string]string{"error": rep.err.Message})
+			out = append(out, '\n') // as json.Encoder writes it
+		}
+	case accepted:
+		out = v.appendJSON(make([]byte, 0, 48))
+	default:
+		out, _ = json.Marshal(v)
+		out = append(out, '\n')
+	}
+	if out != nil {
+		h.SetContentType(jsonContentType[0])
+		h.Set("X-Content-Type-Options", noSniff[0])
+		req.SetBody(out)
+	}
+	if readErr != nil {
+		req.SetConnectionClose() // the rest of the body is unknown
+	}
+	metrics.CollectorRequests.WithLabelValues(strconv.Itoa(rep.code)).Inc()
+	return true
+}
+
+// webhookPath reads the namespace and name of a webhook's request target,
+// when it is one fastWebhook takes.
+func webhookPath(uri []byte) (types.NamespacedName, bool) {
+	const prefix, middle, suffix = "/v1/namespaces/", "/sources/", "/webhook"
+	p := uri
+	for i, c := range uri {
+		if c == '?' {
+			p = uri[:i]
+			for _, q := range uri[i+1:] {
+				if q <= ' ' || q >= 0x7f { // net/url refuses control bytes
+					return types.NamespacedName{}, false
+				}
+			}
+			break
+		}
+	}
+	if len(p) < len(prefix)+len(middle)+len(suffix)+2 || string(p[:len(prefix)]) != prefix || string(p[len(p)-len(suffix):]) != suffix {
+		return types.NamespacedName{}, false
+	}
+	p = p[len(prefix) : len(p)-len(suffix)]
+	ns, rest, ok := cutSegment(p)
+	if !ok || string(rest[:min(len(rest), len(middle)-1)]) != middle[1:] {
+		return types.NamespacedName{}, false
+	}
+	name := rest[len(middle)-1:]
+	if !plainSegment(ns) || !plainSegment(name) {
+		return types.NamespacedName{}, false
+	}
+	return types.NamespacedName{Namespace: string(ns), Name: string(name)}, true
+}
+
+// cutSegment splits p at its first '/'.
+func cutSegment(p []byte) (segment, rest []byte, ok bool) {
+	for i, c := range p {
+		if c == '/' {
+			return p[:i], p[i+1:], true
+		}
+	}
+	return nil, nil, false
+}
+
+// plainSegment: a path segment the mux gives as it is (no escapes, not a
+// dot segment, which the mux would redirect), of a Kubernetes name's
+// characters.
+func plainSegment(b []byte) bool {
+	if len(b) == 0 || string(b) == "." || string(b) == ".." {
+		return false
+	}
+	for _, c := range b {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' && c != '.' {
+			return false
+		}
+	}
+	return true
+}
+
+// fastHeader is fasthttp's request header as feedback.Verify reads it.
+type fastHeader struct{ h *fasthttp.RequestHeader }
+
+func (f fastHeader) Get(name string) string { return string(f.h.Peek(name)) }

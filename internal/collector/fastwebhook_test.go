@@ -1,0 +1,201 @@
+package collector
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
+	"github.com/rapport-dev/rapport/internal/feedback"
+)
+
+func TestWebhookPath(t *testing.T) {
+	tests := []struct {
+		uri      string
+		ns, name string // empty: declined (the mux serves it)
+	}{
+		{"/v1/namespaces/shop/sources/typeform/webhook", "shop", "typeform"},
+		{"/v1/namespaces/shop-2/sources/type.form-1/webhook?x=1&y=%20", "shop-2", "type.form-1"},
+		{"/v1/namespaces/a/sources/b/webhook?", "a", "b"},
+		{"/v1/namespaces/shop/sources/%74ypeform/webhook", "", ""},        // an escape
+		{"/v1/namespaces/shop/sources/Typeform/webhook", "", ""},          // not a Kubernetes name
+		{"/v1/namespaces/shop/sources/../webhook", "", ""},                // a dot segment
+		{"/v1/namespaces/./sources/typeform/webhook", "", ""},             // a dot segment
+		{"/v1/namespaces/shop/sources/typeform/webhook/", "", ""},         // another path
+		{"/v1/namespaces/shop/sources/a/b/webhook", "", ""},               // a segment too many
+		{"/v1/namespaces/shop/sources//webhook", "", ""},                  // an empty name
+		{"/v1/namespaces//sources/typeform/webhook", "", ""},              // an empty namespace
+		{"/v1/namespaces/shop/experiments/typeform/webhook", "", ""},      // another endpoint
+		{"/v1/namespaces/shop/sources/typeform/webhooks", "", ""},         // another endpoint
+		{"http://collector/v1/namespaces/shop/sources/t/webhook", "", ""}, // absolute form
+		{"/v1/namespaces/shop/sources/typeform/webhook?a=\x01", "", ""},   // a control byte in the query
+		{"/v1/namespaces/shop/sources/typeform/webhook?a b", "", ""},      // a space in the query
+		{"/v1/namespaces/shop/sources/webhook", "", ""},
+		{"", "", ""},
+	}
+	for _, tc := range tests {
+		nn, ok := webhookPath([]byte(tc.uri))
+		if want := tc.ns != ""; ok != want || nn != (types.NamespacedName{Namespace: tc.ns, Name: tc.name}) && want {
+			t.Errorf("webhookPath(%q) = %v, %v; want %s/%s, %v", tc.uri, nn, ok, tc.ns, tc.name, want)
+		}
+	}
+}
+
+// TestFastWebhookMatchesHandler sends each webhook request twice over
+// HTTP: once as fastWebhook takes it, once with the source's name escaped
+// (%67 for its first letter), which fastWebhook leaves to the net/http
+// handler. Both must answer alike: status, body, headers, and whether the
+// connection stays open.
+func TestFastWebhookMatchesHandler(t *testing.T) {
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "hooks"},
+		Data: map[string][]byte{feedback.KeyGenericHMAC: []byte("hook-key")}}
+	generic := &cxv1.GenericWebhook{Auth: cxv1.GenericAuthHMACSHA256}
+	source := func(name, secret string) *cxv1.FeedbackSource {
+		return &cxv1.FeedbackSource{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: name},
+			Spec: cxv1.FeedbackSourceSpec{Provider: cxv1.ProviderGeneric, Generic: generic, SecretRef: cxv1.LocalObjectRef{Name: secret}}}
+	}
+	c := fake.NewClientBuilder().WithScheme(testScheme(t)).WithStatusSubresource(&cxv1.FeedbackSource{}).
+		WithObjects(runningExperiment(), secret, source("generic", "hooks"), source("gone-secret", "missing")).Build()
+	s, err := New(Options{Client: c, RateLimit: -1, MaxBodyBytes: 2048})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var native atomic.Int64 // requests fastWebhook served
+	fast := s.native
+	s.native = func(ctx context.Context, req *fasthttp.RequestCtx) bool {
+		served := fast(ctx, req)
+		if served {
+			native.Add(1)
+		}
+		return served
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addr, done := serveLoopback(ctx, t, s)
+	defer requireServeEnded(t, addr, done)
+	defer cancel()
+
+	event := func(id, fields string) string { return `{"id":"` + id + `",` + fields + `}` }
+	good := `"experiment":"checkout","variant":"one-page","score":4`
+	signed := func(body string) string {
+		h, v := feedback.Sign(cxv1.ProviderGeneric, generic, secret.Data, []byte(body))
+		return h + ": " + v + "\r\n"
+	}
+	tests := []struct {
+		name, method, source string
+		body                 func(path string) string // path: "fst" or "mux", for event ids of their own
+		headers              func(body string) string
+		code                 int
+		native               bool // fastWebhook takes it (the mux takes the other)
+	}{
+		{name: "accepted", body: func(p string) string { return event(p+"-1", good) }, headers: signed, code: 202, native: true},
+		{name: "a retry", body: func(p string) string { return event(p+"-1", good) }, headers: signed, code: 202, native: true},
+		{name: "unsigned", body: func(p string) string { return event(p+"-2", good) }, code: 401, native: true},
+		{name: "wrongly signed", body: func(p string) string { return event(p+"-3", good) },
+			headers: func(string) string { return feedback.HeaderGenericHMAC + ": sha256=00\r\n" }, code: 401, native: true},
+		{name: "not JSON", body: func(string) string { return `{"id":` }, headers: signed, code: 400, native: true},
+		{name: "an unknown variant", body: func(p string) string {
+			return event(p+"-4", `"experiment":"checkout","variant":"two-page","score":4`)
+		}, headers: signed, code: 422, native: true},
+		{name: "a score off the scale", body: func(p string) string {
+			return event(p+"-5", `"experiment":"checkout","variant":"control","score":9`)
+		}, headers: signed, code: 422, native: true},
+		{name: "too large", body: func(p string) string { return event(p+"-6", good+strings.Repeat(" ", 2048)) }, headers: signed, code: 413},
+		{name: "an unknown source", source: "gnone", body: func(p string) string { return event(p+"-7", good) }, headers: signed, code: 404, native: true},
+		{name: "a Secret that is missing", source: "gone-secret", body: func(p string) string { return event(p+"-8", good) }, headers: signed, code: 503, native: true},
+		{name: "GET", method: "GET", body: func(string) string { return "" }, code: 405},
+		{name: "HEAD", method: "HEAD", body: func(string) string { return "" }, code: 200},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			method, src := tc.method, tc.source
+			if method == "" {
+				method = http.MethodPost
+			}
+			if src == "" {
+				src = "generic"
+			}
+			var got [2]string
+			for i, path := range []string{"fst", "mux"} {
+				name := src
+				if path == "mux" {
+					name = "%" + strconv.FormatInt(int64(src[0]), 16) + src[1:]
+				}
+				body := tc.body(path)
+				headers := ""
+				if tc.headers != nil {
+					headers = tc.headers(body)
+				}
+				raw := method + " /v1/namespaces/shop/sources/" + name + "/webhook HTTP/1.1\r\nHost: collector\r\nContent-Type: application/json\r\n" +
+					headers + "Content-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body
+				if method != http.MethodPost {
+					raw = method + " /v1/namespaces/shop/sources/" + name + "/webhook HTTP/1.1\r\nHost: collector\r\n\r\n"
+				}
+				before := native.Load()
+				got[i] = exchangeSummary(t, addr, method, raw)
+				if served, want := native.Load() > before, tc.native && path == "fst"; served != want {
+					t.Errorf("%s: served by fastWebhook: %v, want %v", path, served, want)
+				}
+			}
+			if got[0] != got[1] {
+				t.Errorf("fastWebhook and the net/http handler answer differently:\nfast: %s\nmux:  %s", got[0], got[1])
+			}
+			if want := strconv.Itoa(tc.code) + " "; !strings.HasPrefix(got[0], want) {
+				t.Errorf("got %s, want %d", got[0], tc.code)
+			}
+			t.Log(got[0])
+		})
+	}
+}
+
+// exchangeSummary sends raw on a new connection and summarises the answer:
+// status, the headers a client reads, the body, and whether the server
+// kept the connection open (a second request on it is answered).
+func exchangeSummary(t *testing.T, addr, method, raw string) string {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = conn.Close() }()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(conn)
+	if _, err := io.WriteString(conn, raw); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(br, &http.Request{Method: method})
+	if err != nil {
+		t.Fatalf("reading the answer: %v", err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("reading the body: %v", err)
+	}
+	var b strings.Builder
+	b.WriteString(strconv.Itoa(resp.StatusCode) + " " + strings.TrimSpace(string(body)))
+	for _, k := range []string{"Content-Type", "Content-Length", "X-Content-Type-Options", "Retry-After", "Allow", "Connection"} {
+		b.WriteString(" | " + k + ": " + strings.Join(resp.Header.Values(k), ","))
+	}
+	open := "closed"
+	if _, err := io.WriteString(conn, "GET /healthz HTTP/1.1\r\nHost: collector\r\n\r\n"); err == nil {
+		if r, err := http.ReadResponse(br, &http.Request{Method: http.MethodGet}); err == nil && r.StatusCode == http.StatusOK {
+			open = "open"
+			_ = r.Body.Close()
+		}
+	}
+	b.WriteString(" | connection " + open)
+	return b.String()
+}
