@@ -5,13 +5,11 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"strconv"
 
 	"github.com/valyala/fasthttp"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/rapport-dev/rapport/internal/fastserve"
-	"github.com/rapport-dev/rapport/internal/metrics"
 )
 
 // fastBodyBytes is the largest webhook body fastWebhook takes: fasthttp
@@ -82,13 +80,13 @@ func (s *Server) fastWebhook(ctx context.Context, req *fasthttp.RequestCtx) bool
 	}
 	if out != nil {
 		h.SetContentType(jsonContentType[0])
-		h.Set("X-Content-Type-Options", noSniff[0])
+		h.SetCanonical(headerNoSniff, valueNoSniff)
 		req.SetBody(out)
 	}
 	if readErr != nil {
 		req.SetConnectionClose() // the rest of the body is unknown
 	}
-	metrics.CollectorRequests.WithLabelValues(strconv.Itoa(rep.code)).Inc()
+	countRequest(rep.code)
 	return true
 }
 
@@ -147,6 +145,9 @@ func plainSegment(b []byte) bool {
 	}
 	return true
 }
+
+// The X-Content-Type-Options header, in the form SetCanonical takes.
+var headerNoSniff, valueNoSniff = []byte("X-Content-Type-Options"), []byte(noSniff[0])
 
 // fastHeader is fasthttp's request header as feedback.Verify reads it.
 type fastHeader struct{ h *fasthttp.RequestHeader }

@@ -20,6 +20,7 @@ import (
 
 	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
 	"github.com/rapport-dev/rapport/internal/feedback"
+	"github.com/rapport-dev/rapport/internal/metrics"
 )
 
 func TestWebhookPath(t *testing.T) {
@@ -145,9 +146,17 @@ func TestFastWebhookMatchesHandler(t *testing.T) {
 					raw = method + " /v1/namespaces/shop/sources/" + name + "/webhook HTTP/1.1\r\nHost: collector\r\n\r\n"
 				}
 				before := native.Load()
+				counted := metricValue(t, metrics.CollectorRequests.WithLabelValues(strconv.Itoa(tc.code)))
 				got[i] = exchangeSummary(t, addr, method, raw)
 				if served, want := native.Load() > before, tc.native && path == "fst"; served != want {
 					t.Errorf("%s: served by fastWebhook: %v, want %v", path, served, want)
+				}
+				want := 1.0
+				if tc.code == http.StatusOK {
+					want++ // exchangeSummary's /healthz
+				}
+				if n := metricValue(t, metrics.CollectorRequests.WithLabelValues(strconv.Itoa(tc.code))) - counted; n != want {
+					t.Errorf("%s: rapport_collector_requests_total{code=%q} grew by %v, want %v", path, strconv.Itoa(tc.code), n, want)
 				}
 			}
 			if got[0] != got[1] {

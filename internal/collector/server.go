@@ -12,9 +12,11 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 	"golang.org/x/time/rate"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -680,8 +682,28 @@ func countRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
 		next.ServeHTTP(rec, r)
-		metrics.CollectorRequests.WithLabelValues(strconv.Itoa(rec.code)).Inc()
+		countRequest(rec.code)
 	})
+}
+
+// requestCounters are CollectorRequests' counters of status codes 100-599,
+// found once: every request counts its status.
+var requestCounters [500]atomic.Pointer[prometheus.Counter]
+
+// countRequest counts a request answered with code.
+func countRequest(code int) {
+	if code < 100 || code > 599 {
+		metrics.CollectorRequests.WithLabelValues(strconv.Itoa(code)).Inc()
+		return
+	}
+	p := &requestCounters[code-100]
+	c := p.Load()
+	if c == nil {
+		found := metrics.CollectorRequests.WithLabelValues(strconv.Itoa(code))
+		c = &found
+		p.Store(c)
+	}
+	(*c).Inc()
 }
 
 type statusRecorder struct {
