@@ -67,6 +67,9 @@ type feedbackResult struct {
 	// BENCH_SIGN=during. Recordings before 2026-12-01, 21:00 signed every
 	// event during the run and have no such field.
 	WebhookSignedDuringRun int64 `json:",omitempty"`
+	// WarmUpS is how many seconds of load came before the run, not
+	// measured (BENCH_WARMUP_S; recordings without the field had none).
+	WarmUpS int
 }
 
 // apiRequests sums rest_client_requests_total by method.
@@ -188,11 +191,12 @@ const benchOrigin = "https://shop.example.com"
 // BENCH_ENDPOINTS=public,webhook measures those endpoints, in that order
 // (default webhook,public).
 //
-// BENCH_WARMUP_S=3 drives 3 s of the same load before each measured run,
-// not measured: the first run after the manager starts is slower than the
-// next (most likely its heap, goroutine stacks and pools growing and its
-// pages touched for the first time), and without a warm-up the default
-// order measures the webhook first.
+// Each measured run follows BENCH_WARMUP_S seconds (default 3; 0: none)
+// of the same load, not measured: the first run after the manager starts
+// is slower than the next (most likely its heap, goroutine stacks and
+// pools growing and its pages touched for the first time), and without a
+// warm-up the default order measures the webhook first. Recordings before
+// 2026-12-01, 21:00 ran without one.
 //
 // BENCH_PPROF=127.0.0.1:6060 serves the manager's profiling endpoints during
 // the runs (go tool pprof http://127.0.0.1:6060/debug/pprof/profile?seconds=15).
@@ -341,7 +345,15 @@ func feedbackRun(t *testing.T, e *env, endpoint string, run int) feedbackResult 
 	// measured (their answers are counted in the tally; their requests are
 	// numbered -2, -3, ... so that none repeats a measured one).
 	var warm loadResult
-	if w := envInt("BENCH_WARMUP_S", 0); w > 0 {
+	warmUp := 3
+	if v := os.Getenv("BENCH_WARMUP_S"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			t.Fatalf("BENCH_WARMUP_S=%s: give whole seconds, 0 for none", v)
+		}
+		warmUp = n
+	}
+	if w := warmUp; w > 0 {
 		warm = drive(bases, inFlight, time.Duration(w)*time.Second, func(seq int64, buf []byte) []byte { return next(-1-seq, buf) })
 		t.Logf("%s, run %d: warm-up of %d s: %d answers, ack p50 %.1f ms, p99 %.1f ms, rejected %v",
 			endpoint, run, w, warm.accepted, quantile(warm.latencies, 0.5), quantile(warm.latencies, 0.99), warm.rejectedBy)
@@ -395,5 +407,6 @@ func feedbackRun(t *testing.T, e *env, endpoint string, run int) feedbackResult 
 		HostVerifyMicros:       speed,
 		HostRoundTripMicros:    [2]float64{roundTrip, roundTripAfter},
 		WebhookSignedDuringRun: signedDuring,
+		WarmUpS:                warmUp,
 	}
 }
