@@ -123,7 +123,7 @@ test: manifests generate fmt vet envtest-assets prometheus-bin traefik-bin chrom
 		TRAEFIK_BIN="$$(hack/traefik-bin.sh 2>/dev/null)" \
 		$(GO) test ./... -coverprofile cover.out -timeout 30m $(TEST_FLAGS)
 	@# The benchmarks' own helpers that need no cluster (the load generator's HTTP).
-	$(GO) test -tags bench ./test/bench/cluster/ -run '^(TestLoadGeneratorSpeaksHTTP|TestPresign|TestAppendAnswer|TestBusyTime|TestHostRoundTripMicros)$$' $(TEST_FLAGS)
+	$(GO) test -tags bench ./test/bench/cluster/ -run '^(TestLoadGeneratorSpeaksHTTP|TestPresign|TestDecimalLen|TestAppendAnswer|TestBusyTime|TestHostRoundTripMicros)$$' $(TEST_FLAGS)
 	$(MAKE) --no-print-directory fuzz FUZZTIME=10000x
 
 # Fuzzers: package and target. Their seed corpora (f.Add and testdata/fuzz)

@@ -287,13 +287,13 @@ func feedbackRun(t *testing.T, e *env, endpoint string, run int) feedbackResult 
 			http.Header{"Content-Type": {"application/json"}})
 		must(t, err)
 		id := fmt.Sprintf("bench-%d-", run)
-		event := func(seq int64) []byte {
-			body := make([]byte, 0, len(before)+len(after)+32)
-			body = append(body, before...)
-			body = append(body, id...)
-			body = strconv.AppendInt(body, seq, 10)
-			return append(body, after...)
+		appendEvent := func(b []byte, seq int64) []byte {
+			b = append(b, before...)
+			b = append(b, id...)
+			b = strconv.AppendInt(b, seq, 10)
+			return append(b, after...)
 		}
+		event := func(seq int64) []byte { return appendEvent(make([]byte, 0, len(before)+len(after)+32), seq) }
 		header, _ := feedback.Sign(cxv1.ProviderTypeform, nil, data, nil)
 		sign := func(seq int64) string {
 			_, v := feedback.Sign(cxv1.ProviderTypeform, nil, data, event(seq))
@@ -310,7 +310,9 @@ func feedbackRun(t *testing.T, e *env, endpoint string, run int) feedbackResult 
 		must(t, err)
 		t.Logf("webhook, run %d: %d events signed before the run in %v", run, n, time.Since(start).Round(time.Millisecond))
 		next = func(seq int64, buf []byte) []byte {
-			return tmpl.append(buf, header, sigs.value(seq), event(seq))
+			// The event is written in place: its length is known.
+			length := len(before) + len(id) + len(after) + decimalLen(seq)
+			return appendEvent(tmpl.appendHead(buf, header, sigs.value(seq), length), seq)
 		}
 	default:
 		tmpl, err := newRequestTemplate(fmt.Sprintf("%s/v1/public/namespaces/%s/experiments/%s/responses", e.mgr.CollectorURL, ns, name),

@@ -52,6 +52,24 @@ func newRequestTemplate(target string, header http.Header) (requestTemplate, err
 // append writes the request with body and, when name is not empty, one
 // more header (a signature that depends on the body).
 func (t requestTemplate) append(buf []byte, name, value string, body []byte) []byte {
+	return append(t.appendHead(buf, name, value, len(body)), body...)
+}
+
+// decimalLen is the length of n in decimal, as strconv.AppendInt writes it.
+func decimalLen(n int64) int {
+	l := 1
+	if n < 0 {
+		l++
+	}
+	for ; n >= 10 || n <= -10; n /= 10 {
+		l++
+	}
+	return l
+}
+
+// appendHead writes the request up to its body, of length bytes, which
+// the caller appends.
+func (t requestTemplate) appendHead(buf []byte, name, value string, length int) []byte {
 	buf = append(buf, t.head...)
 	if name != "" {
 		buf = append(buf, name...)
@@ -60,9 +78,8 @@ func (t requestTemplate) append(buf []byte, name, value string, body []byte) []b
 		buf = append(buf, "\r\n"...)
 	}
 	buf = append(buf, "Content-Length: "...)
-	buf = strconv.AppendInt(buf, int64(len(body)), 10)
-	buf = append(buf, "\r\n\r\n"...)
-	return append(buf, body...)
+	buf = strconv.AppendInt(buf, int64(length), 10)
+	return append(buf, "\r\n\r\n"...)
 }
 
 // answerPrefix is the part of a browser answer's body that is the same for

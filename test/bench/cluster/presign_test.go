@@ -118,3 +118,11 @@ func TestPresign(t *testing.T) {
 		t.Errorf("signatures of different widths: err %v, want one naming the width", err)
 	}
 }
+
+func TestDecimalLen(t *testing.T) {
+	for _, n := range []int64{0, 1, 9, 10, 99, 100, 12345, -1, -9, -10, -12345, 1<<63 - 1, -1 << 63} {
+		if got, want := decimalLen(n), len(strconv.FormatInt(n, 10)); got != want {
+			t.Errorf("decimalLen(%d) = %d, want %d", n, got, want)
+		}
+	}
+}
