@@ -64,8 +64,8 @@ type feedbackResult struct {
 	// WebhookSignedDuringRun counts the webhook events the load generator
 	// signed while the run was measured: those past the ones it signed
 	// before (presignRate per second of the run), or all of them with
-	// BENCH_SIGN=during. Recordings before 2026-12-01, 21:00 signed every
-	// event during the run and have no such field.
+	// BENCH_SIGN=during; left out when 0. Recordings before 2026-12-01,
+	// 21:00 (those without WarmUpS) signed every event during the run.
 	WebhookSignedDuringRun int64 `json:",omitempty"`
 	// WarmUpS is how many seconds of load came before the run, not
 	// measured (BENCH_WARMUP_S; recordings without the field had none).
