@@ -2,7 +2,6 @@ package collector
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"net/http"
 
@@ -65,18 +64,12 @@ func (s *Server) fastWebhook(ctx context.Context, req *fasthttp.RequestCtx) bool
 		h.Set("Retry-After", rep.retryAfter)
 	}
 	req.SetStatusCode(rep.code)
-	var out []byte
-	switch v := rep.body.(type) {
-	case nil:
-		if rep.err != nil {
-			out, _ = json.Marshal(map[string]string{"error": rep.err.Message})
-			out = append(out, '\n') // as json.Encoder writes it
-		}
-	case accepted:
-		out = v.appendJSON(make([]byte, 0, 48))
-	default:
-		out, _ = json.Marshal(v)
-		out = append(out, '\n')
+	var out []byte // as writeJSON would write it
+	switch {
+	case rep.err != nil:
+		out = jsonBody(errorJSON(rep.err))
+	case rep.body != nil:
+		out = jsonBody(rep.body)
 	}
 	if out != nil {
 		h.SetContentType(jsonContentType[0])

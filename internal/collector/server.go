@@ -652,11 +652,21 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	h := w.Header()
 	h["Content-Type"], h["X-Content-Type-Options"] = jsonContentType, noSniff
 	w.WriteHeader(code)
+	_, _ = w.Write(jsonBody(v))
+}
+
+// jsonBody is v as the collector's JSON answers send it: as json.Encoder
+// writes it (with its newline), an accepted answer without reflection;
+// nothing if v cannot be encoded.
+func jsonBody(v any) []byte {
 	if a, ok := v.(accepted); ok {
-		_, _ = w.Write(a.appendJSON(make([]byte, 0, 48)))
-		return
+		return a.appendJSON(make([]byte, 0, 48))
 	}
-	_ = json.NewEncoder(w).Encode(v)
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil
+	}
+	return append(b, '\n')
 }
 
 // The values of writeJSON's headers, shared: a header's values are replaced
@@ -674,8 +684,11 @@ func (a accepted) appendJSON(b []byte) []byte {
 }
 
 func writeError(w http.ResponseWriter, e *Error) {
-	writeJSON(w, e.Code, map[string]string{"error": e.Message})
+	writeJSON(w, e.Code, errorJSON(e))
 }
+
+// errorJSON is the body of a rejection: {"error": message}.
+func errorJSON(e *Error) any { return map[string]string{"error": e.Message} }
 
 // countRequests counts every request by status code (a bounded label).
 func countRequests(next http.Handler) http.Handler {
