@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -87,41 +88,20 @@ func (s *Server) fastWebhook(ctx context.Context, req *fasthttp.RequestCtx) bool
 // when it is one fastWebhook takes.
 func webhookPath(uri []byte) (types.NamespacedName, bool) {
 	const prefix, middle, suffix = "/v1/namespaces/", "/sources/", "/webhook"
-	p := uri
-	for i, c := range uri {
-		if c == '?' {
-			p = uri[:i]
-			for _, q := range uri[i+1:] {
-				if q <= ' ' || q >= 0x7f { // net/url refuses control bytes
-					return types.NamespacedName{}, false
-				}
-			}
-			break
+	p, query, _ := bytes.Cut(uri, []byte("?"))
+	for _, q := range query {
+		if q <= ' ' || q >= 0x7f { // net/url refuses control bytes
+			return types.NamespacedName{}, false
 		}
 	}
-	if len(p) < len(prefix)+len(middle)+len(suffix)+2 || string(p[:len(prefix)]) != prefix || string(p[len(p)-len(suffix):]) != suffix {
+	if len(p) < len(prefix)+len(suffix) || !bytes.HasPrefix(p, []byte(prefix)) || !bytes.HasSuffix(p, []byte(suffix)) {
 		return types.NamespacedName{}, false
 	}
-	p = p[len(prefix) : len(p)-len(suffix)]
-	ns, rest, ok := cutSegment(p)
-	if !ok || string(rest[:min(len(rest), len(middle)-1)]) != middle[1:] {
-		return types.NamespacedName{}, false
-	}
-	name := rest[len(middle)-1:]
-	if !plainSegment(ns) || !plainSegment(name) {
+	ns, name, ok := bytes.Cut(p[len(prefix):len(p)-len(suffix)], []byte(middle))
+	if !ok || !plainSegment(ns) || !plainSegment(name) {
 		return types.NamespacedName{}, false
 	}
 	return types.NamespacedName{Namespace: string(ns), Name: string(name)}, true
-}
-
-// cutSegment splits p at its first '/'.
-func cutSegment(p []byte) (segment, rest []byte, ok bool) {
-	for i, c := range p {
-		if c == '/' {
-			return p[:i], p[i+1:], true
-		}
-	}
-	return nil, nil, false
 }
 
 // plainSegment: a path segment the mux gives as it is (no escapes, not a

@@ -31,6 +31,9 @@ func TestWebhookPath(t *testing.T) {
 		{"/v1/namespaces/shop/sources/typeform/webhook", "shop", "typeform"},
 		{"/v1/namespaces/shop-2/sources/type.form-1/webhook?x=1&y=%20", "shop-2", "type.form-1"},
 		{"/v1/namespaces/a/sources/b/webhook?", "a", "b"},
+		{"/v1/namespaces/sources/sources/sources/webhook", "sources", "sources"},
+		{"/v1/namespaces/a/sources/b/sources/c/webhook", "", ""}, // a name with '/'
+		{"/v1/namespaces/webhook", "", ""},
 		{"/v1/namespaces/shop/sources/%74ypeform/webhook", "", ""},        // an escape
 		{"/v1/namespaces/shop/sources/Typeform/webhook", "", ""},          // not a Kubernetes name
 		{"/v1/namespaces/shop/sources/../webhook", "", ""},                // a dot segment

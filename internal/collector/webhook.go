@@ -120,8 +120,8 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 
 // serveWebhook serves one webhook request.
 func (s *Server) serveWebhook(ctx context.Context, r webhookRequest) webhookReply {
-	ns, name := r.nn.Namespace, r.nn.Name
 	nn := r.nn
+	ns, name := nn.Namespace, nn.Name
 	source := ""
 	var rep webhookReply
 	reject := func(e *feedbackError) webhookReply {
