@@ -201,6 +201,14 @@ const benchOrigin = "https://shop.example.com"
 // BENCH_PPROF=127.0.0.1:6060 serves the manager's profiling endpoints during
 // the runs (go tool pprof http://127.0.0.1:6060/debug/pprof/profile?seconds=15).
 func TestFeedbackThroughput(t *testing.T) {
+	opts := feedbackOptions{warmUp: 3, signDuring: os.Getenv("BENCH_SIGN") == "during"}
+	if v := os.Getenv("BENCH_WARMUP_S"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			t.Fatalf("BENCH_WARMUP_S=%s: give whole seconds, 0 for none", v)
+		}
+		opts.warmUp = n
+	}
 	args := []string{"--collector-public-rate-limit=-1"}
 	replicas := envInt("BENCH_REPLICAS", 1)
 	if addr := os.Getenv("BENCH_PPROF"); addr != "" {
@@ -224,7 +232,7 @@ func TestFeedbackThroughput(t *testing.T) {
 	for _, endpoint := range endpoints {
 		var accepted, p99 []float64
 		for run := range runs {
-			r := feedbackRun(t, e, endpoint, run+1)
+			r := feedbackRun(t, e, opts, endpoint, run+1)
 			results = append(results, r)
 			accepted = append(accepted, r.AcceptedPerSecond)
 			p99 = append(p99, r.AckP99Ms)
@@ -242,7 +250,15 @@ func TestFeedbackThroughput(t *testing.T) {
 	report(t, name, results)
 }
 
-func feedbackRun(t *testing.T, e *env, endpoint string, run int) feedbackResult {
+// feedbackOptions are TestFeedbackThroughput's settings of every run:
+// seconds of warm-up (BENCH_WARMUP_S), and whether the webhook's events
+// are signed as they are sent rather than before the run (BENCH_SIGN).
+type feedbackOptions struct {
+	warmUp     int
+	signDuring bool
+}
+
+func feedbackRun(t *testing.T, e *env, opts feedbackOptions, endpoint string, run int) feedbackResult {
 	ctx := context.Background()
 	ns, _ := e.shop(ctx, t)
 	name := "answers"
@@ -302,7 +318,7 @@ func feedbackRun(t *testing.T, e *env, endpoint string, run int) feedbackResult 
 		// The provider signs its events on its own servers: sign the
 		// run's before it (BENCH_SIGN=during signs each as it is sent).
 		n := presignRate * int(duration/time.Second)
-		if os.Getenv("BENCH_SIGN") == "during" {
+		if opts.signDuring {
 			n = 0
 		}
 		start := time.Now()
@@ -347,18 +363,10 @@ func feedbackRun(t *testing.T, e *env, endpoint string, run int) feedbackResult 
 	// measured (their answers are counted in the tally; their requests are
 	// numbered -2, -3, ... so that none repeats a measured one).
 	var warm loadResult
-	warmUp := 3
-	if v := os.Getenv("BENCH_WARMUP_S"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			t.Fatalf("BENCH_WARMUP_S=%s: give whole seconds, 0 for none", v)
-		}
-		warmUp = n
-	}
-	if w := warmUp; w > 0 {
-		warm = drive(bases, inFlight, time.Duration(w)*time.Second, func(seq int64, buf []byte) []byte { return next(-1-seq, buf) })
+	if opts.warmUp > 0 {
+		warm = drive(bases, inFlight, time.Duration(opts.warmUp)*time.Second, func(seq int64, buf []byte) []byte { return next(-1-seq, buf) })
 		t.Logf("%s, run %d: warm-up of %d s: %d answers, ack p50 %.1f ms, p99 %.1f ms, rejected %v",
-			endpoint, run, w, warm.accepted, quantile(warm.latencies, 0.5), quantile(warm.latencies, 0.99), warm.rejectedBy)
+			endpoint, run, opts.warmUp, warm.accepted, quantile(warm.latencies, 0.5), quantile(warm.latencies, 0.99), warm.rejectedBy)
 	}
 
 	roundTrip, err := hostRoundTripMicros()
@@ -409,6 +417,6 @@ func feedbackRun(t *testing.T, e *env, endpoint string, run int) feedbackResult 
 		HostVerifyMicros:       speed,
 		HostRoundTripMicros:    [2]float64{roundTrip, roundTripAfter},
 		WebhookSignedDuringRun: signedDuring,
-		WarmUpS:                warmUp,
+		WarmUpS:                opts.warmUp,
 	}
 }
