@@ -143,4 +143,8 @@ func (l *limiters) allow(key tokenDigest, now time.Time) (bool, time.Duration) {
 	return false, r.DelayFrom(now)
 }
 
+// limited is false when every request is allowed (an unlimited rate): a
+// client's key need not be found then.
+func (l *limiters) limited() bool { return l.rate != rate.Inf }
+
 func (l *limiters) len() int { return l.cache.Len() }

@@ -23,6 +23,7 @@ import (
 
 	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
 	"github.com/rapport-dev/rapport/internal/assignment"
+	"github.com/rapport-dev/rapport/internal/feedback"
 )
 
 // The public endpoint: answers from customers' browsers, authenticated by
@@ -85,17 +86,50 @@ type surveySettings struct {
 	Accepting bool `json:"accepting"`
 }
 
+// publicRequest is a request to the public endpoint as servePublic reads
+// it, whichever HTTP server took it: net/http's handlers (publicSettings,
+// publicResponses) or fasthttp's (fastPublic).
+type publicRequest struct {
+	method, ns, name string
+	// header gives the first value of a header (Origin, Content-Type).
+	header feedback.Header
+	// last gives the last value of a header (the client IP header).
+	last   func(name string) string
+	remote func() string
+	// body reads the body, at most limit bytes (more: *http.MaxBytesError).
+	body func(limit int64) ([]byte, error)
+}
+
+// httpPublicRequest is r as servePublic reads it.
+func httpPublicRequest(w http.ResponseWriter, r *http.Request) publicRequest {
+	return publicRequest{
+		method: r.Method, ns: r.PathValue("namespace"), name: r.PathValue("name"),
+		header: r.Header, last: lastValue(r.Header), remote: func() string { return r.RemoteAddr },
+		body: func(limit int64) ([]byte, error) { return readBody(w, r, limit) },
+	}
+}
+
+// lastValue gives the last value of a header of h ("" if it has none).
+func lastValue(h http.Header) func(string) string {
+	return func(name string) string {
+		if v := h.Values(name); len(v) > 0 {
+			return v[len(v)-1]
+		}
+		return ""
+	}
+}
+
 // clientKey identifies a client for its rate limit: its address, or the
 // address the trusted proxy header names (IPv6 by /64, the block one
-// customer usually holds).
-func (s *Server) clientKey(r *http.Request) tokenDigest {
-	host := r.RemoteAddr
-	if h, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+// customer usually holds). last gives the last value of a header.
+func (s *Server) clientKey(remote string, last func(string) string) tokenDigest {
+	host := remote
+	if h, _, err := net.SplitHostPort(remote); err == nil {
 		host = h
 	}
 	if s.opts.ClientIPHeader != "" {
-		if v := r.Header.Values(s.opts.ClientIPHeader); len(v) > 0 {
-			parts := strings.Split(v[len(v)-1], ",")
+		if v := last(s.opts.ClientIPHeader); v != "" {
+			parts := strings.Split(v, ",")
 			if ip := strings.TrimSpace(parts[len(parts)-1]); net.ParseIP(ip) != nil {
 				host = ip // the right-most address: the one the trusted proxy saw
 			}
@@ -107,12 +141,12 @@ func (s *Server) clientKey(r *http.Request) tokenDigest {
 	return tokenDigest(sha256.Sum256([]byte("client\x00" + host)))
 }
 
-// public serves GET and OPTIONS of /v1/public/.../experiments/{name}.
+// publicSettings serves GET and OPTIONS of /v1/public/.../experiments/{name}.
 func (s *Server) publicSettings(w http.ResponseWriter, r *http.Request) {
-	s.publicRequest(w, r, http.MethodGet, func(_ context.Context, exp *cxv1.CXExperiment, accepting *Error) *feedbackError {
+	rep := s.servePublic(r.Context(), httpPublicRequest(w, r), http.MethodGet, func(_ context.Context, _ publicRequest, exp *cxv1.CXExperiment, accepting *Error) (reply, *feedbackError) {
 		set, err := exp.Spec.Satisfaction.Settings()
 		if err != nil {
-			return refuse(http.StatusConflict, reasonExperimentInactive, "experiment %s cannot take responses: %v", exp.Name, err)
+			return reply{}, refuse(http.StatusConflict, reasonExperimentInactive, "experiment %s cannot take responses: %v", exp.Name, err)
 		}
 		out := surveySettings{Namespace: exp.Namespace, Experiment: exp.Name, Touchpoint: exp.Spec.Touchpoint,
 			Metric: string(set.Metric), ScaleMin: set.ScoreMin, ScaleMax: set.ScoreMax, Run: exp.Status.Run,
@@ -120,58 +154,61 @@ func (s *Server) publicSettings(w http.ResponseWriter, r *http.Request) {
 		if g := exp.Spec.Traffic.GatewayAPI; g != nil && g.AssignmentCookie != nil && g.AssignmentCookie.Name != "" {
 			out.Cookie = g.AssignmentCookie.Name
 		}
-		w.Header().Set("Cache-Control", "no-store")
-		writeJSON(w, http.StatusOK, out)
-		return nil
+		return reply{code: http.StatusOK, body: out, cacheControl: "no-store"}, nil
 	})
+	rep.write(w)
 }
 
 // publicResponses serves POST and OPTIONS of .../responses.
 func (s *Server) publicResponses(w http.ResponseWriter, r *http.Request) {
-	s.publicRequest(w, r, http.MethodPost, func(ctx context.Context, exp *cxv1.CXExperiment, accepting *Error) *feedbackError {
+	rep := s.servePublicResponses(r.Context(), httpPublicRequest(w, r))
+	rep.write(w)
+}
+
+// servePublicResponses serves a request to .../responses.
+func (s *Server) servePublicResponses(ctx context.Context, r publicRequest) reply {
+	return s.servePublic(ctx, r, http.MethodPost, func(ctx context.Context, r publicRequest, exp *cxv1.CXExperiment, accepting *Error) (reply, *feedbackError) {
 		if accepting != nil {
-			return &feedbackError{Error: accepting, reason: reasonExperimentInactive}
+			return reply{}, &feedbackError{Error: accepting, reason: reasonExperimentInactive}
 		}
-		return s.publicAnswer(ctx, w, r, exp)
+		return s.publicAnswer(ctx, r, exp)
 	})
 }
 
-// publicRequest runs the checks every public request shares, from the
+// servePublic runs the checks every public request shares, from the
 // cheapest and least revealing on: method, rate limit, Origin present,
 // experiment exists and takes browser answers, Origin allowed. Then it
 // sets the CORS headers and runs serve (or answers a preflight).
-func (s *Server) publicRequest(w http.ResponseWriter, r *http.Request, method string, serve func(context.Context, *cxv1.CXExperiment, *Error) *feedbackError) {
-	ns, name := r.PathValue("namespace"), r.PathValue("name")
+func (s *Server) servePublic(ctx context.Context, r publicRequest, method string, serve func(context.Context, publicRequest, *cxv1.CXExperiment, *Error) (reply, *feedbackError)) reply {
+	ns, name := r.ns, r.name
 	source := ""
-	reject := func(e *feedbackError) {
-		if e.Code == http.StatusTooManyRequests || e.Code == http.StatusServiceUnavailable {
-			if w.Header().Get("Retry-After") == "" {
-				w.Header().Set("Retry-After", "1")
-			}
+	var rep reply
+	reject := func(e *feedbackError) reply {
+		if (e.Code == http.StatusTooManyRequests || e.Code == http.StatusServiceUnavailable) && rep.retryAfter == "" {
+			rep.retryAfter = "1"
 		}
 		countRejection(ns, source, e.reason)
 		s.log.V(1).Info("browser answer rejected", "namespace", clip(ns), "experiment", clip(name), "code", e.Code,
-			"reason", e.reason, "message", e.Message, "remote", r.RemoteAddr, "origin", clip(r.Header.Get("Origin")))
-		writeError(w, e.Error)
+			"reason", e.reason, "message", e.Message, "remote", r.remote(), "origin", clip(r.header.Get("Origin")))
+		rep.code, rep.err, rep.body = e.Code, e.Error, nil
+		return rep
 	}
-	preflight := r.Method == http.MethodOptions
-	if !preflight && r.Method != method {
-		w.Header().Set("Allow", method+", OPTIONS")
-		reject(refuse(http.StatusMethodNotAllowed, "MethodNotAllowed", "method %s is not allowed; use %s", r.Method, method))
-		return
+	preflight := r.method == http.MethodOptions
+	if !preflight && r.method != method {
+		rep.allow = method + ", OPTIONS"
+		return reject(refuse(http.StatusMethodNotAllowed, "MethodNotAllowed", "method %s is not allowed; use %s", r.method, method))
 	}
-	if ok, wait := s.clients.allow(s.clientKey(r), s.clock.Now()); !ok {
-		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(max(wait.Seconds(), 1)))))
-		reject(refuse(http.StatusTooManyRequests, reasonRateLimited, "too many requests from this client; retry after the Retry-After delay"))
-		return
+	if s.clients.limited() {
+		if ok, wait := s.clients.allow(s.clientKey(r.remote(), r.last), s.clock.Now()); !ok {
+			rep.retryAfter = strconv.Itoa(int(math.Ceil(max(wait.Seconds(), 1))))
+			return reject(refuse(http.StatusTooManyRequests, reasonRateLimited, "too many requests from this client; retry after the Retry-After delay"))
+		}
 	}
-	origin := r.Header.Get("Origin")
+	origin := r.header.Get("Origin")
 	if origin == "" || origin == "null" {
-		reject(refuse(http.StatusForbidden, reasonMissingOrigin,
+		return reject(refuse(http.StatusForbidden, reasonMissingOrigin,
 			"the Origin header is missing; this endpoint takes answers from web pages on the experiment's allowed origins (servers post to /v1/namespaces/{namespace}/experiments/{name}/responses with a token)"))
-		return
 	}
-	ctx := r.Context()
 	exp, accepting := s.experiment(ctx, ns, name)
 	if exp == nil && accepting != nil && accepting.Code != http.StatusConflict {
 		e := &feedbackError{Error: accepting, reason: reasonUnknownExperiment}
@@ -180,96 +217,90 @@ func (s *Server) publicRequest(w http.ResponseWriter, r *http.Request, method st
 		} else {
 			e.reason = reasonCommitFailed
 		}
-		reject(e)
-		return
+		return reject(e)
 	}
 	if exp == nil { // exists but not running: read it to check browser answers are on
 		exp = &cxv1.CXExperiment{}
 		if err := s.opts.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, exp); err != nil {
-			reject(&feedbackError{Error: accepting, reason: reasonExperimentInactive})
-			return
+			return reject(&feedbackError{Error: accepting, reason: reasonExperimentInactive})
 		}
 	}
 	source = "browser/" + name
 	if !exp.Spec.Satisfaction.Source.Collector.BrowserEnabled() {
-		reject(refuse(http.StatusForbidden, reasonBrowserNotEnabled,
+		return reject(refuse(http.StatusForbidden, reasonBrowserNotEnabled,
 			"experiment %s does not take answers from browsers; set spec.satisfaction.source.collector.browser.allowedOrigins", name))
-		return
 	}
 	allowed, note, err := s.originAllowed(ctx, exp, origin)
 	if err != nil {
-		reject(refuse(http.StatusServiceUnavailable, reasonCommitFailed, "%v", err))
-		return
+		return reject(refuse(http.StatusServiceUnavailable, reasonCommitFailed, "%v", err))
 	}
 	if !allowed {
-		reject(refuse(http.StatusForbidden, reasonOriginNotAllowed,
+		return reject(refuse(http.StatusForbidden, reasonOriginNotAllowed,
 			"origin %s may not post answers for experiment %s; add it to spec.satisfaction.source.collector.browser.allowedOrigins%s", clip(origin), name, note))
-		return
 	}
-	h := w.Header()
-	h.Set("Access-Control-Allow-Origin", origin)
-	h.Add("Vary", "Origin")
+	rep.allowOrigin = origin
 	if preflight {
-		h.Set("Access-Control-Allow-Methods", method)
-		h.Set("Access-Control-Allow-Headers", "Content-Type")
-		h.Set("Access-Control-Max-Age", preflightMaxAge)
-		w.WriteHeader(http.StatusNoContent)
-		return
+		rep.code, rep.preflight = http.StatusNoContent, method
+		return rep
 	}
-	if e := serve(ctx, exp, accepting); e != nil {
-		reject(e)
+	out, e := serve(ctx, r, exp, accepting)
+	if e != nil {
+		return reject(e)
 	}
+	out.allowOrigin = origin
+	return out
 }
 
 // publicAnswer reads, verifies and commits one browser answer.
-func (s *Server) publicAnswer(ctx context.Context, w http.ResponseWriter, r *http.Request, exp *cxv1.CXExperiment) *feedbackError {
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != ContentTypeJSON {
-		return refuse(http.StatusUnsupportedMediaType, "UnsupportedMediaType", "Content-Type must be %s", ContentTypeJSON)
+func (s *Server) publicAnswer(ctx context.Context, r publicRequest, exp *cxv1.CXExperiment) (reply, *feedbackError) {
+	if ct := r.header.Get("Content-Type"); ct != ContentTypeJSON { // the type the survey intercept sends, without parameters
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != ContentTypeJSON {
+			return reply{}, refuse(http.StatusUnsupportedMediaType, "UnsupportedMediaType", "Content-Type must be %s", ContentTypeJSON)
+		}
 	}
-	body, err := readBody(w, r, maxPublicBody)
+	body, err := r.body(maxPublicBody)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return refuse(http.StatusRequestEntityTooLarge, reasonTooLarge, "the answer is larger than %d bytes", maxPublicBody)
+			return reply{}, refuse(http.StatusRequestEntityTooLarge, reasonTooLarge, "the answer is larger than %d bytes", maxPublicBody)
 		}
-		return refuse(http.StatusBadRequest, reasonInvalidAnswer, "could not read the body: %v", err)
+		return reply{}, refuse(http.StatusBadRequest, reasonInvalidAnswer, "could not read the body: %v", err)
 	}
 	a, err := decodePublicAnswer(body)
 	if err != nil {
-		return refuse(http.StatusBadRequest, reasonInvalidAnswer, `the body must be one object {"assignment": "...", "respondent": "...", "score": 4}: %s`, jsonMessage(err, "; allowed fields are assignment, respondent, score"))
+		return reply{}, refuse(http.StatusBadRequest, reasonInvalidAnswer, `the body must be one object {"assignment": "...", "respondent": "...", "score": 4}: %s`, jsonMessage(err, "; allowed fields are assignment, respondent, score"))
 	}
 	if a.Assignment == "" {
-		return refuse(http.StatusForbidden, reasonForgedAssignment, "assignment is missing: the page was not served through a route that sets the assignment cookie (spec.traffic.gatewayAPI.assignmentCookie); nothing was counted")
+		return reply{}, refuse(http.StatusForbidden, reasonForgedAssignment, "assignment is missing: the page was not served through a route that sets the assignment cookie (spec.traffic.gatewayAPI.assignmentCookie); nothing was counted")
 	}
 	if !isRespondent(a.Respondent) {
-		return refuse(http.StatusUnprocessableEntity, reasonInvalidAnswer, "respondent must be 8..64 characters of A-Z, a-z, 0-9, '-' and '_' (an opaque random id)")
+		return reply{}, refuse(http.StatusUnprocessableEntity, reasonInvalidAnswer, "respondent must be 8..64 characters of A-Z, a-z, 0-9, '-' and '_' (an opaque random id)")
 	}
 	sc, serr := scaleOf(exp)
 	if serr != nil {
-		return refuse(http.StatusConflict, reasonExperimentInactive, "experiment %s cannot take responses: %v", exp.Name, serr)
+		return reply{}, refuse(http.StatusConflict, reasonExperimentInactive, "experiment %s cannot take responses: %v", exp.Name, serr)
 	}
 	score, msg := parseScore(a.Score, sc)
 	if msg != "" {
-		return refuse(http.StatusUnprocessableEntity, reasonScoreOffScale, "score: %s", msg)
+		return reply{}, refuse(http.StatusUnprocessableEntity, reasonScoreOffScale, "score: %s", msg)
 	}
 	as, ferr := s.verifyAssignment(ctx, exp, a.Assignment, "", http.StatusForbidden)
 	if ferr != nil {
-		return ferr
+		return reply{}, ferr
 	}
 	resp, ferr := single(exp, "assignment.", as.Variant, as.Segment, int64(score), s.clock.Now(), as.Epoch)
 	if ferr != nil {
-		return ferr
+		return reply{}, ferr
 	}
 	dup, ferr := s.commitOne(client.ObjectKeyFromObject(exp), exp.Status.Run, "browser\x00"+a.Respondent, resp)
 	if ferr != nil {
-		return ferr
+		return reply{}, ferr
 	}
 	out := accepted{Accepted: 1}
 	if dup {
 		out = accepted{Duplicates: 1}
 	}
-	writeJSON(w, http.StatusAccepted, out)
-	return nil
+	return reply{code: http.StatusAccepted, body: out}, nil
 }
 
 func orEOF(err error) error {

@@ -158,7 +158,8 @@ type Server struct {
 	statuses   *statusReporter
 	httpClient *http.Client
 
-	// native serves webhooks without the net/http bridge (fastWebhook).
+	// native serves webhooks and browser answers without the net/http
+	// bridge (serveNative).
 	native fastserve.Native
 
 	// Read for every answer.
@@ -256,7 +257,7 @@ func New(opts Options) (*Server, error) {
 		},
 	}
 	s.commit.keysInList = opts.KeysInList
-	s.native = s.fastWebhook
+	s.native = s.serveNative
 	if (opts.TLSCertFile == "") != (opts.TLSKeyFile == "") {
 		return nil, errors.New("collector: set both TLSCertFile and TLSKeyFile, or neither")
 	}
@@ -307,8 +308,9 @@ func (s *Server) Start(ctx context.Context) error {
 //
 // The HTTP/1.1 server is fasthttp's, through internal/fastserve: an answer
 // held for its commit costs it a fraction of what it costs net/http's
-// (docs/benchmarks.md). The handlers are net/http handlers; webhooks are
-// served with fasthttp's types directly (fastWebhook), by the same code.
+// (docs/benchmarks.md). The handlers are net/http handlers; webhooks and
+// browser answers are served with fasthttp's types directly (serveNative),
+// by the same code.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.certs != nil {
 		go func() {

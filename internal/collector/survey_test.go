@@ -95,24 +95,28 @@ func TestClientKey(t *testing.T) {
 		}
 		return r
 	}
-	if s.clientKey(req("10.0.0.1:1000")) != s.clientKey(req("10.0.0.1:2000")) {
+	key := func(r *http.Request) tokenDigest { return s.clientKey(r.RemoteAddr, lastValue(r.Header)) }
+	if key(req("10.0.0.1:1000")) != key(req("10.0.0.1:2000")) {
 		t.Error("two ports of one address are two clients")
 	}
-	if s.clientKey(req("10.0.0.1:1000")) == s.clientKey(req("10.0.0.2:1000")) {
+	if key(req("10.0.0.1:1000")) == key(req("10.0.0.2:1000")) {
 		t.Error("two addresses are one client")
 	}
-	if s.clientKey(req("[2001:db8:1:2:a::1]:1")) != s.clientKey(req("[2001:db8:1:2:b::9]:1")) {
+	if key(req("[2001:db8:1:2:a::1]:1")) != key(req("[2001:db8:1:2:b::9]:1")) {
 		t.Error("two addresses of one IPv6 /64 are two clients")
 	}
 	// The header counts only when configured, and then its right-most address.
-	if s.clientKey(req("10.0.0.1:1", "X-Forwarded-For", "1.1.1.1")) != s.clientKey(req("10.0.0.1:1")) {
+	if key(req("10.0.0.1:1", "X-Forwarded-For", "1.1.1.1")) != key(req("10.0.0.1:1")) {
 		t.Error("an unconfigured X-Forwarded-For was trusted")
 	}
 	s.opts.ClientIPHeader = "X-Forwarded-For"
-	if s.clientKey(req("10.0.0.1:1", "X-Forwarded-For", "9.9.9.9, 1.1.1.1")) != s.clientKey(req("1.1.1.1:5")) {
+	if key(req("10.0.0.1:1", "X-Forwarded-For", "9.9.9.9, 1.1.1.1")) != key(req("1.1.1.1:5")) {
 		t.Error("the right-most forwarded address was not used")
 	}
-	if s.clientKey(req("10.0.0.1:1", "X-Forwarded-For", "garbage")) != s.clientKey(req("10.0.0.1:2")) {
+	if key(req("10.0.0.1:1", "X-Forwarded-For", "garbage")) != key(req("10.0.0.1:2")) {
 		t.Error("an unparsable forwarded address was used")
+	}
+	if key(req("10.0.0.1:1", "X-Forwarded-For", "9.9.9.9", "X-Forwarded-For", "8.8.8.8, 1.1.1.1")) != key(req("1.1.1.1:5")) {
+		t.Error("the right-most address of the last X-Forwarded-For line was not used")
 	}
 }

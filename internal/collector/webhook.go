@@ -83,15 +83,6 @@ type webhookRequest struct {
 	remote func() string
 }
 
-// webhookReply is what serveWebhook answers: err (a rejection, sent as
-// {"error": ...}), or body as JSON (nil: no body), with code.
-type webhookReply struct {
-	code              int
-	body              any
-	err               *Error
-	allow, retryAfter string
-}
-
 func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 	rep := s.serveWebhook(r.Context(), webhookRequest{
 		method:        r.Method,
@@ -102,29 +93,16 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 		body:          func(limit int64) ([]byte, error) { return readBody(w, r, limit) },
 		remote:        func() string { return r.RemoteAddr },
 	})
-	if rep.allow != "" {
-		w.Header().Set("Allow", rep.allow)
-	}
-	if rep.retryAfter != "" {
-		w.Header().Set("Retry-After", rep.retryAfter)
-	}
-	switch {
-	case rep.err != nil:
-		writeError(w, rep.err)
-	case rep.body == nil:
-		w.WriteHeader(rep.code)
-	default:
-		writeJSON(w, rep.code, rep.body)
-	}
+	rep.write(w)
 }
 
 // serveWebhook serves one webhook request.
-func (s *Server) serveWebhook(ctx context.Context, r webhookRequest) webhookReply {
+func (s *Server) serveWebhook(ctx context.Context, r webhookRequest) reply {
 	nn := r.nn
 	ns, name := nn.Namespace, nn.Name
 	source := ""
-	var rep webhookReply
-	reject := func(e *feedbackError) webhookReply {
+	var rep reply
+	reject := func(e *feedbackError) reply {
 		if e.Code == http.StatusServiceUnavailable {
 			rep.retryAfter = "5"
 		}
@@ -146,7 +124,7 @@ func (s *Server) serveWebhook(ctx context.Context, r webhookRequest) webhookRepl
 	}
 	source = "feedbacksource/" + name
 	if r.method == http.MethodHead {
-		return webhookReply{code: http.StatusOK}
+		return reply{code: http.StatusOK}
 	}
 	if r.contentLength > s.maxBody {
 		return reject(refuse(http.StatusRequestEntityTooLarge, reasonTooLarge, "the body is %d bytes, at most %d are accepted", r.contentLength, s.maxBody))
@@ -169,7 +147,7 @@ func (s *Server) serveWebhook(ctx context.Context, r webhookRequest) webhookRepl
 	if code == http.StatusAccepted {
 		s.statuses.accepted(nn, s.clock.Now())
 	}
-	return webhookReply{code: code, body: out}
+	return reply{code: code, body: out}
 }
 
 // source reads the FeedbackSource named in the URL.
