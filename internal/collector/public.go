@@ -143,7 +143,7 @@ func (s *Server) clientKey(remote string, last func(string) string) tokenDigest 
 
 // publicSettings serves GET and OPTIONS of /v1/public/.../experiments/{name}.
 func (s *Server) publicSettings(w http.ResponseWriter, r *http.Request) {
-	rep := s.servePublic(r.Context(), httpPublicRequest(w, r), http.MethodGet, func(_ context.Context, _ publicRequest, exp *cxv1.CXExperiment, accepting *Error) (reply, *feedbackError) {
+	rep := s.servePublic(r.Context(), httpPublicRequest(w, r), http.MethodGet, func(_ context.Context, exp *cxv1.CXExperiment, accepting *Error) (reply, *feedbackError) {
 		set, err := exp.Spec.Satisfaction.Settings()
 		if err != nil {
 			return reply{}, refuse(http.StatusConflict, reasonExperimentInactive, "experiment %s cannot take responses: %v", exp.Name, err)
@@ -167,7 +167,7 @@ func (s *Server) publicResponses(w http.ResponseWriter, r *http.Request) {
 
 // servePublicResponses serves a request to .../responses.
 func (s *Server) servePublicResponses(ctx context.Context, r publicRequest) reply {
-	return s.servePublic(ctx, r, http.MethodPost, func(ctx context.Context, r publicRequest, exp *cxv1.CXExperiment, accepting *Error) (reply, *feedbackError) {
+	return s.servePublic(ctx, r, http.MethodPost, func(ctx context.Context, exp *cxv1.CXExperiment, accepting *Error) (reply, *feedbackError) {
 		if accepting != nil {
 			return reply{}, &feedbackError{Error: accepting, reason: reasonExperimentInactive}
 		}
@@ -179,7 +179,7 @@ func (s *Server) servePublicResponses(ctx context.Context, r publicRequest) repl
 // cheapest and least revealing on: method, rate limit, Origin present,
 // experiment exists and takes browser answers, Origin allowed. Then it
 // sets the CORS headers and runs serve (or answers a preflight).
-func (s *Server) servePublic(ctx context.Context, r publicRequest, method string, serve func(context.Context, publicRequest, *cxv1.CXExperiment, *Error) (reply, *feedbackError)) reply {
+func (s *Server) servePublic(ctx context.Context, r publicRequest, method string, serve func(context.Context, *cxv1.CXExperiment, *Error) (reply, *feedbackError)) reply {
 	ns, name := r.ns, r.name
 	source := ""
 	var rep reply
@@ -243,7 +243,7 @@ func (s *Server) servePublic(ctx context.Context, r publicRequest, method string
 		rep.code, rep.preflight = http.StatusNoContent, method
 		return rep
 	}
-	out, e := serve(ctx, r, exp, accepting)
+	out, e := serve(ctx, exp, accepting)
 	if e != nil {
 		return reject(e)
 	}
