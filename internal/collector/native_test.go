@@ -263,7 +263,7 @@ func TestFastPublicMatchesHandler(t *testing.T) {
 				// An address of its own, on the last of two header lines.
 				client := "X-Forwarded-For: 192.0.2.1\r\nX-Forwarded-For: 198.51.100.7, 10.1." + strconv.Itoa(i) + "." + strconv.Itoa(j) + "\r\n"
 				if tc.code == http.StatusTooManyRequests { // its one request of the day is taken
-					client = "X-Forwarded-For: 10.2." + strconv.Itoa(i) + "." + strconv.Itoa(j) + "\r\n"
+					client = "X-Forwarded-For: 192.0.2.1\r\nX-Forwarded-For: 10.2." + strconv.Itoa(i) + "." + strconv.Itoa(j) + "\r\n"
 					_ = exchangeSummary(t, addr, http.MethodGet, "GET /v1/public/namespaces/shop/experiments/checkout HTTP/1.1\r\nHost: collector\r\n"+client+"\r\n")
 				}
 				body := tc.body(path)
