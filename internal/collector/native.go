@@ -33,16 +33,12 @@ func (s *Server) serveNative(ctx context.Context, req *fasthttp.RequestCtx) bool
 	return s.fastWebhook(ctx, req)
 }
 
-// fastWebhook serves a webhook POST with fasthttp's types: serveWebhook
-// decides, as for the net/http handler (webhook), and the reply is
-// written as reply.write and countRequests would. It takes only plain
-// requests: a POST to exactly
+// fastWebhook serves a webhook POST (serveNative checked the method) with
+// fasthttp's types: serveWebhook decides, as for the net/http handler
+// (webhook). It takes only plain requests: a POST to exactly
 // /v1/namespaces/{namespace}/sources/{name}/webhook (see plainPath) whose
 // Content-Length is at most fastBodyBytes and MaxBodyBytes.
 func (s *Server) fastWebhook(ctx context.Context, req *fasthttp.RequestCtx) bool {
-	if !req.IsPost() {
-		return false
-	}
 	nn, ok := webhookPath(req.RequestURI())
 	if !ok {
 		return false
@@ -51,36 +47,28 @@ func (s *Server) fastWebhook(ctx context.Context, req *fasthttp.RequestCtx) bool
 	if n < 0 || n > fastBodyBytes || int64(n) > s.maxBody {
 		return false
 	}
-	body, readErr := fastBody(req, n)
-	rep := s.serveWebhook(ctx, webhookRequest{
-		method:        http.MethodPost,
-		nn:            nn,
-		contentLength: int64(n),
-		header:        fastHeader{&req.Request.Header},
-		headers:       func() http.Header { return fastserve.Header(req) },
-		body:          func(int64) ([]byte, error) { return body, readErr },
-		remote:        func() string { return req.RemoteAddr().String() },
+	return fastAnswer(req, n, func(body func(int64) ([]byte, error)) reply {
+		return s.serveWebhook(ctx, webhookRequest{
+			method:        http.MethodPost,
+			nn:            nn,
+			contentLength: int64(n),
+			header:        fastHeader{&req.Request.Header},
+			headers:       func() http.Header { return fastserve.Header(req) },
+			body:          body,
+			remote:        func() string { return req.RemoteAddr().String() },
+		})
 	})
-	rep.writeFast(req)
-	if readErr != nil {
-		req.SetConnectionClose() // the rest of the body is unknown
-	}
-	return true
 }
 
 // publicPrefix starts the paths of the public endpoint.
 const publicPrefix = "/v1/public/"
 
-// fastPublic serves a browser's answer with fasthttp's types:
-// servePublicResponses decides, as for the net/http handler
-// (publicResponses), and the reply is written as reply.write and
-// countRequests would. It takes only plain requests: a POST to exactly
-// /v1/public/namespaces/{namespace}/experiments/{name}/responses (see
-// plainPath) whose Content-Length is at most maxPublicBody.
+// fastPublic serves a browser's answer (serveNative checked the method)
+// with fasthttp's types: servePublicResponses decides, as for the net/http
+// handler (publicResponses). It takes only plain requests: a POST to
+// exactly /v1/public/namespaces/{namespace}/experiments/{name}/responses
+// (see plainPath) whose Content-Length is at most maxPublicBody.
 func (s *Server) fastPublic(ctx context.Context, req *fasthttp.RequestCtx) bool {
-	if !req.IsPost() {
-		return false
-	}
 	nn, ok := plainPath(req.RequestURI(), publicPrefix+"namespaces/", "/experiments/", "/responses")
 	if !ok {
 		return false
@@ -89,39 +77,37 @@ func (s *Server) fastPublic(ctx context.Context, req *fasthttp.RequestCtx) bool 
 	if n < 0 || n > maxPublicBody {
 		return false
 	}
-	body, readErr := fastBody(req, n)
-	h := &req.Request.Header
-	rep := s.servePublicResponses(ctx, publicRequest{
-		method: http.MethodPost, ns: nn.Namespace, name: nn.Name,
-		header: fastHeader{h},
-		last: func(name string) string {
-			if v := h.PeekAll(name); len(v) > 0 {
-				return string(v[len(v)-1])
-			}
-			return ""
-		},
-		remote: func() string { return req.RemoteAddr().String() },
-		body:   func(int64) ([]byte, error) { return body, readErr },
+	return fastAnswer(req, n, func(body func(int64) ([]byte, error)) reply {
+		h := fastHeader{&req.Request.Header}
+		return s.servePublicResponses(ctx, publicRequest{
+			method: http.MethodPost, ns: nn.Namespace, name: nn.Name,
+			header: h, last: h.last,
+			remote: func() string { return req.RemoteAddr().String() },
+			body:   body,
+		})
 	})
+}
+
+// fastAnswer reads the request's body of n bytes (at most fastBodyBytes,
+// which fasthttp has read before the handler runs, or streams from what
+// it has read), has serve decide with it, and writes the reply as
+// reply.write and countRequests would. The body is read whatever the
+// answer, as the bridge drains an unread body, so the connection stays
+// usable; one that could not be read whole is closed after the reply.
+func fastAnswer(req *fasthttp.RequestCtx, n int, serve func(body func(int64) ([]byte, error)) reply) bool {
+	body := make([]byte, n)
+	var readErr error
+	if req.Request.IsBodyStream() {
+		_, readErr = io.ReadFull(req.RequestBodyStream(), body)
+	} else {
+		copy(body, req.PostBody())
+	}
+	rep := serve(func(int64) ([]byte, error) { return body, readErr })
 	rep.writeFast(req)
 	if readErr != nil {
 		req.SetConnectionClose() // the rest of the body is unknown
 	}
 	return true
-}
-
-// fastBody reads a body of n bytes, at most fastBodyBytes, which fasthttp
-// has read before the handler runs (or streams from what it has read).
-// It is read whatever the answer, as the bridge drains an unread body:
-// the connection stays usable.
-func fastBody(req *fasthttp.RequestCtx, n int) ([]byte, error) {
-	body := make([]byte, n)
-	if !req.Request.IsBodyStream() {
-		copy(body, req.PostBody())
-		return body, nil
-	}
-	_, err := io.ReadFull(req.RequestBodyStream(), body)
-	return body, err
 }
 
 // webhookPath reads the namespace and name of a webhook's request target,
@@ -174,3 +160,12 @@ var headerNoSniff, valueNoSniff = []byte("X-Content-Type-Options"), []byte(noSni
 type fastHeader struct{ h *fasthttp.RequestHeader }
 
 func (f fastHeader) Get(name string) string { return string(f.h.Peek(name)) }
+
+// last gives the header's last value, as the last of net/http's
+// Header.Values (lastValue) does.
+func (f fastHeader) last(name string) string {
+	if v := f.h.PeekAll(name); len(v) > 0 {
+		return string(v[len(v)-1])
+	}
+	return ""
+}
