@@ -124,7 +124,7 @@ func TestFastWebhookMatchesHandler(t *testing.T) {
 			for i, path := range []string{"fst", "mux"} {
 				name := src
 				if path == "mux" {
-					name = "%" + strconv.FormatInt(int64(src[0]), 16) + src[1:]
+					name = escapeFirst(src)
 				}
 				body := tc.body(path)
 				headers := ""
@@ -150,13 +150,7 @@ func TestFastWebhookMatchesHandler(t *testing.T) {
 					t.Errorf("%s: rapport_collector_requests_total{code=%q} grew by %v, want %v", path, strconv.Itoa(tc.code), n, want)
 				}
 			}
-			if got[0] != got[1] {
-				t.Errorf("fastWebhook and the net/http handler answer differently:\nfast: %s\nmux:  %s", got[0], got[1])
-			}
-			if want := strconv.Itoa(tc.code) + " "; !strings.HasPrefix(got[0], want) {
-				t.Errorf("got %s, want %d", got[0], tc.code)
-			}
-			t.Log(got[0])
+			sameAnswers(t, "fastWebhook", got, tc.code)
 		})
 	}
 }
@@ -258,7 +252,7 @@ func TestFastPublicMatchesHandler(t *testing.T) {
 			for j, path := range []string{"fst", "mux"} {
 				target := name
 				if path == "mux" {
-					target = "%" + strconv.FormatInt(int64(name[0]), 16) + name[1:]
+					target = escapeFirst(name)
 				}
 				// An address of its own, on the last of two header lines.
 				client := "X-Forwarded-For: 192.0.2.1\r\nX-Forwarded-For: 198.51.100.7, 10.1." + strconv.Itoa(i) + "." + strconv.Itoa(j) + "\r\n"
@@ -293,13 +287,7 @@ func TestFastPublicMatchesHandler(t *testing.T) {
 					}
 				}
 			}
-			if got[0] != got[1] {
-				t.Errorf("fastPublic and the net/http handler answer differently:\nfast: %s\nmux:  %s", got[0], got[1])
-			}
-			if want := strconv.Itoa(tc.code) + " "; !strings.HasPrefix(got[0], want) {
-				t.Errorf("got %s, want %d", got[0], tc.code)
-			}
-			t.Log(got[0])
+			sameAnswers(t, "fastPublic", got, tc.code)
 		})
 	}
 	tally := &cxv1.ResponseTally{}
@@ -309,6 +297,25 @@ func TestFastPublicMatchesHandler(t *testing.T) {
 	if tally.Spec.Total != 4 { // per path: the first answer and the one with parameters
 		t.Errorf("the tally counts %d answers, want 4: %+v", tally.Spec.Total, tally.Spec.Counts)
 	}
+}
+
+// escapeFirst escapes a name's first letter (%63 for c), so that the mux
+// serves the request and the native handler declines it.
+func escapeFirst(name string) string {
+	return "%" + strconv.FormatInt(int64(name[0]), 16) + name[1:]
+}
+
+// sameAnswers requires the native handler's answer (got[0]) and the net/http
+// handler's (got[1]) to be equal, with status code.
+func sameAnswers(t *testing.T, native string, got [2]string, code int) {
+	t.Helper()
+	if got[0] != got[1] {
+		t.Errorf("%s and the net/http handler answer differently:\nfast: %s\nmux:  %s", native, got[0], got[1])
+	}
+	if want := strconv.Itoa(code) + " "; !strings.HasPrefix(got[0], want) {
+		t.Errorf("got %s, want %d", got[0], code)
+	}
+	t.Log(got[0])
 }
 
 // serveCountingNative serves s on loopback until the test ends, and
