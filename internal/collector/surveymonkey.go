@@ -26,7 +26,7 @@ const maxProviderBody = 1 << 20
 // with the Secret's access token. A response that is gone is a permanent
 // 422; anything else (token refused, API down) is 503, so that SurveyMonkey
 // retries.
-func (s *Server) surveyMonkeyResponse(ctx context.Context, src *cxv1.FeedbackSource, payload any) (any, *feedbackError) {
+func (s *Server) surveyMonkeyResponse(ctx context.Context, src *cxv1.FeedbackSource, payload *feedback.Payload) (any, *feedbackError) {
 	survey, response := feedback.SurveyMonkeyResponse(payload)
 	if survey == "" || response == "" {
 		return nil, refuse(http.StatusUnprocessableEntity, reasonMappingFailed, "the SurveyMonkey webhook has no resources.survey_id or object_id; subscribe the webhook to response_completed with object_type survey or collector")

@@ -204,7 +204,7 @@ func (s *Server) handleEvent(ctx context.Context, src *cxv1.FeedbackSource, head
 	if err != nil {
 		return nil, 0, refuse(http.StatusBadRequest, reasonInvalidJSON, "%v; nothing was counted", err)
 	}
-	in := feedback.Input{Body: payload}
+	in := feedback.Input{Payload: payload}
 	if m.ReadsHeaders() {
 		in.Headers = firstValues(headers())
 	}

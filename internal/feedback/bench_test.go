@@ -47,7 +47,7 @@ func BenchmarkWebhook(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				in := Input{Body: payload}
+				in := Input{Payload: payload}
 				if ok, err := m.Accept(in); !ok || err != nil {
 					b.Fatal(ok, err)
 				}

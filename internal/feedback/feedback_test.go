@@ -6,6 +6,7 @@ import (
 	"crypto/sha1" //nolint:gosec // SurveyMonkey signs with HMAC-SHA1
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"hash"
 	"net/http"
@@ -90,11 +91,11 @@ func TestProviderFixtures(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			payload, err := DecodeJSON(body)
+			payload, err := m.Decode(body)
 			if err != nil {
 				t.Fatal(err)
 			}
-			in := Input{Body: payload, Headers: headersOf(h)}
+			in := Input{Payload: payload, Headers: headersOf(h)}
 			if tt.response != nil {
 				if in.Response, err = DecodeJSON(tt.response); err != nil {
 					t.Fatal(err)
@@ -227,11 +228,11 @@ func TestMapErrorsNameTheField(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			body, err := DecodeJSON([]byte(tt.body))
+			body, err := m.Decode([]byte(tt.body))
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = m.Map(Input{Body: body})
+			_, err = m.Map(Input{Payload: body})
 			var me *MappingError
 			if !errors.As(err, &me) || me.Field != tt.field || !strings.Contains(me.Message, tt.want) {
 				t.Fatalf("Map = %v, want a MappingError on %s containing %q", err, tt.field, tt.want)
@@ -261,13 +262,13 @@ func TestSlowMappingsAreStopped(t *testing.T) {
 		for i := range items {
 			items[i] = int64(i)
 		}
-		_, err = m.Map(Input{Body: map[string]any{"id": "e", "items": items}})
+		_, err = m.Map(Input{Payload: payloadOf(t, map[string]any{"id": "e", "items": items})})
 		var me *MappingError
 		if !errors.As(err, &me) || me.Field != FieldScore ||
 			!strings.Contains(me.Message, "took longer than 250ms") && !strings.Contains(me.Message, "cost limit") {
 			t.Fatalf("%s over %d items: Map = %v, want a MappingError on score saying it was stopped", tt.score, tt.items, err)
 		}
-		if ev, err := m.Map(Input{Body: map[string]any{"id": "e", "items": items[:10]}}); err != nil || ev.Score != 1 {
+		if ev, err := m.Map(Input{Payload: payloadOf(t, map[string]any{"id": "e", "items": items[:10]})}); err != nil || ev.Score != 1 {
 			t.Fatalf("%s over 10 items: Map = %+v, %v; want score 1", tt.score, ev, err)
 		}
 	}
@@ -289,12 +290,12 @@ func TestDefaultMappingsOnTheLargestPayload(t *testing.T) {
 		b.WriteString(text)
 	}
 	b.WriteString(`{"type":"number","number":4,"field":{"type":"rating"}}]}}`)
-	body, err := DecodeJSON([]byte(b.String()))
+	body, err := m.Decode([]byte(b.String()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := len(body.(map[string]any)["form_response"].(map[string]any)["answers"].([]any))
-	ev, err := m.Map(Input{Body: body})
+	n := len(body.Value().(map[string]any)["form_response"].(map[string]any)["answers"].([]any))
+	ev, err := m.Map(Input{Payload: body})
 	if err != nil || ev.Score != 4 {
 		t.Fatalf("Map of %d answers (%d bytes) = %+v, %v; want score 4", n, b.Len(), ev, err)
 	}
@@ -364,4 +365,18 @@ func TestMACs(t *testing.T) {
 	if value != base64.StdEncoding.EncodeToString(want.Sum(nil)) {
 		t.Fatalf("SurveyMonkey's signature %s is not keyed with apiKey&apiSecret", value)
 	}
+}
+
+// payloadOf is v encoded as JSON, read whole.
+func payloadOf(t testing.TB, v any) *Payload {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := newPayload(b, everything)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

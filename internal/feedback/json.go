@@ -40,11 +40,19 @@ func decodeReads(body []byte, r *reads) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("the body is not JSON: %v", err)
 	}
-	p.space()
-	if p.i < len(p.b) {
-		return nil, errors.New("the body holds more than one JSON value; send one object")
+	if err := p.end(); err != nil {
+		return nil, err
 	}
 	return v, nil
+}
+
+// end checks that only whitespace follows the body's value.
+func (p *parser) end() error {
+	p.space()
+	if p.i < len(p.b) {
+		return errors.New("the body holds more than one JSON value; send one object")
+	}
+	return nil
 }
 
 // parser reads one JSON value from b, from i on.
@@ -421,7 +429,60 @@ func hex4(b []byte) (rune, bool) {
 // number reads a number at i: int64 when it is whole and fits, else
 // float64.
 func (p *parser) number() (any, error) {
+	n, err := p.num()
+	if err != nil {
+		return nil, err
+	}
+	if n.whole {
+		return n.i, nil
+	}
+	return n.f, nil
+}
+
+// numberValue is a number's value: i when whole, else f.
+type numberValue struct {
+	whole bool
+	i     int64
+	f     float64
+}
+
+// num reads a number at i, as number gives it.
+func (p *parser) num() (numberValue, error) {
 	start := p.i
+	whole, err := p.scanNumber()
+	if err != nil {
+		return numberValue{}, err
+	}
+	s := p.b[start:p.i]
+	if whole && len(s) <= 18 {
+		// At most 18 characters: no more than 18 digits, which int64
+		// holds; strconv's copy of the bytes is not needed.
+		var i int64
+		for _, c := range s {
+			if c != '-' {
+				i = i*10 + int64(c-'0')
+			}
+		}
+		if s[0] == '-' {
+			i = -i
+		}
+		return numberValue{whole: true, i: i}, nil
+	}
+	if whole {
+		if i, err := strconv.ParseInt(string(s), 10, 64); err == nil {
+			return numberValue{whole: true, i: i}, nil
+		}
+	}
+	f, err := strconv.ParseFloat(string(s), 64)
+	if err != nil || math.IsInf(f, 0) {
+		return numberValue{}, fmt.Errorf("the number at byte %d is out of range", start)
+	}
+	return numberValue{f: f}, nil
+}
+
+// scanNumber reads a number's bytes at i (RFC 8259's grammar) and reports
+// whether it has neither a fraction nor an exponent.
+func (p *parser) scanNumber() (whole bool, err error) {
 	digits := func() int {
 		n := 0
 		for p.i < len(p.b) && p.b[p.i] >= '0' && p.b[p.i] <= '9' {
@@ -437,14 +498,14 @@ func (p *parser) number() (any, error) {
 	case p.i < len(p.b) && p.b[p.i] == '0':
 		p.i++
 	case digits() == 0:
-		return nil, p.unexpected("in a number")
+		return false, p.unexpected("in a number")
 	}
-	whole := true
+	whole = true
 	if p.i < len(p.b) && p.b[p.i] == '.' {
 		p.i++
 		whole = false
 		if digits() == 0 {
-			return nil, p.unexpected("in a number's fraction")
+			return false, p.unexpected("in a number's fraction")
 		}
 	}
 	if p.i < len(p.b) && (p.b[p.i] == 'e' || p.b[p.i] == 'E') {
@@ -454,18 +515,8 @@ func (p *parser) number() (any, error) {
 			p.i++
 		}
 		if digits() == 0 {
-			return nil, p.unexpected("in a number's exponent")
+			return false, p.unexpected("in a number's exponent")
 		}
 	}
-	s := string(p.b[start:p.i])
-	if whole {
-		if i, err := strconv.ParseInt(s, 10, 64); err == nil {
-			return i, nil
-		}
-	}
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || math.IsInf(f, 0) {
-		return nil, fmt.Errorf("the number at byte %d is out of range", start)
-	}
-	return f, nil
+	return whole, nil
 }

@@ -167,16 +167,18 @@ var collectorReads = map[cxv1.FeedbackProvider][][]string{
 }
 
 // SurveyMonkeyResponse returns the survey and the response a SurveyMonkey
-// webhook's payload (as Decode gives it) names; "" for one it lacks.
-func SurveyMonkeyResponse(payload any) (survey, response string) {
-	return stringAt(payload, surveyMonkeySurveyID), stringAt(payload, surveyMonkeyResponseID)
+// webhook's payload names; "" for one it lacks.
+func SurveyMonkeyResponse(p *Payload) (survey, response string) {
+	return p.stringAt(surveyMonkeySurveyID), p.stringAt(surveyMonkeyResponseID)
 }
 
-// stringAt is the string at path in a decoded payload, or "".
-func stringAt(v any, path []string) string {
-	v, _ = walk(v, path)
-	s, _ := v.(string)
-	return s
+// stringAt is the string at path in the payload, or "".
+func (p *Payload) stringAt(path []string) string {
+	at, ok := p.doc.walk(root, path)
+	if !ok || p.doc.nodes[at].kind != '"' {
+		return ""
+	}
+	return string(p.doc.text(at))
 }
 
 var (
@@ -220,12 +222,51 @@ type Mapping struct {
 // headers: when none can, the caller may leave Input.Headers nil.
 func (m *Mapping) ReadsHeaders() bool { return m.headers }
 
-// Decode decodes a payload for m's expressions as DecodeJSON does, leaving
-// out the members of objects that none of them can read (checked as JSON
-// all the same): the same bodies are refused, and the expressions see the
-// same values.
-func (m *Mapping) Decode(body []byte) (any, error) {
-	return decodeReads(body, m.reads)
+// Decode checks a payload as DecodeJSON does (the same bodies are
+// refused, with the same errors) and indexes what m's expressions can read
+// of it. The natives read the index; the payload is decoded for CEL only
+// when an expression needs it, leaving out the members of objects that
+// none of them can read: the expressions see the same values.
+func (m *Mapping) Decode(body []byte) (*Payload, error) {
+	return newPayload(body, m.reads)
+}
+
+// Payload is a webhook's body, checked as JSON, for a mapping's
+// expressions. It belongs to one request: Value decodes it once, without a
+// lock.
+type Payload struct {
+	doc   index
+	reads *reads
+	// value is the body decoded for CEL, once decoded is set.
+	value   any
+	decoded bool
+	// nodes backs doc for payloads the size of the providers' events, so
+	// that a Payload is one allocation.
+	nodes [48]node
+}
+
+func newPayload(body []byte, r *reads) (*Payload, error) {
+	p := &Payload{reads: r}
+	doc, err := indexReads(body, r, p.nodes[:0])
+	if err != nil {
+		return nil, err
+	}
+	p.doc = doc
+	return p, nil
+}
+
+// Value is the payload decoded as DecodeJSON decodes it, without the
+// members of objects that the mapping cannot read. A nil Payload is nil.
+func (p *Payload) Value() any {
+	if p == nil {
+		return nil
+	}
+	if !p.decoded {
+		// The body was checked when indexed: decoding it cannot fail.
+		p.value, _ = decodeReads(p.doc.body, p.reads)
+		p.decoded = true
+	}
+	return p.value
 }
 
 // fieldsOf lists a mapping's fields in evaluation order.
@@ -333,8 +374,8 @@ func outputFits(field string, t *cel.Type) bool {
 
 // Input is what the expressions see.
 type Input struct {
-	// Body is the decoded JSON payload (see DecodeJSON).
-	Body any
+	// Payload is the webhook's body, as Mapping.Decode read it.
+	Payload *Payload
 	// Headers are the request's headers, lower-case names, first value.
 	Headers map[string]string
 	// Response is what the collector fetched for the event (SurveyMonkey), or nil.
@@ -377,14 +418,15 @@ func (m *Mapping) fail(x *expr, format string, args ...any) error {
 // expression. Map gets its own because the caller may add the response
 // after Accept (SurveyMonkey).
 type vars struct {
-	body, response any
-	headers        map[string]string
+	payload  *Payload
+	response any
+	headers  map[string]string
 }
 
 func (v *vars) ResolveName(name string) (any, bool) {
 	switch name {
 	case "body":
-		return v.body, true
+		return v.payload.Value(), true
 	case "headers":
 		return v.headers, true
 	case "response":
@@ -400,7 +442,7 @@ func (v *vars) Parent() interpreter.Activation { return nil }
 var noHeaders = map[string]string{}
 
 func (in Input) vars() *vars {
-	v := &vars{body: in.Body, response: in.Response, headers: in.Headers}
+	v := &vars{payload: in.Payload, response: in.Response, headers: in.Headers}
 	if v.response == nil {
 		v.response = types.NullValue
 	}
@@ -415,8 +457,8 @@ func (m *Mapping) eval(d *deadline, x *expr, in *vars) (ref.Val, error) {
 		v   ref.Val
 		err error
 	)
-	if x.native != nil {
-		if v, ok := x.native(in); ok {
+	if x.native != nil && in.payload != nil {
+		if v, ok := x.native(&in.payload.doc); ok {
 			return v, nil
 		}
 	}

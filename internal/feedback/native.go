@@ -1,6 +1,8 @@
 package feedback
 
 import (
+	"math"
+
 	"github.com/google/cel-go/common/types"
 	"github.com/google/cel-go/common/types/ref"
 )
@@ -15,8 +17,10 @@ import (
 // CEL's interpreter resolves every member through its attribute and
 // type-adapter machinery: the default mappings took about a third of a
 // Typeform webhook's work before the commit (BenchmarkWebhook), and each
-// webhook runs six of them.
-type native func(v *vars) (ref.Val, bool)
+// webhook runs six of them. The natives read the payload's index, not its
+// decoded value: a webhook whose natives all answer never builds the
+// payload's maps.
+type native func(x *index) (ref.Val, bool)
 
 // natives are keyed by the expression's source text, so a native applies
 // only to the very expression it was written for (an edited default, or
@@ -57,7 +61,7 @@ var natives = map[string]native{
 	`type(body.event_data.person_properties) == map ? body.event_data.person_properties.?rapport.orValue('') : ''`: mapMember([]string{"event_data", "person_properties"}, "rapport"),
 
 	// Generic
-	`true`:                         func(*vars) (ref.Val, bool) { return types.True, true },
+	`true`:                         func(*index) (ref.Val, bool) { return types.True, true },
 	`body.id`:                      member("id"),
 	`body.?assignment.orValue('')`: optional(nil, "assignment"),
 	`body.?experiment.orValue('')`: optional(nil, "experiment"),
@@ -68,57 +72,45 @@ var natives = map[string]native{
 	`body.?at.orValue('')`:         optional(nil, "at"),
 }
 
-// walk follows path from v through JSON objects, each holding the next
-// member: what CEL's `v.a.b` reads without an error.
-func walk(v any, path []string) (any, bool) {
-	for _, name := range path {
-		m, ok := v.(map[string]any)
-		if !ok {
-			return nil, false
-		}
-		if v, ok = m[name]; !ok {
-			return nil, false
-		}
-	}
-	return v, true
-}
-
-// scalar is the CEL value of a decoded JSON scalar (DecodeJSON's types, as
-// CEL's type adapter converts them). Null, objects and arrays are declined.
-func scalar(v any) (ref.Val, bool) {
-	switch t := v.(type) {
-	case string:
-		return types.String(t), true
-	case int64:
-		return types.Int(t), true
-	case float64:
-		return types.Double(t), true
-	case bool:
-		return types.Bool(t), true
+// scalar is the CEL value of an indexed JSON scalar (DecodeJSON's types,
+// as CEL's type adapter converts them). Null, objects and arrays are
+// declined.
+func (x *index) scalar(at int) (ref.Val, bool) {
+	n := &x.nodes[at]
+	switch n.kind {
+	case '"':
+		return types.String(x.text(at)), true
+	case 'i':
+		return types.Int(int64(n.bits)), true
+	case 'd':
+		return types.Double(math.Float64frombits(n.bits)), true
+	case 't':
+		return types.True, true
+	case 'f':
+		return types.False, true
 	}
 	return nil, false
 }
 
 // member is `body.a.b...`.
 func member(path ...string) native {
-	return func(v *vars) (ref.Val, bool) {
-		x, ok := walk(v.body, path)
+	return func(x *index) (ref.Val, bool) {
+		at, ok := x.walk(root, path)
 		if !ok {
 			return nil, false
 		}
-		return scalar(x)
+		return x.scalar(at)
 	}
 }
 
 // equals is `body.a... == 'lit'` on a string member.
 func equals(lit string, path ...string) native {
-	return func(v *vars) (ref.Val, bool) {
-		x, _ := walk(v.body, path)
-		s, ok := x.(string)
-		if !ok {
+	return func(x *index) (ref.Val, bool) {
+		at, ok := x.walk(root, path)
+		if !ok || x.nodes[at].kind != '"' {
 			return nil, false
 		}
-		return types.Bool(s == lit), true
+		return types.Bool(x.is(at, lit)), true
 	}
 }
 
@@ -126,21 +118,20 @@ func equals(lit string, path ...string) native {
 // members of path must exist; a missing optional member gives the empty
 // string.
 func optional(path []string, opt ...string) native {
-	return func(v *vars) (ref.Val, bool) {
-		x, ok := walk(v.body, path)
+	return func(x *index) (ref.Val, bool) {
+		at, ok := x.walk(root, path)
 		if !ok {
 			return nil, false
 		}
 		for _, name := range opt {
-			m, ok := x.(map[string]any)
-			if !ok {
+			if x.nodes[at].kind != '{' {
 				return nil, false
 			}
-			if x, ok = m[name]; !ok {
+			if at, ok = x.member(at, name); !ok {
 				return types.String(""), true
 			}
 		}
-		return scalar(x)
+		return x.scalar(at)
 	}
 }
 
@@ -148,81 +139,91 @@ func optional(path []string, opt ...string) native {
 // map, body.p1.p2.?key.orValue with the empty string, else the empty
 // string.
 func mapMember(path []string, key string) native {
-	return func(v *vars) (ref.Val, bool) {
-		x, ok := walk(v.body, path)
+	return func(x *index) (ref.Val, bool) {
+		at, ok := x.walk(root, path)
 		if !ok {
 			return nil, false
 		}
-		m, ok := x.(map[string]any)
-		if !ok {
+		if x.nodes[at].kind != '{' {
 			return types.String(""), true
 		}
-		if x, ok = m[key]; !ok {
+		if at, ok = x.member(at, key); !ok {
 			return types.String(""), true
 		}
-		return scalar(x)
+		return x.scalar(at)
 	}
 }
+
+var (
+	typeformAnswers = []string{"form_response", "answers"}
+	fieldType       = []string{"field", "type"}
+	number          = []string{"number"}
+)
 
 // typeformScore is the number of the first opinion scale, rating or NPS
 // answer. CEL's filter evaluates its predicate on every answer, so every
 // answer must have a string field.type for CEL to give no error.
-func typeformScore(v *vars) (ref.Val, bool) {
-	x, _ := walk(v.body, []string{"form_response", "answers"})
-	answers, ok := x.([]any)
+func typeformScore(x *index) (ref.Val, bool) {
+	answers, ok := x.walk(root, typeformAnswers)
 	if !ok {
 		return nil, false
 	}
-	var first any
-	for _, a := range answers {
-		t, _ := walk(a, []string{"field", "type"})
-		s, ok := t.(string)
-		if !ok {
-			return nil, false
+	first, typed := -1, true
+	if !x.elements(answers, func(a int) bool {
+		t, ok := x.walk(a, fieldType)
+		if typed = ok && x.nodes[t].kind == '"'; !typed {
+			return false
 		}
-		if first == nil && (s == "opinion_scale" || s == "rating" || s == "nps") {
+		if first < 0 && (x.is(t, "opinion_scale") || x.is(t, "rating") || x.is(t, "nps")) {
 			first = a
 		}
+		return true
+	}) || !typed || first < 0 {
+		return nil, false
 	}
-	n, ok := walk(first, []string{"number"})
+	n, ok := x.walk(first, number)
 	if !ok {
 		return nil, false
 	}
-	return scalar(n)
+	return x.scalar(n)
 }
 
 // survicateAccept is `has(body.event) && has(body.event.questionAnswered)`.
-func survicateAccept(v *vars) (ref.Val, bool) {
-	body, ok := v.body.(map[string]any)
-	if !ok {
+func survicateAccept(x *index) (ref.Val, bool) {
+	if x.nodes[root].kind != '{' {
 		return nil, false
 	}
-	event, ok := body["event"]
+	event, ok := x.member(root, "event")
 	if !ok {
 		return types.False, true
 	}
-	m, ok := event.(map[string]any)
-	if !ok {
+	if x.nodes[event].kind != '{' {
 		return nil, false
 	}
-	_, has := m["questionAnswered"]
+	_, has := x.member(event, "questionAnswered")
 	return types.Bool(has), true
 }
+
+var (
+	survicateAnswer = []string{"event", "questionAnswered"}
+	respondentID    = []string{"respondent", "id"}
+	responseUUID    = []string{"responseUuid"}
+)
 
 // survicateRespondent is the response's uuid, or else the respondent's id.
 // CEL evaluates orValue's argument whether or not it is needed, so the
 // respondent's id must exist either way.
-func survicateRespondent(v *vars) (ref.Val, bool) {
-	qa, ok := walk(v.body, []string{"event", "questionAnswered"})
+func survicateRespondent(x *index) (ref.Val, bool) {
+	qa, ok := x.walk(root, survicateAnswer)
 	if !ok {
 		return nil, false
 	}
-	id, ok := walk(qa, []string{"respondent", "id"})
+	id, ok := x.walk(qa, respondentID)
 	if !ok {
 		return nil, false
 	}
-	if uuid, ok := walk(qa, []string{"responseUuid"}); ok {
-		return scalar(uuid)
+	if uuid, ok := x.walk(qa, responseUUID); ok {
+		return x.scalar(uuid)
 	}
-	return scalar(id)
+	return x.scalar(id)
 }

@@ -82,7 +82,7 @@ func sameAsCEL(t *testing.T, p nativePair, body []byte) int {
 	if err != nil {
 		return 0
 	}
-	in := Input{Body: payload, Response: p.response}
+	in := Input{Payload: payload, Response: p.response}
 	na, naErr := p.native.Accept(in)
 	ca, caErr := p.cel.Accept(in)
 	ne, neErr := p.native.Map(in)
@@ -92,12 +92,11 @@ func sameAsCEL(t *testing.T, p nativePair, body []byte) int {
 			p.provider, body, na, naErr, ne, neErr, ca, caErr, ce, ceErr)
 	}
 	answered := 0
-	v := in.vars()
 	for _, x := range p.native.fields {
 		if x.native == nil {
 			continue
 		}
-		if _, ok := x.native(v); ok {
+		if _, ok := x.native(&payload.doc); ok {
 			answered++
 		}
 	}
@@ -182,6 +181,9 @@ func TestNativesMatchCEL(t *testing.T) {
 		`{"id":"e","score":3.25,"assignment":true}`,
 		`{"id":null,"score":3}`,
 		`{"score":3}`,
+		// Names twice (the last wins) and escaped
+		`{"id":"a","score":3,"\u0069d":"b","score":"4","score":5}`,
+		`{"event_id":"e","event_type":"form_response","form_response":{"token":"t","answers":[{"number":4,"field":{"type":"nps"}}]},"form_response":{"tok\u0065n":"u","answers":[{"number":2,"n\u0075mber":3,"field":{"type":"r\u0061ting"}}]}}`,
 	}
 	for _, b := range bodies {
 		for _, p := range pairs {

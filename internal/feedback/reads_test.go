@@ -101,7 +101,7 @@ func TestReadsOfTheDefaults(t *testing.T) {
 		}
 	}
 	v := decodedForDefaults(t, cxv1.ProviderTypeform, "typeform-form_response.json")
-	fr := v.(map[string]any)["form_response"].(map[string]any)
+	fr := v.Value().(map[string]any)["form_response"].(map[string]any)
 	if _, ok := fr["definition"]; ok {
 		t.Error("the form's definition was decoded, though no expression reads it")
 	}
@@ -111,7 +111,7 @@ func TestReadsOfTheDefaults(t *testing.T) {
 }
 
 // decodedForDefaults is a fixture decoded for the provider's default mapping.
-func decodedForDefaults(t *testing.T, p cxv1.FeedbackProvider, file string) any {
+func decodedForDefaults(t *testing.T, p cxv1.FeedbackProvider, file string) *Payload {
 	t.Helper()
 	m, err := Compile(p, nil)
 	if err != nil {
@@ -132,7 +132,7 @@ func TestSurveyMonkeyResponseSurvivesDecode(t *testing.T) {
 	if survey, response := SurveyMonkeyResponse(v); survey != "405112233" || response != "118855447700" {
 		t.Fatalf("SurveyMonkeyResponse = %q, %q; want 405112233, 118855447700", survey, response)
 	}
-	if survey, response := SurveyMonkeyResponse(map[string]any{"resources": "x"}); survey != "" || response != "" {
+	if survey, response := SurveyMonkeyResponse(payloadOf(t, map[string]any{"resources": "x", "object_id": 5})); survey != "" || response != "" {
 		t.Fatalf("SurveyMonkeyResponse of a payload without them = %q, %q; want empty", survey, response)
 	}
 }
@@ -166,7 +166,7 @@ func mappingsUnderTest(t testing.TB) []*Mapping {
 // and Map results, errors included.
 func sameOutcome(t *testing.T, m *Mapping, body []byte) {
 	t.Helper()
-	full, ferr := DecodeJSON(body)
+	full, ferr := newPayload(body, everything)
 	part, perr := m.Decode(body)
 	if fmt.Sprint(ferr) != fmt.Sprint(perr) {
 		t.Fatalf("%s: DecodeJSON(%q) error %v, Decode error %v", m.provider, body, ferr, perr)
@@ -174,10 +174,10 @@ func sameOutcome(t *testing.T, m *Mapping, body []byte) {
 	if ferr != nil {
 		return
 	}
-	fa, faErr := m.Accept(Input{Body: full})
-	pa, paErr := m.Accept(Input{Body: part})
-	fe, feErr := m.Map(Input{Body: full})
-	pe, peErr := m.Map(Input{Body: part})
+	fa, faErr := m.Accept(Input{Payload: full})
+	pa, paErr := m.Accept(Input{Payload: part})
+	fe, feErr := m.Map(Input{Payload: full})
+	pe, peErr := m.Map(Input{Payload: part})
 	if fa != pa || fmt.Sprint(faErr) != fmt.Sprint(paErr) || !reflect.DeepEqual(fe, pe) || fmt.Sprint(feErr) != fmt.Sprint(peErr) {
 		t.Fatalf("%s on %q: whole payload gives accept %v (%v), %+v (%v); decoded for the mapping %v (%v), %+v (%v)",
 			m.provider, body, fa, faErr, fe, feErr, pa, paErr, pe, peErr)
@@ -261,7 +261,7 @@ func TestReadsHeaders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := Input{Body: map[string]any{"id": "e1", "score": int64(4), "experiment": "x", "variant": "v"}, Headers: map[string]string{"x-segment": "mobile"}}
+	in := Input{Payload: payloadOf(t, map[string]any{"id": "e1", "score": 4, "experiment": "x", "variant": "v"}), Headers: map[string]string{"x-segment": "mobile"}}
 	ev, err := m.Map(in)
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,156 @@
+package feedback
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// indexedValue builds the value of the node at as decoding builds it, from
+// the index alone.
+func indexedValue(x *index, at int) any {
+	n := &x.nodes[at]
+	switch n.kind {
+	case '{':
+		m := map[string]any{}
+		for k := at + 1; k < int(n.next); k = int(x.nodes[k+1].next) {
+			m[string(x.text(k))] = indexedValue(x, k+1)
+		}
+		return m
+	case '[':
+		a := []any{}
+		x.elements(at, func(el int) bool { a = append(a, indexedValue(x, el)); return true })
+		return a
+	case '"':
+		return string(x.text(at))
+	case 'i':
+		return int64(n.bits)
+	case 'd':
+		return math.Float64frombits(n.bits)
+	case 't':
+		return true
+	case 'f':
+		return false
+	case 'n':
+		return nil
+	}
+	panic(fmt.Sprintf("node %d has kind %q", at, n.kind))
+}
+
+// sameAsDecoded checks that indexing body for r refuses it as decoding it
+// does, word for word, or holds the values decoding builds.
+func sameAsDecoded(t *testing.T, body []byte, r *reads) {
+	t.Helper()
+	want, werr := decodeReads(body, r)
+	x, err := indexReads(body, r, nil)
+	if fmt.Sprint(err) != fmt.Sprint(werr) {
+		t.Fatalf("%q for %s: decoding gives error %v, indexing %v", body, r, werr, err)
+	}
+	if err != nil {
+		return
+	}
+	if got := indexedValue(&x, root); !reflect.DeepEqual(got, want) {
+		t.Fatalf("%q for %s: the index holds %#v, decoding gives %#v", body, r, got, want)
+	}
+	if last := x.nodes[root].next; int(last) != len(x.nodes) {
+		t.Fatalf("%q: the root's subtree ends at node %d of %d", body, last, len(x.nodes))
+	}
+}
+
+// readsUnderTest are everything, and what each mapping of
+// mappingsUnderTest reads.
+func readsUnderTest(t testing.TB) []*reads {
+	out := []*reads{everything}
+	for _, m := range mappingsUnderTest(t) {
+		out = append(out, m.reads)
+	}
+	return out
+}
+
+// indexCases are bodies with every turn of the parser: numbers at the
+// edges of int64 and of the fast path (18 characters), escapes in names
+// and values, a name twice, invalid UTF-8, and every refusal.
+var indexCases = []string{
+	`{"a": 0, "b": -0, "c": 1e2, "d": -12.5e-3, "e": 9223372036854775807, "f": 9223372036854775808, "g": 4.0, "h": -9223372036854775808, "i": -9223372036854775809}`,
+	`[999999999999999999, -99999999999999999, 1000000000000000000, -999999999999999999, 123456789012345678901234567890, -0.0, 1E+2, 0.1e1]`,
+	`{"score": 1, "score": 5, "id": "a", "\u0069d": "escaped name wins", "event": {"x": 1}, "event": "then a string"}`,
+	`{"s": "a\"b\\c\u00e9\ud83d\ude00\n", "\u0061": true, "form_response": {"hidden": {"rapport": "x\/y"}, "answers": [{"field": {"type": "nps"}, "number": 4}]}}`,
+	"{\"id\": \"a\xffb\", \"caf\xc3\xa9\": 1, \"score\": \"\xed\xa0\x80\"}",
+	`{"o": {}, "a": [], "n": null, "t": [true, false, null], "id": null, "score": [], "event": {}}`,
+	` [1, "x", {"y": [2.5]}] `, `"just a string"`, `7`, `true`, `null`,
+	strings.Repeat(`{"a":`, maxDepth) + `1` + strings.Repeat(`}`, maxDepth),
+	strings.Repeat(`{"a":`, maxDepth+1) + `1` + strings.Repeat(`}`, maxDepth+1),
+	`{"id": "e", "junk": ` + strings.Repeat("[", maxDepth) + strings.Repeat("]", maxDepth) + `}`,
+	`{"id": "e", "junk": ` + strings.Repeat("[", maxDepth+1) + strings.Repeat("]", maxDepth+1) + `}`,
+	``, ` `, `{"a":1} {"b":2}`, `{"a":`, `[1, 2`, `{"a": 1,}`, `{"a": yes}`, "[\"a\tb\"]", "{\"a\tb\": 1}",
+	`["\x41"]`, `{"id": "\x41"}`, `["\u12"]`, `{"\u12": 1}`, `["\ud83d\uzzzz"]`, `[01]`, `[-]`, `[1.]`, `[1e]`, `{"a": "b`,
+	`{"a" 1}`, `{a: 1}`, `[tru]`, `{"d": 1e400}`, `{"junk": 1e400}`, `{"id": -1e400}`, `[1 2]`, `{"a":1 "b":2}`, `}`, `]`,
+}
+
+// TestIndexAsDecode holds the index to decoding, for everything and for
+// what each mapping under test reads: the same refusals, the same values.
+func TestIndexAsDecode(t *testing.T) {
+	bodies := indexCases
+	files, _ := filepath.Glob(filepath.Join("testdata", "*.json"))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bodies = append(bodies, string(b))
+	}
+	for _, r := range readsUnderTest(t) {
+		for _, b := range bodies {
+			sameAsDecoded(t, []byte(b), r)
+		}
+	}
+}
+
+// FuzzIndexAsDecode holds the index to decoding on any input.
+//
+//	go test ./internal/feedback/ -run '^$' -fuzz FuzzIndexAsDecode -fuzztime 60s
+func FuzzIndexAsDecode(f *testing.F) {
+	addFixtures(f)
+	for _, b := range indexCases {
+		f.Add([]byte(b))
+	}
+	rs := readsUnderTest(f)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		for _, r := range rs {
+			sameAsDecoded(t, body, r)
+		}
+	})
+}
+
+// TestIndexMember: a member is found by its decoded name, the last of two
+// with the same name wins, and only objects have members.
+func TestIndexMember(t *testing.T) {
+	x, err := indexReads([]byte(`{"a": 1, "b": {"c": "x"}, "\u0061": 2, "caf\u00e9": 3, "list": [{"a": 4}]}`), everything, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		path []string
+		want any // nil: not found
+	}{
+		{[]string{"a"}, int64(2)},
+		{[]string{"b", "c"}, "x"},
+		{[]string{"café"}, int64(3)},
+		{[]string{"b", "c", "d"}, nil},
+		{[]string{"list", "a"}, nil},
+		{[]string{"z"}, nil},
+	} {
+		at, ok := x.walk(root, tt.path)
+		var got any
+		if ok {
+			got = indexedValue(&x, at)
+		}
+		if !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("walk(%q) = %#v (found %v), want %#v", tt.path, got, ok, tt.want)
+		}
+	}
+}
