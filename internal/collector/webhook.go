@@ -204,6 +204,7 @@ func (s *Server) handleEvent(ctx context.Context, src *cxv1.FeedbackSource, head
 	if err != nil {
 		return nil, 0, refuse(http.StatusBadRequest, reasonInvalidJSON, "%v; nothing was counted", err)
 	}
+	defer payload.Release() // nothing below keeps a part of it
 	in := feedback.Input{Payload: payload}
 	if m.ReadsHeaders() {
 		in.Headers = firstValues(headers())

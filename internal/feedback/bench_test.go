@@ -54,6 +54,7 @@ func BenchmarkWebhook(b *testing.B) {
 				if _, err := m.Map(in); err != nil {
 					b.Fatal(err)
 				}
+				payload.Release()
 			}
 		})
 	}

@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	cxv1 "github.com/rapport-dev/rapport/api/v1alpha1"
 )
 
 // indexedValue builds the value of the node at as decoding builds it, from
@@ -151,6 +153,37 @@ func TestIndexMember(t *testing.T) {
 		}
 		if !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("walk(%q) = %#v (found %v), want %#v", tt.path, got, ok, tt.want)
+		}
+	}
+}
+
+// TestPayloadReuse decodes two payloads in turn, releasing each, with a
+// mapping whose fields CEL evaluates (so that the decoded value is built
+// and kept) beside natives: every event must be its own payload's, however
+// the pool hands Payloads back.
+func TestPayloadReuse(t *testing.T) {
+	m, err := Compile(cxv1.ProviderGeneric, &cxv1.FeedbackMapping{Respondent: `body.?who.orValue('') + '!'`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bodies := []string{
+		`{"id":"a","score":1,"experiment":"x","who":"alice"}`,
+		`{"id":"b","score":2,"experiment":"y","who":"bob","pad":[` + strings.Repeat(`{"n":1},`, 100) + `0]}`,
+	}
+	for i := range 40 {
+		n := i % len(bodies)
+		p, err := m.Decode([]byte(bodies[n]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev, err := m.Map(Input{Payload: p})
+		p.Release()
+		want := []Event{
+			{EventID: "a", Score: 1, Experiment: "x", Respondent: "alice!"},
+			{EventID: "b", Score: 2, Experiment: "y", Respondent: "bob!"},
+		}[n]
+		if err != nil || !reflect.DeepEqual(ev, want) {
+			t.Fatalf("decode %d: %+v (%v), want %+v", i, ev, err, want)
 		}
 	}
 }
