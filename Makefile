@@ -131,7 +131,8 @@ test: manifests generate fmt vet envtest-assets prometheus-bin traefik-bin chrom
 FUZZERS = internal/collector:FuzzDecode internal/feedback:FuzzDecodeJSON internal/measure/prometheus:FuzzRender \
 	internal/routing/gatewayapi:FuzzCookieRegex internal/routing/gatewayapi:FuzzRenderChildRules \
 	internal/feedback:FuzzDecodeForAMapping internal/collector:FuzzMayExist api/v1alpha1:FuzzIsDecimal \
-	internal/feedback:FuzzNativesMatchCEL internal/collector:FuzzDecodePublicAnswer internal/collector:FuzzIsRespondent
+	internal/feedback:FuzzNativesMatchCEL internal/collector:FuzzDecodePublicAnswer internal/collector:FuzzIsRespondent \
+	internal/feedback:FuzzIndexAsDecode
 # A duration (1m) or a number of executions (10000x). make test counts
 # executions: Go 1.26's coordinator can fail a run that ends on a duration
 # with a bare "context deadline exceeded" and no crasher (golang/go#75804,
