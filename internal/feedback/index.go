@@ -65,7 +65,7 @@ func (x *index) value(p *parser, depth int, r *reads) error {
 		return p.unexpected("where a value was expected")
 	}
 	at := len(x.nodes)
-	x.nodes = append(x.nodes, node{start: int32(p.i)})
+	x.nodes = append(x.nodes, node{}) // set below, once what it holds is indexed
 	var (
 		n   = node{start: int32(p.i)}
 		err error
