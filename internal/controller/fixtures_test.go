@@ -225,6 +225,15 @@ func scores(variant, segment string, n int, satisfiedPct int) []response {
 // every segment's current epoch (appliedAt); before that, answers without
 // an epoch count in epoch 0 (see postNow).
 func (s *shop) post(experiment string, rs []response) int {
+	s.awaitApplied(experiment)
+	return s.postNow(experiment, rs)
+}
+
+// awaitApplied waits until status says the route carries the weights of
+// every segment's current epoch (appliedAt), or the experiment is no longer
+// moving traffic.
+func (s *shop) awaitApplied(experiment string) {
+	GinkgoHelper()
 	Eventually(func() bool {
 		exp := s.get(experiment)
 		if p := exp.Status.Phase; p != cxv1.PhaseProgressing && p != cxv1.PhasePaused {
@@ -237,7 +246,6 @@ func (s *shop) post(experiment string, rs []response) int {
 		}
 		return true
 	}).Should(BeTrue(), "the route of %s takes the current weights", experiment)
-	return s.postNow(experiment, rs)
 }
 
 // postNow posts like post, without waiting for the route.

@@ -490,6 +490,10 @@ var _ = Describe("CXExperiment write-ahead", func() {
 		atStep1 := map[string]int32{"control": 90, "one-page": 10}
 		enterprise := s.segmentWeights("checkout-redesign", "enterprise")
 		Eventually(enterprise).Should(Equal(atStep1))
+		// The route is written before status records it (appliedAt); refusing
+		// status writes before that record lands would hold the answers
+		// below back for good.
+		s.awaitApplied("checkout-redesign")
 
 		// The API server goes away for status writes just as the evidence
 		// arrives: the rollback is decided but cannot be recorded.
