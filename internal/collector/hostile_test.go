@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/rapport-dev/rapport/internal/fastserve"
 	"github.com/rapport-dev/rapport/internal/metrics"
 )
 
@@ -168,9 +169,13 @@ func TestServeEndsWhenCanceledEarly(t *testing.T) {
 }
 
 // TestSlowClientIsCutOff opens a connection that sends its headers one byte
-// at a time (slowloris): the server closes it after HeaderTimeout.
+// at a time (slowloris): the server closes it after HeaderTimeout (here
+// more than twice fastserve.DeadlineSlack, so that the deadline is one the
+// connection gives its descriptor at a read, not at once), within the
+// slack.
 func TestSlowClientIsCutOff(t *testing.T) {
-	s, _ := newUnitServer(t, Options{RateLimit: -1, HeaderTimeout: 300 * time.Millisecond})
+	const timeout = 2*fastserve.DeadlineSlack + 500*time.Millisecond
+	s, _ := newUnitServer(t, Options{RateLimit: -1, HeaderTimeout: timeout})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	addr, _ := serveLoopback(ctx, t, s)
@@ -190,9 +195,15 @@ func TestSlowClientIsCutOff(t *testing.T) {
 	for i := 0; ; i++ {
 		select {
 		case <-closed:
-			if d := time.Since(start); d > 5*time.Second {
-				t.Fatalf("the slow client was held for %s", d)
+			d := time.Since(start)
+			if d < timeout {
+				t.Fatalf("the slow client was cut off after %s, before the header timeout of %s", d, timeout)
 			}
+			// The upper bound leaves a loaded machine's scheduling its time.
+			if d > timeout+fastserve.DeadlineSlack+2*time.Second {
+				t.Fatalf("the slow client was held for %s; the header timeout is %s, with a slack of %s", d, timeout, fastserve.DeadlineSlack)
+			}
+			t.Logf("the slow client was cut off after %s (header timeout %s, slack %s)", d, timeout, fastserve.DeadlineSlack)
 			return
 		case <-time.After(50 * time.Millisecond): // the slow client's pace is the test's subject
 		}

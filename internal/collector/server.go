@@ -312,6 +312,8 @@ func (s *Server) Start(ctx context.Context) error {
 // browser answers are served with fasthttp's types directly (serveNative),
 // by the same code.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	// fasthttp sets four deadlines per request; most bound no read.
+	ln = fastserve.LazyDeadlines(ln, fastserve.DeadlineSlack)
 	if s.certs != nil {
 		go func() {
 			if err := s.certs.Start(ctx); err != nil {

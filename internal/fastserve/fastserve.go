@@ -41,6 +41,8 @@
 //     request without Content-Length as having no body);
 //   - the Cookie header is fasthttp's rebuilt one: several Cookie lines
 //     merged, cookies with invalid values dropped;
+//   - behind LazyDeadlines (as the collector serves), the server's timeouts
+//     (idle, headers, body, response) expire up to DeadlineSlack late;
 //   - a handler's panic (also http.ErrAbortHandler, which is not logged) is
 //     answered with a 500 that closes the connection (net/http closes it
 //     without an answer); other panics are logged with their stack.
