@@ -43,9 +43,10 @@ type node struct {
 // int32); the collector reads at most a few MiB of a webhook.
 const maxIndexedBody = math.MaxInt32
 
-// indexReads checks body as decodeReads does (the same bodies are refused,
-// with the same errors) and indexes the values r reads, appending to
-// nodes.
+// indexReads checks that body is one JSON value (RFC 8259, nesting at most
+// maxDepth; see DecodeJSON) and indexes the values r reads, appending to
+// nodes. A member r does not read is checked as the rest (skip), so that
+// the same bodies are refused, with the same errors, whatever r reads.
 func indexReads(body []byte, r *reads, nodes []node) (index, error) {
 	if len(body) > maxIndexedBody {
 		return index{}, errors.New("the body is too large to index")
@@ -59,7 +60,8 @@ func indexReads(body []byte, r *reads, nodes []node) (index, error) {
 	return x, p.end()
 }
 
-// value indexes the value at p.i, as parser.value reads it.
+// value indexes the value at p.i (no whitespace before it), and of an
+// object only the members r reads.
 func (x *index) value(p *parser, depth int, r *reads) error {
 	if p.i >= len(p.b) {
 		return p.unexpected("where a value was expected")
@@ -108,8 +110,7 @@ func (x *index) value(p *parser, depth int, r *reads) error {
 	return nil
 }
 
-// object indexes the members of the object at p.i that r reads, as
-// parser.object does.
+// object indexes the members of the object at p.i that r reads.
 func (x *index) object(p *parser, depth int, r *reads) error {
 	p.i++ // {
 	p.space()
@@ -144,7 +145,8 @@ func (x *index) object(p *parser, depth int, r *reads) error {
 	}
 }
 
-// array indexes the array at p.i whole, as parser.array reads it.
+// array indexes the array at p.i whole: no expression selects fields of a
+// list.
 func (x *index) array(p *parser, depth int) error {
 	p.i++ // [
 	p.space()
@@ -168,8 +170,8 @@ func aliases(decoded, raw []byte) bool {
 	return len(decoded) == len(raw) && (len(raw) == 0 || &decoded[0] == &raw[0])
 }
 
-// stringSpan checks the string at p.i as parser.string reads it, and
-// reports whether its bytes are its value.
+// stringSpan checks the string at p.i as name reads it, and reports
+// whether its bytes are its value.
 func (p *parser) stringSpan() (plain bool, err error) {
 	start := p.i
 	s, err := p.name()
@@ -182,8 +184,48 @@ func (p *parser) stringSpan() (plain bool, err error) {
 // root is the body's value; an index of a checked body has one.
 const root = 0
 
-// text is the value of a string node, as parser.string gives it: the
-// body's bytes, or, for a string with escapes, those decoded again.
+// build makes the value of the node at as DecodeJSON gives it: objects
+// map[string]any (a name twice: its last value), arrays []any, whole
+// numbers int64, other numbers float64; an object holds only its indexed
+// members.
+func (x *index) build(at int) any {
+	n := &x.nodes[at]
+	switch n.kind {
+	case '{':
+		m := make(map[string]any, x.members(at))
+		for k := at + 1; k < int(n.next); k = int(x.nodes[k+1].next) {
+			m[string(x.text(k))] = x.build(k + 1)
+		}
+		return m
+	case '[':
+		a := []any{}
+		x.elements(at, func(el int) bool { a = append(a, x.build(el)); return true })
+		return a
+	case '"':
+		return string(x.text(at))
+	case 'i':
+		return int64(n.bits)
+	case 'd':
+		return math.Float64frombits(n.bits)
+	case 't':
+		return true
+	case 'f':
+		return false
+	}
+	return nil // 'n'
+}
+
+// members counts the indexed members of the object at.
+func (x *index) members(at int) int {
+	c := 0
+	for k := at + 1; k < int(x.nodes[at].next); k = int(x.nodes[k+1].next) {
+		c++
+	}
+	return c
+}
+
+// text is the value of a string node, as name gives it: the body's bytes,
+// or, for a string with escapes, those decoded again.
 func (x *index) text(at int) []byte {
 	n := &x.nodes[at]
 	if n.plain {

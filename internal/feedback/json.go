@@ -21,12 +21,13 @@ const maxDepth = 64
 // refused (providers' payloads are signed as sent); anything but whitespace
 // after the value is refused.
 //
-// It parses the body's bytes in one pass and builds the values as it goes:
-// decoding was the largest part of a webhook's CPU, and this takes about a
-// third of the time of reading the body as tokens with jsontext (the
-// tokenizer of the encoding/json/v2 proposal), which took two thirds of
-// encoding/json's (BenchmarkDecodeJSON). FuzzDecodeJSON holds it to
-// encoding/json's values and refusals.
+// It reads the body's bytes in one pass into an index (index.go: where
+// each value lies, a number's value), then builds the values from the
+// index; a payload indexed for a mapping's Go expressions is built from
+// the same index when CEL needs it (Payload.Value), without reading the
+// body again. Decoding was once the largest part of a webhook's CPU;
+// BenchmarkDecodeJSON compares this with encoding/json, and FuzzDecodeJSON
+// holds it to encoding/json's values and refusals.
 func DecodeJSON(body []byte) (any, error) {
 	return decodeReads(body, everything)
 }
@@ -34,16 +35,12 @@ func DecodeJSON(body []byte) (any, error) {
 // decodeReads decodes what r reads of body; the rest is checked and left
 // out (see reads).
 func decodeReads(body []byte, r *reads) (any, error) {
-	p := parser{b: body}
-	p.space()
-	v, err := p.value(0, r)
+	p, err := newPayload(body, r) // its index, reused: the values built hold none of it
 	if err != nil {
-		return nil, fmt.Errorf("the body is not JSON: %v", err)
-	}
-	if err := p.end(); err != nil {
 		return nil, err
 	}
-	return v, nil
+	defer p.Release()
+	return p.doc.build(root), nil
 }
 
 // end checks that only whitespace follows the body's value.
@@ -85,104 +82,12 @@ func (p *parser) unexpected(what string) error {
 	return fmt.Errorf("unexpected %q at byte %d %s", p.b[p.i], p.i, what)
 }
 
-// value reads a value that starts at i (no whitespace before it), and of
-// an object only the members r reads.
-func (p *parser) value(depth int, r *reads) (any, error) {
-	if p.i >= len(p.b) {
-		return nil, p.unexpected("where a value was expected")
-	}
-	switch c := p.b[p.i]; {
-	case c == '{':
-		if depth >= maxDepth {
-			return nil, errNesting
-		}
-		return p.object(depth, r)
-	case c == '[':
-		if depth >= maxDepth {
-			return nil, errNesting
-		}
-		return p.array(depth)
-	case c == '"':
-		return p.string()
-	case c == '-' || c >= '0' && c <= '9':
-		return p.number()
-	case c == 't':
-		return true, p.literal("true")
-	case c == 'f':
-		return false, p.literal("false")
-	case c == 'n':
-		return nil, p.literal("null")
-	}
-	return nil, p.unexpected("where a value was expected")
-}
-
 func (p *parser) literal(word string) error {
 	if len(p.b)-p.i < len(word) || string(p.b[p.i:p.i+len(word)]) != word {
 		return p.unexpected("in " + word)
 	}
 	p.i += len(word)
 	return nil
-}
-
-func (p *parser) object(depth int, r *reads) (any, error) {
-	p.i++ // {
-	m := map[string]any{}
-	p.space()
-	if p.i < len(p.b) && p.b[p.i] == '}' {
-		p.i++
-		return m, nil
-	}
-	for {
-		if p.i >= len(p.b) || p.b[p.i] != '"' {
-			return nil, p.unexpected("where an object's name was expected")
-		}
-		k, err := p.name()
-		if err != nil {
-			return nil, err
-		}
-		if err := p.colon(); err != nil {
-			return nil, err
-		}
-		if below, read := r.member(k); read {
-			v, err := p.value(depth+1, below)
-			if err != nil {
-				return nil, err
-			}
-			m[string(k)] = v
-		} else if err := p.skip(depth + 1); err != nil {
-			return nil, err
-		}
-		if more, err := p.next('}', "after an object's value"); !more {
-			if err != nil {
-				return nil, err
-			}
-			return m, nil
-		}
-	}
-}
-
-func (p *parser) array(depth int) (any, error) {
-	p.i++ // [
-	a := []any{}
-	p.space()
-	if p.i < len(p.b) && p.b[p.i] == ']' {
-		p.i++
-		return a, nil
-	}
-	for {
-		// A list is read whole: no expression selects fields of a list.
-		v, err := p.value(depth+1, everything)
-		if err != nil {
-			return nil, err
-		}
-		a = append(a, v)
-		if more, err := p.next(']', "after an array's element"); !more {
-			if err != nil {
-				return nil, err
-			}
-			return a, nil
-		}
-	}
 }
 
 // next reads what follows a member or an element: a comma (more follow,
@@ -216,7 +121,8 @@ func (p *parser) colon() error {
 	return nil
 }
 
-// skip checks a value that starts at i as value would, without building it.
+// skip checks a value that starts at i as indexing it would (index.value),
+// without indexing it: a member the mapping does not read.
 func (p *parser) skip(depth int) error {
 	if p.i >= len(p.b) {
 		return p.unexpected("where a value was expected")
@@ -261,12 +167,20 @@ func (p *parser) skip(depth int) error {
 		}
 	case '"':
 		return p.skipString()
+	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+		_, err := p.num()
+		return err
+	case 't':
+		return p.literal("true")
+	case 'f':
+		return p.literal("false")
+	case 'n':
+		return p.literal("null")
 	}
-	_, err := p.value(depth, everything) // numbers and literals: nothing to save
-	return err
+	return p.unexpected("where a value was expected")
 }
 
-// skipString checks a string at i (its opening quote) as string would,
+// skipString checks a string at i (its opening quote) as name would,
 // without building it.
 func (p *parser) skipString() error {
 	for j := p.i + 1; j < len(p.b); j++ {
@@ -299,12 +213,6 @@ func (p *parser) skipString() error {
 	}
 	p.i = len(p.b)
 	return p.unexpected("in a string")
-}
-
-// string reads a string at i (its opening quote), copied once.
-func (p *parser) string() (string, error) {
-	b, err := p.name()
-	return string(b), err
 }
 
 // name reads a string at i (its opening quote) as bytes: the body's own
@@ -426,19 +334,6 @@ func hex4(b []byte) (rune, bool) {
 	return r, true
 }
 
-// number reads a number at i: int64 when it is whole and fits, else
-// float64.
-func (p *parser) number() (any, error) {
-	n, err := p.num()
-	if err != nil {
-		return nil, err
-	}
-	if n.whole {
-		return n.i, nil
-	}
-	return n.f, nil
-}
-
 // numberValue is a number's value: i when whole, else f.
 type numberValue struct {
 	whole bool
@@ -446,7 +341,8 @@ type numberValue struct {
 	f     float64
 }
 
-// num reads a number at i, as number gives it.
+// num reads a number at i: int64 when it is whole and fits, else
+// float64.
 func (p *parser) num() (numberValue, error) {
 	start := p.i
 	whole, err := p.scanNumber()

@@ -156,6 +156,24 @@ func BenchmarkDecodeJSON(b *testing.B) {
 			}
 		}
 	})
+	b.Run("for-cel", func(b *testing.B) {
+		// A mapping with an expression CEL evaluates: the payload is
+		// indexed for it, then built for CEL (Payload.Value).
+		m, err := Compile(cxv1.ProviderTypeform, &cxv1.FeedbackMapping{Accept: `body.event_type == 'form_response'`})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for b.Loop() {
+			p, err := m.Decode(body)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if p.Value() == nil {
+				b.Fatal("no value")
+			}
+			p.Release()
+		}
+	})
 	b.Run("encoding-json", func(b *testing.B) {
 		for b.Loop() {
 			if _, err := referenceDecode(body); err != nil {

@@ -292,8 +292,9 @@ func (p *Payload) Value() any {
 		return nil
 	}
 	if !p.decoded {
-		// The body was checked when indexed: decoding it cannot fail.
-		p.value, _ = decodeReads(p.doc.body, p.reads)
+		// Built from the index the mapping's Go expressions read: the body
+		// is not read again.
+		p.value = p.doc.build(root)
 		p.decoded = true
 	}
 	return p.value
