@@ -72,35 +72,22 @@ func (x *index) value(p *parser, depth int, r *reads) error {
 		n   = node{start: int32(p.i)}
 		err error
 	)
-	switch c := p.b[p.i]; {
-	case c == '{':
+	switch p.b[p.i] {
+	case '{':
 		if depth >= maxDepth {
 			return errNesting
 		}
 		n.kind, err = '{', x.object(p, depth, r)
-	case c == '[':
+	case '[':
 		if depth >= maxDepth {
 			return errNesting
 		}
 		n.kind, err = '[', x.array(p, depth)
-	case c == '"':
+	case '"':
 		n.kind = '"'
 		n.plain, err = p.stringSpan()
-	case c == '-' || c >= '0' && c <= '9':
-		var num numberValue
-		if num, err = p.num(); num.whole {
-			n.kind, n.bits = 'i', uint64(num.i)
-		} else {
-			n.kind, n.bits = 'd', math.Float64bits(num.f)
-		}
-	case c == 't':
-		n.kind, err = c, p.literal("true")
-	case c == 'f':
-		n.kind, err = c, p.literal("false")
-	case c == 'n':
-		n.kind, err = c, p.literal("null")
 	default:
-		return p.unexpected("where a value was expected")
+		n.kind, n.bits, err = p.scalar()
 	}
 	if err != nil {
 		return err
@@ -164,6 +151,26 @@ func (x *index) array(p *parser, depth int) error {
 	}
 }
 
+// scalar reads the number or literal at p.i (or refuses what is no value)
+// as a node's kind and bits.
+func (p *parser) scalar() (kind byte, bits uint64, err error) {
+	switch c := p.b[p.i]; {
+	case c == '-' || c >= '0' && c <= '9':
+		num, err := p.num()
+		if num.whole {
+			return 'i', uint64(num.i), err
+		}
+		return 'd', math.Float64bits(num.f), err
+	case c == 't':
+		return c, 0, p.literal("true")
+	case c == 'f':
+		return c, 0, p.literal("false")
+	case c == 'n':
+		return c, 0, p.literal("null")
+	}
+	return 0, 0, p.unexpected("where a value was expected")
+}
+
 // aliases reports whether decoded is raw itself: name gave the body's own
 // bytes, so the string has nothing to unescape or replace.
 func aliases(decoded, raw []byte) bool {
@@ -192,7 +199,7 @@ func (x *index) build(at int) any {
 	n := &x.nodes[at]
 	switch n.kind {
 	case '{':
-		m := make(map[string]any, x.members(at))
+		m := map[string]any{}
 		for k := at + 1; k < int(n.next); k = int(x.nodes[k+1].next) {
 			m[string(x.text(k))] = x.build(k + 1)
 		}
@@ -213,15 +220,6 @@ func (x *index) build(at int) any {
 		return false
 	}
 	return nil // 'n'
-}
-
-// members counts the indexed members of the object at.
-func (x *index) members(at int) int {
-	c := 0
-	for k := at + 1; k < int(x.nodes[at].next); k = int(x.nodes[k+1].next) {
-		c++
-	}
-	return c
 }
 
 // text is the value of a string node, as name gives it: the body's bytes,

@@ -235,8 +235,7 @@ func (m *Mapping) Decode(body []byte) (*Payload, error) {
 // expressions. It belongs to one request: Value decodes it once, without a
 // lock.
 type Payload struct {
-	doc   index
-	reads *reads
+	doc index
 	// value is the body decoded for CEL, once decoded is set.
 	value   any
 	decoded bool
@@ -261,7 +260,6 @@ func newPayload(body []byte, r *reads) (*Payload, error) {
 	if p.backing == nil {
 		p.backing = p.nodes[:0]
 	}
-	p.reads = r
 	doc, err := indexReads(body, r, p.backing)
 	if err != nil {
 		p.Release()
@@ -281,7 +279,7 @@ func (p *Payload) Release() {
 	if p == nil {
 		return
 	}
-	p.doc, p.reads, p.value, p.decoded = index{}, nil, nil, false
+	p.doc, p.value, p.decoded = index{}, nil, false
 	payloads.Put(p)
 }
 
