@@ -313,7 +313,7 @@ func (s *Server) Start(ctx context.Context) error {
 // by the same code.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	// fasthttp sets four deadlines per request; most bound no read.
-	ln = fastserve.LazyDeadlines(ln, fastserve.DeadlineSlack)
+	ln = fastserve.LazyDeadlines(ln)
 	if s.certs != nil {
 		go func() {
 			if err := s.certs.Start(ctx); err != nil {

@@ -20,13 +20,14 @@ const DeadlineSlack = time.Second
 // request arrives whole in the read that waited for it. A connection from
 // LazyDeadlines records the deadline it is given, and before each Read or
 // Write makes the descriptor's cover it: expiring no earlier than asked
-// and at most slack later. Requests that follow each other within slack
-// on a connection then change the descriptor's deadline about once per
-// slack, not four times per request.
+// and at most DeadlineSlack later. Requests that follow each other within
+// the slack on a connection then change the descriptor's deadline about
+// once per slack, not four times per request. (The tests give a
+// connection a shorter slack through newLazyConn.)
 //
 // Semantics, against net.Conn's:
-//   - a deadline expires up to slack late (never early);
-//   - a deadline closer than twice slack is applied at once, so one set to
+//   - a deadline expires up to the slack late (never early);
+//   - a deadline closer than twice the slack is applied at once, so one set to
 //     interrupt a Read or Write blocked in another goroutine (a deadline in
 //     the past, or a short linger) still does;
 //   - a farther deadline, or none, set while a Read or Write is blocked in
@@ -34,21 +35,18 @@ const DeadlineSlack = time.Second
 //
 // fasthttp's server serves each connection from one goroutine, so the last
 // point does not arise there.
-func LazyDeadlines(ln net.Listener, slack time.Duration) net.Listener {
-	return lazyListener{Listener: ln, slack: slack}
+func LazyDeadlines(ln net.Listener) net.Listener {
+	return lazyListener{ln}
 }
 
-type lazyListener struct {
-	net.Listener
-	slack time.Duration
-}
+type lazyListener struct{ net.Listener }
 
 func (l lazyListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
 		return nil, err
 	}
-	return newLazyConn(c, l.slack), nil
+	return newLazyConn(c, DeadlineSlack), nil
 }
 
 // lazyConn is a connection from LazyDeadlines.
