@@ -2,6 +2,9 @@ package manifests
 
 import (
 	"encoding/json"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -140,4 +143,52 @@ func TestOperationsGuide(t *testing.T) {
 			t.Errorf("%s links to #%s, which is not a heading", operationsPath, m[1])
 		}
 	}
+}
+
+// TestDocsLinks: every link of the README, docs/ and the chart's README
+// that points into the repository names a file that exists and, with a
+// fragment into a Markdown file, one of that file's headings. A renamed
+// heading or a moved file otherwise leaves a reader on a dead link.
+func TestDocsLinks(t *testing.T) {
+	docs := []string{"README.md", chartDir + "/README.md"}
+	err := filepath.WalkDir(repoPath("docs"), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".md") {
+			rel, _ := filepath.Rel(root, p)
+			docs = append(docs, filepath.ToSlash(rel))
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	anchors := map[string]map[string]bool{} // by file, read once
+	anchorsOf := func(rel string) map[string]bool {
+		if a, ok := anchors[rel]; ok {
+			return a
+		}
+		anchors[rel] = markdownAnchors(string(readRepoFile(t, rel)))
+		return anchors[rel]
+	}
+	checked := 0
+	for _, doc := range docs {
+		for _, link := range relativeLinks(string(readRepoFile(t, doc))) {
+			checked++
+			file, fragment, _ := strings.Cut(link, "#")
+			target := doc
+			if file != "" {
+				target = filepath.ToSlash(filepath.Join(filepath.Dir(doc), file))
+				if _, err := os.Stat(repoPath(target)); err != nil {
+					t.Errorf("%s links to %s: no file %s", doc, link, target)
+					continue
+				}
+			}
+			if fragment != "" && strings.HasSuffix(target, ".md") && !anchorsOf(target)[fragment] {
+				t.Errorf("%s links to %s: %s has no heading with anchor #%s", doc, link, target, fragment)
+			}
+		}
+	}
+	if checked < 100 {
+		t.Errorf("checked only %d links in %d documents: is relativeLinks still finding them?", checked, len(docs))
+	}
+	t.Logf("checked %d links in %d documents", checked, len(docs))
 }

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -250,5 +251,49 @@ func TestMarkdownAnchors(t *testing.T) {
 	}
 	if got["not-a-heading"] {
 		t.Errorf("a heading inside a code block produced an anchor")
+	}
+}
+
+var (
+	// inlineCode is a code span: what it holds is not a link.
+	inlineCode = regexp.MustCompile("`[^`\n]*`")
+	// linkTarget is the target of an inline link or image, up to a title.
+	linkTarget = regexp.MustCompile(`\]\(([^)\s]+)(?:\s+"[^"]*")?\)`)
+	// urlScheme starts an absolute URL (https:, mailto:...).
+	urlScheme = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9+.-]*:`)
+)
+
+// relativeLinks returns the targets of a Markdown document's inline links
+// and images that point into the repository (no URL scheme), in order.
+// Links in code blocks and code spans do not count.
+func relativeLinks(md string) []string {
+	var out []string
+	inFence := false
+	for _, line := range strings.Split(md, "\n") {
+		if fenceRE.MatchString(line) {
+			inFence = !inFence
+			continue
+		}
+		if inFence {
+			continue
+		}
+		for _, m := range linkTarget.FindAllStringSubmatch(inlineCode.ReplaceAllString(line, ""), -1) {
+			if !urlScheme.MatchString(m[1]) {
+				out = append(out, m[1])
+			}
+		}
+	}
+	return out
+}
+
+func TestRelativeLinks(t *testing.T) {
+	md := "See [ops](operations.md#alerts) and ![plot](images/a.png \"A plot\").\n" +
+		"[web](https://example.com/x) [mail](mailto:a@b.c) [here](#top)\n" +
+		"`[not](code.md)` and a pattern `^[a-z]([-a-z0-9]*[a-z0-9])?$`\n" +
+		"```\n[not](fenced.md)\n```\n[after](b.md)\n"
+	got := relativeLinks(md)
+	want := []string{"operations.md#alerts", "images/a.png", "#top", "b.md"}
+	if !slices.Equal(got, want) {
+		t.Errorf("relativeLinks = %q, want %q", got, want)
 	}
 }
