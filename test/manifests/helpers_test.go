@@ -204,15 +204,7 @@ var (
 func markdownAnchors(md string) map[string]bool {
 	anchors := map[string]bool{}
 	seen := map[string]int{}
-	inFence := false
-	for _, line := range strings.Split(md, "\n") {
-		if fenceRE.MatchString(line) {
-			inFence = !inFence
-			continue
-		}
-		if inFence {
-			continue
-		}
+	for _, line := range proseLines(md) {
 		m := headingRE.FindStringSubmatch(line)
 		if m == nil {
 			continue
@@ -254,6 +246,23 @@ func TestMarkdownAnchors(t *testing.T) {
 	}
 }
 
+// proseLines returns the lines of a Markdown document outside its fenced
+// code blocks.
+func proseLines(md string) []string {
+	var out []string
+	inFence := false
+	for _, line := range strings.Split(md, "\n") {
+		if fenceRE.MatchString(line) {
+			inFence = !inFence
+			continue
+		}
+		if !inFence {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
 var (
 	// inlineCode is a code span: what it holds is not a link.
 	inlineCode = regexp.MustCompile("`[^`\n]*`")
@@ -268,15 +277,7 @@ var (
 // Links in code blocks and code spans do not count.
 func relativeLinks(md string) []string {
 	var out []string
-	inFence := false
-	for _, line := range strings.Split(md, "\n") {
-		if fenceRE.MatchString(line) {
-			inFence = !inFence
-			continue
-		}
-		if inFence {
-			continue
-		}
+	for _, line := range proseLines(md) {
 		for _, m := range linkTarget.FindAllStringSubmatch(inlineCode.ReplaceAllString(line, ""), -1) {
 			if !urlScheme.MatchString(m[1]) {
 				out = append(out, m[1])
